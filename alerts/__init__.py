@@ -1,0 +1,1 @@
+"""alerts: to be built (see ARCHITECTURE.md)."""

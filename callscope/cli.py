@@ -1,0 +1,153 @@
+"""The `callscope` command: serve, up, export, config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from callscope import __version__
+from callscope.settings import SETTINGS, Settings, SettingsError, load_settings
+
+# Secrets are never taken as flags: command lines are visible to every user of the machine (ps).
+_NO_FLAG = {"api_keys"}
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (flag > CALLSCOPE_* environment > callscope.toml > default)")
+    group.add_argument("--config", help="TOML config file (default: <data-dir>/callscope.toml if present)")
+    for s in SETTINGS:
+        if s.name in _NO_FLAG:
+            continue
+        if isinstance(s.default, bool):
+            group.add_argument(
+                s.flag,
+                dest=s.name,
+                action="store_const",
+                const=True,
+                default=None,
+                help=f"{s.help} [env {s.env}]",
+            )
+        else:
+            group.add_argument(
+                s.flag,
+                dest=s.name,
+                default=None,
+                metavar=s.name.upper(),
+                help=f"{s.help} [env {s.env}; default {s.default}]",
+            )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    cli = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+    return load_settings(cli, config_path=args.config)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S"
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from callscope.server import StartupError, serve
+    from callscope.store import StoreLockedError
+
+    settings = _settings(args)
+    _setup_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except (StartupError, StoreLockedError) as exc:
+        print(f"callscope: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    base = f"http://{settings.host}:{settings.otlp_http_port}"
+    print(
+        f"callscope {__version__} is starting with the store in {settings.data_dir}\n"
+        f"  OTLP/HTTP  {base}   (gRPC on {settings.host}:{settings.otlp_grpc_port})\n"
+        f"  health     {base}/healthz   metrics {base}/metrics\n\n"
+        "Point your application at it:\n"
+        f"  export OTEL_EXPORTER_OTLP_ENDPOINT={base}\n"
+        "  export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf\n\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    return cmd_serve(args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from analytics.export import ExportFormat, write_export
+    from callscope.store import StoreLockedError, connect
+
+    settings = _settings(args)
+    try:
+        db = connect(settings.db_path, read_only=True)
+    except (FileNotFoundError, StoreLockedError) as exc:
+        print(f"callscope export: {exc}", file=sys.stderr)
+        return 2
+    fmt = ExportFormat(args.format)
+    try:
+        if args.output and args.output != "-":
+            with Path(args.output).open("wb") as out:
+                n = write_export(db, fmt, out)
+        else:
+            n = write_export(db, fmt, sys.stdout.buffer)
+    finally:
+        db.close()
+    print(f"exported {n} calls", file=sys.stderr)
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print(json.dumps(_settings(args).describe(), indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callscope",
+        description="Observability and cost monitoring for LLM calls: point your OpenTelemetry exporter at it.",
+    )
+    parser.add_argument("--version", action="version", version=f"callscope {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the collector (OTLP HTTP + gRPC) and the API on one store")
+    _add_setting_flags(p)
+    p.set_defaults(fn=cmd_serve)
+
+    p = sub.add_parser("up", help="run everything (the collector; the dashboard once it exists)")
+    _add_setting_flags(p)
+    p.set_defaults(fn=cmd_up)
+
+    p = sub.add_parser("export", help="export every model call of a stopped store")
+    _add_setting_flags(p)
+    p.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl")
+    p.add_argument("--output", "-o", help="file to write (default: standard output)")
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("config", help="print the resolved settings (secrets masked)")
+    _add_setting_flags(p)
+    p.set_defaults(fn=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except SettingsError as exc:
+        print(f"callscope: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Ordered, named schema migrations. Append new ones; never edit one that has shipped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_calls(db: duckdb.DuckDBPyConnection) -> None:
+    db.execute(
+        """
+        CREATE TABLE calls (
+            trace_id BLOB NOT NULL,
+            span_id BLOB NOT NULL,
+            parent_span_id BLOB,
+            project VARCHAR NOT NULL,
+            service VARCHAR,
+            environment VARCHAR,
+            start_time TIMESTAMPTZ NOT NULL,
+            end_time TIMESTAMPTZ NOT NULL,
+            duration_ms DOUBLE NOT NULL,
+            ttft_ms DOUBLE,
+            provider VARCHAR,
+            operation VARCHAR,
+            request_model VARCHAR,
+            response_model VARCHAR,
+            input_tokens BIGINT,
+            output_tokens BIGINT,
+            cache_read_tokens BIGINT,
+            cache_write_tokens BIGINT,
+            reasoning_tokens BIGINT,
+            cost_usd DOUBLE,
+            pricing VARCHAR NOT NULL,
+            price_source VARCHAR,
+            reported_cost_usd DOUBLE,
+            streaming BOOLEAN NOT NULL,
+            status VARCHAR NOT NULL,
+            error_type VARCHAR,
+            http_status INTEGER,
+            finish_reason VARCHAR,
+            user_id VARCHAR,
+            session_id VARCHAR,
+            tags VARCHAR[],
+            metadata MAP(VARCHAR, VARCHAR),
+            convention VARCHAR NOT NULL,
+            span_name VARCHAR,
+            input_content VARCHAR,
+            output_content VARCHAR,
+            received_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (trace_id, span_id)
+        )
+        """
+    )
+
+
+@migration
+def m002_spans(db: duckdb.DuckDBPyConnection) -> None:
+    db.execute(
+        """
+        CREATE TABLE spans (
+            trace_id BLOB NOT NULL,
+            span_id BLOB NOT NULL,
+            parent_span_id BLOB,
+            project VARCHAR NOT NULL,
+            service VARCHAR,
+            name VARCHAR,
+            kind TINYINT,
+            start_time TIMESTAMPTZ NOT NULL,
+            end_time TIMESTAMPTZ NOT NULL,
+            duration_ms DOUBLE NOT NULL,
+            status VARCHAR NOT NULL,
+            status_message VARCHAR,
+            attributes VARCHAR,
+            received_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (trace_id, span_id)
+        )
+        """
+    )
+
+
+@migration
+def m003_content_events(db: duckdb.DuckDBPyConnection) -> None:
+    db.execute(
+        """
+        CREATE TABLE content_events (
+            event_id BLOB PRIMARY KEY,
+            trace_id BLOB,
+            span_id BLOB,
+            project VARCHAR NOT NULL,
+            time TIMESTAMPTZ,
+            event_name VARCHAR,
+            role VARCHAR,
+            content VARCHAR,
+            received_at TIMESTAMPTZ NOT NULL
+        )
+        """
+    )
+
+
+@migration
+def m004_metric_points(db: duckdb.DuckDBPyConnection) -> None:
+    db.execute(
+        """
+        CREATE TABLE metric_points (
+            point_id BLOB PRIMARY KEY,
+            project VARCHAR NOT NULL,
+            service VARCHAR,
+            metric VARCHAR NOT NULL,
+            unit VARCHAR,
+            kind VARCHAR NOT NULL,
+            time TIMESTAMPTZ,
+            attributes MAP(VARCHAR, VARCHAR),
+            count BIGINT,
+            sum DOUBLE,
+            value DOUBLE,
+            min DOUBLE,
+            max DOUBLE,
+            bucket_counts BIGINT[],
+            explicit_bounds DOUBLE[],
+            received_at TIMESTAMPTZ NOT NULL
+        )
+        """
+    )

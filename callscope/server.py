@@ -1,0 +1,174 @@
+"""`callscope serve`: one process that owns the DuckDB file and runs the OTLP receivers and the HTTP API.
+
+Shutdown on SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish (their rows are
+committed by the writer), commit what is queued, checkpoint, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+import socket
+from dataclasses import dataclass
+
+import grpc
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from callscope import __version__
+from callscope.settings import Settings
+from callscope.store import connect
+from collector.grpc_receiver import OtlpGrpcReceiver
+from collector.http_receiver import OtlpHttpReceiver
+from collector.ingest import Ingestor
+from collector.normalize import ContentOptions, SpanNormalizer
+from collector.pricing import Pricer
+from collector.selfmetrics import CollectorStats
+from collector.writer import Writer
+
+log = logging.getLogger("callscope.server")
+
+
+class StartupError(RuntimeError):
+    """The server cannot start with these settings; the message says why and what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+        except OSError:
+            return False
+
+
+def check_exposure(settings: Settings) -> None:
+    if not is_loopback(settings.host) and not settings.api_keys and not settings.allow_open:
+        raise StartupError(
+            f"refusing to listen on {settings.host} without API keys: anyone who can reach it could write "
+            "to your store. Set CALLSCOPE_API_KEYS (or api_keys in callscope.toml), or pass --allow-open."
+        )
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the composed server handles signals once, for all parts."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[override]
+        yield
+
+
+@dataclass
+class Components:
+    stats: CollectorStats
+    writer: Writer
+    ingestor: Ingestor
+    app: Starlette
+
+
+def build(settings: Settings, db) -> Components:
+    stats = CollectorStats()
+    writer = Writer(
+        db,
+        stats,
+        queue_max_rows=settings.queue_max_spans,
+        batch_max_rows=settings.batch_max_spans,
+        batch_max_wait_s=settings.batch_max_wait_ms / 1000,
+        retry_after_s=settings.retry_after_seconds,
+    )
+    content = ContentOptions(capture=settings.capture_content, max_chars=settings.content_max_chars)
+    ingestor = Ingestor(writer, SpanNormalizer(Pricer(settings.price_overrides), content), stats, content)
+    receiver = OtlpHttpReceiver(
+        ingestor,
+        api_keys=dict(settings.api_keys),
+        max_body_bytes=settings.max_body_bytes,
+        max_inflight=settings.max_inflight_requests,
+        retry_after=settings.retry_after_seconds,
+    )
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__, "queue_rows": writer.pending_rows})
+
+    async def metrics(_: Request) -> PlainTextResponse:
+        return PlainTextResponse(stats.render(), media_type="text/plain; version=0.0.4")
+
+    routes = [*receiver.routes(), Route("/healthz", healthz), Route("/metrics", metrics)]
+    return Components(stats, writer, ingestor, Starlette(routes=routes))
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+    check_exposure(settings)
+    db = connect(settings.db_path)
+    parts = build(settings, db)
+    parts.writer.start()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+
+    grpc_server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", settings.max_body_bytes),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+        ]
+    )
+    grpc_server.add_generic_rpc_handlers(
+        OtlpGrpcReceiver(
+            parts.ingestor, api_keys=dict(settings.api_keys), max_body_bytes=settings.max_body_bytes
+        ).handlers()
+    )
+    grpc_target = f"{settings.host}:{settings.otlp_grpc_port}"
+    if grpc_server.add_insecure_port(grpc_target) == 0:
+        raise StartupError(f"cannot listen for OTLP/gRPC on {grpc_target}")
+    await grpc_server.start()
+
+    config = uvicorn.Config(
+        parts.app,
+        host=settings.host,
+        port=settings.otlp_http_port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=30,
+        limit_concurrency=max(256, settings.max_inflight_requests * 4),
+    )
+    http_server = _Uvicorn(config)
+    http_task = asyncio.create_task(http_server.serve())
+    while not http_server.started and not http_task.done():
+        await asyncio.sleep(0.02)
+    if http_task.done():
+        await grpc_server.stop(None)
+        parts.writer.close()
+        db.close()
+        raise StartupError(f"cannot listen for OTLP/HTTP on {settings.host}:{settings.otlp_http_port}")
+
+    log.info(
+        "callscope %s: OTLP/HTTP on http://%s:%d, OTLP/gRPC on %s, store %s",
+        __version__,
+        settings.host,
+        settings.otlp_http_port,
+        grpc_target,
+        settings.db_path,
+    )
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down: finishing in-flight requests and committing the queue")
+        http_server.should_exit = True
+        await asyncio.gather(grpc_server.stop(grace=10), http_task, return_exceptions=True)
+        await asyncio.to_thread(parts.writer.close)
+        db.execute("CHECKPOINT")
+        db.close()
+        log.info("stopped cleanly")

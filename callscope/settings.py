@@ -1,0 +1,298 @@
+"""Every setting in one place: name, default, help, validation.
+
+Precedence, like the OpenTelemetry exporters: command-line flag > environment variable (CALLSCOPE_<NAME>)
+> config file (TOML, `<data-dir>/callscope.toml` or `--config`) > default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+ENV_PREFIX = "CALLSCOPE_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting and the source."""
+
+
+def _parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true/false, got {raw!r}")
+
+
+def _parse_port(raw: Any) -> int:
+    port = int(raw)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be 0-65535, got {port}")
+    return port
+
+
+def _positive_int(raw: Any) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _positive_float(raw: Any) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value}")
+    return value
+
+
+def _parse_keys(raw: Any) -> dict[str, str]:
+    """API keys: "key1=project-a,key2" (a key without a project maps to project "default"), or a TOML table."""
+    if isinstance(raw, Mapping):
+        return {str(k): str(v) for k, v in raw.items()}
+    keys: dict[str, str] = {}
+    for item in str(raw).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, _, project = item.partition("=")
+        if len(key.strip()) < 8:
+            raise ValueError("each API key must be at least 8 characters long")
+        keys[key.strip()] = project.strip() or "default"
+    return keys
+
+
+def _parse_level(raw: Any) -> str:
+    level = str(raw).upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError(f"expected debug, info, warning or error, got {raw!r}")
+    return level
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[Any], Any] = str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def default_data_dir() -> str:
+    return platformdirs.user_data_dir("callscope", appauthor=False)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "data_dir",
+        None,
+        "Folder holding the DuckDB store (callscope.duckdb) and the optional callscope.toml."
+        " Default: the per-user data folder (e.g. ~/.local/share/callscope).",
+        str,
+    ),
+    Setting(
+        "host",
+        "127.0.0.1",
+        "Address the OTLP receivers and the API listen on. Binding to a non-loopback"
+        " address requires API keys or --allow-open.",
+        str,
+    ),
+    Setting("otlp_http_port", 4318, "Port of the OTLP/HTTP receiver (and the read API).", _parse_port),
+    Setting("otlp_grpc_port", 4317, "Port of the OTLP/gRPC receiver.", _parse_port),
+    Setting("allow_open", False, "Allow binding to a non-loopback address without API keys.", _parse_bool),
+    Setting(
+        "api_keys",
+        {},
+        "Ingest API keys, 'key=project' pairs separated by commas (a bare key maps to"
+        " project 'default'). Sent as 'Authorization: Bearer KEY' or 'x-api-key: KEY'. Never logged.",
+        _parse_keys,
+        secret=True,
+    ),
+    Setting(
+        "max_body_bytes",
+        20 * 1024 * 1024,
+        "Largest decompressed OTLP request body accepted; larger bodies get HTTP 413.",
+        _positive_int,
+    ),
+    Setting(
+        "queue_max_spans",
+        200_000,
+        "Spans that may wait for the writer; beyond it requests get HTTP 429"
+        " (gRPC UNAVAILABLE) with Retry-After, so memory stays bounded.",
+        _positive_int,
+    ),
+    Setting(
+        "max_inflight_requests",
+        64,
+        "Requests decoded at once; beyond it requests get HTTP 503 with Retry-After before their body is read.",
+        _positive_int,
+    ),
+    Setting("batch_max_spans", 50_000, "Most rows the writer commits in one transaction.", _positive_int),
+    Setting(
+        "batch_max_wait_ms",
+        20.0,
+        "How long the writer waits for more requests before committing a partly filled transaction.",
+        _positive_float,
+    ),
+    Setting("retry_after_seconds", 1, "Retry-After value sent with 429/503 answers.", _positive_int),
+    Setting(
+        "capture_content",
+        False,
+        "Store prompt and completion content (redacted). Off by default.",
+        _parse_bool,
+    ),
+    Setting(
+        "content_max_chars",
+        16_384,
+        "Longest stored prompt or completion text; longer text is cut.",
+        _positive_int,
+    ),
+    Setting("log_level", "INFO", "Log level: debug, info, warning or error.", _parse_level),
+)
+
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class PriceOverride:
+    """A user price (USD per million tokens) that wins over genai-prices for one provider/model."""
+
+    provider: str
+    model: str
+    input_mtok: float
+    output_mtok: float
+    cache_read_mtok: float | None = None
+    cache_write_mtok: float | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    otlp_http_port: int = 4318
+    otlp_grpc_port: int = 4317
+    allow_open: bool = False
+    api_keys: Mapping[str, str] = field(default_factory=dict)
+    max_body_bytes: int = 20 * 1024 * 1024
+    queue_max_spans: int = 200_000
+    max_inflight_requests: int = 64
+    batch_max_spans: int = 50_000
+    batch_max_wait_ms: float = 20.0
+    retry_after_seconds: int = 1
+    capture_content: bool = False
+    content_max_chars: int = 16_384
+    log_level: str = "INFO"
+    price_overrides: tuple[PriceOverride, ...] = ()
+    config_file: Path | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "callscope.duckdb"
+
+    def describe(self) -> dict[str, Any]:
+        """The resolved settings with secrets masked, for logs and `callscope config`."""
+        out: dict[str, Any] = {}
+        for s in SETTINGS:
+            value = getattr(self, s.name)
+            if s.secret:
+                value = f"<{len(value)} configured>" if value else "<none>"
+            out[s.name] = str(value) if isinstance(value, Path) else value
+        out["price_overrides"] = len(self.price_overrides)
+        out["config_file"] = str(self.config_file) if self.config_file else None
+        return out
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path}: {exc}") from exc
+
+
+def _price_overrides(raw: Any, path: Path | None) -> tuple[PriceOverride, ...]:
+    overrides = []
+    for i, entry in enumerate(raw or []):
+        try:
+            overrides.append(
+                PriceOverride(
+                    provider=str(entry["provider"]).lower(),
+                    model=str(entry["model"]).lower(),
+                    input_mtok=float(entry["input_mtok"]),
+                    output_mtok=float(entry["output_mtok"]),
+                    cache_read_mtok=_opt_float(entry.get("cache_read_mtok")),
+                    cache_write_mtok=_opt_float(entry.get("cache_write_mtok")),
+                )
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SettingsError(f"config file {path}: [[prices]] entry {i + 1} is invalid: {exc!r}") from exc
+    return tuple(overrides)
+
+
+def _opt_float(raw: Any) -> float | None:
+    return None if raw is None else float(raw)
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Resolve every setting: flag > environment > config file > default; validate each one."""
+    cli = {k: v for k, v in (cli or {}).items() if v is not None}
+    env = os.environ if env is None else env
+
+    data_dir = cli.get("data_dir") or env.get(SETTINGS_BY_NAME["data_dir"].env) or default_data_dir()
+    data_dir_path = Path(data_dir).expanduser()
+    explicit_config = config_path or env.get(ENV_PREFIX + "CONFIG")
+    path = Path(explicit_config).expanduser() if explicit_config else data_dir_path / "callscope.toml"
+    if explicit_config and not path.is_file():
+        raise SettingsError(f"config file {path} does not exist")
+    file_values = _read_config_file(path) if path.is_file() else {}
+
+    unknown = set(file_values) - set(SETTINGS_BY_NAME) - {"prices"}
+    if unknown:
+        raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}")
+
+    values: dict[str, Any] = {"data_dir": data_dir_path}
+    for s in SETTINGS:
+        if s.name == "data_dir":
+            continue
+        for source, store in (
+            ("flag " + s.flag, cli),
+            ("environment " + s.env, env),
+            (f"{path}", file_values),
+        ):
+            key = s.name if store is not env else s.env
+            if key in store:
+                raw = store[key]
+                try:
+                    values[s.name] = s.parse(raw)
+                except (TypeError, ValueError) as exc:
+                    shown = "<secret>" if s.secret else repr(raw)
+                    raise SettingsError(f"{s.name} from {source} = {shown}: {exc}") from exc
+                break
+        else:
+            values[s.name] = s.parse(s.default) if not isinstance(s.default, dict) else dict(s.default)
+
+    return Settings(
+        **values,
+        price_overrides=_price_overrides(file_values.get("prices"), path),
+        config_file=path if path.is_file() else None,
+    )

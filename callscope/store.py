@@ -1,0 +1,62 @@
+"""Opening the DuckDB store and bringing its schema up to date."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import duckdb
+
+from callscope.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+
+class StoreLockedError(RuntimeError):
+    """Another process holds the store open (DuckDB allows one read-write process per file)."""
+
+
+def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the store; a missing file is created (unless read_only) and migrated."""
+    if read_only and not path.exists():
+        raise FileNotFoundError(f"no callscope store at {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StoreLockedError(
+                f"the store {path} is in use by another process (is `callscope serve` running?)"
+            ) from exc
+        raise
+    db.execute("SET TimeZone = 'UTC'")
+    if not read_only:
+        migrate(db)
+    return db
+
+
+def applied_migrations(db: duckdb.DuckDBPyConnection) -> list[str]:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    return [row[0] for row in db.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()]
+
+
+def migrate(db: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the migrations not yet applied, each in its own transaction; return their names."""
+    done = set(applied_migrations(db))
+    newly = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        db.execute("BEGIN TRANSACTION")
+        try:
+            fn(db)
+            db.execute("INSERT INTO schema_migrations VALUES (?, now())", [name])
+            db.execute("COMMIT")
+        except Exception:
+            db.execute("ROLLBACK")
+            raise
+        log.info("applied migration %s", name)
+        newly.append(name)
+    return newly

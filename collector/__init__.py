@@ -1,0 +1,1 @@
+"""OTLP in: receivers, decoding, conventions, pricing and the batched single writer."""

@@ -1,0 +1,111 @@
+"""OTLP/gRPC receiver: the three Export services. Decodes and hands off to the same Ingestor as HTTP."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from collector.auth import Unauthorized, project_for
+from collector.decode import REQUEST_TYPES, RESPONSE_TYPES, Signal
+from collector.ingest import Ingestor
+from collector.writer import Overloaded, WriterClosed
+
+log = logging.getLogger(__name__)
+
+_SERVICES = {
+    Signal.TRACES: "opentelemetry.proto.collector.trace.v1.TraceService",
+    Signal.METRICS: "opentelemetry.proto.collector.metrics.v1.MetricsService",
+    Signal.LOGS: "opentelemetry.proto.collector.logs.v1.LogsService",
+}
+
+
+def _key_from_metadata(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-api-key" and value:
+            return value.strip()
+        if key == "authorization" and value.lower().startswith("bearer "):
+            return value[7:].strip()
+    return None
+
+
+class OtlpGrpcReceiver:
+    def __init__(self, ingestor: Ingestor, *, api_keys: dict[str, str], max_body_bytes: int) -> None:
+        self.ingestor = ingestor
+        self.api_keys = api_keys
+        self.max_body = max_body_bytes
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        return [
+            grpc.method_handlers_generic_handler(
+                service,
+                {
+                    "Export": grpc.unary_unary_rpc_method_handler(
+                        self._export(signal),
+                        request_deserializer=None,
+                        response_serializer=lambda m: m.SerializeToString(),
+                    )
+                },
+            )
+            for signal, service in _SERVICES.items()
+        ]
+
+    def _export(self, signal: Signal) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[object]]:
+        async def export(raw: bytes, context: grpc.aio.ServicerContext) -> object:
+            response = await self._handle(signal, raw, context)  # failures abort (raise) inside
+            self.ingestor.stats.inc("callscope_requests_total", signal=signal.value, transport="grpc", code="OK")
+            return response
+
+        return export
+
+    async def _handle(self, signal: Signal, raw: bytes, context: grpc.aio.ServicerContext) -> object:
+        try:
+            project = project_for(self.api_keys, _key_from_metadata(context))
+        except Unauthorized as exc:
+            await self._abort(context, signal, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        if len(raw) > self.max_body:
+            await self._abort(
+                context,
+                signal,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"request of {len(raw)} bytes is over the limit of {self.max_body}",
+            )
+        message = REQUEST_TYPES[signal]()
+        try:
+            message.ParseFromString(raw)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            await self._abort(
+                context,
+                signal,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"not a valid OTLP {signal} protobuf message: {exc}",
+            )
+        try:
+            result = await self.ingestor.export(signal, message, project)
+        except Overloaded as exc:
+            # UNAVAILABLE is retried by every OTLP exporter; RESOURCE_EXHAUSTED only with RetryInfo.
+            await self._abort(context, signal, grpc.StatusCode.UNAVAILABLE, str(exc))
+        except WriterClosed as exc:
+            await self._abort(context, signal, grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Exception:
+            log.exception("export of a %s gRPC request failed", signal.value)
+            await self._abort(context, signal, grpc.StatusCode.UNAVAILABLE, "the store could not commit")
+        response = RESPONSE_TYPES[signal]()
+        if result.rejected:
+            partial = response.partial_success
+            if signal is Signal.TRACES:
+                partial.rejected_spans = result.rejected
+            elif signal is Signal.LOGS:
+                partial.rejected_log_records = result.rejected
+            else:
+                partial.rejected_data_points = result.rejected
+            partial.error_message = result.message
+        return response
+
+    async def _abort(
+        self, context: grpc.aio.ServicerContext, signal: Signal, code: grpc.StatusCode, message: str
+    ) -> None:
+        self.ingestor.stats.inc("callscope_requests_total", signal=signal.value, transport="grpc", code=code.name)
+        await context.abort(code, message)

@@ -1,0 +1,1 @@
+"""dashboard: to be built (see ARCHITECTURE.md)."""

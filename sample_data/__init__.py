@@ -1,0 +1,1 @@
+"""sample_data: to be built (see ARCHITECTURE.md)."""
