@@ -73,7 +73,7 @@ def export_query(fmt: ExportFormat) -> str:
 
 
 def count_calls(db: duckdb.DuckDBPyConnection) -> int:
-    return db.execute("SELECT count(*) FROM calls").fetchone()[0]
+    return db.execute("SELECT count(*) FROM calls").fetchall()[0][0]
 
 
 def batches(db: duckdb.DuckDBPyConnection, fmt: ExportFormat) -> Iterator[pa.RecordBatch]:

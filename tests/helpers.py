@@ -1,0 +1,122 @@
+"""Test helpers: a real `callscope serve` subprocess on free ports with a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    data_dir: Path
+    http_port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        self.log_path = self.data_dir / "server.log"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "CALLSCOPE_LOG_LEVEL": "info", **self.env}
+        cmd = [
+            sys.executable,
+            "-m",
+            "callscope.cli",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--otlp-http-port",
+            str(self.http_port),
+            "--otlp-grpc-port",
+            str(self.grpc_port),
+            *self.extra_args,
+        ]
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.http_url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not become healthy:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait: the server commits what is queued and exits 0."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def metric(self, name: str) -> float:
+        total = 0.0
+        for line in httpx.get(self.http_url + "/metrics", timeout=5).text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+def export_rows(data_dir: Path, fmt: str = "jsonl") -> list[dict]:
+    """Run the real `callscope export` on a stopped store and parse its JSON Lines output."""
+    out = subprocess.run(
+        [sys.executable, "-m", "callscope.cli", "export", "--data-dir", str(data_dir), "--format", fmt],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    if fmt != "jsonl":
+        return [{"raw": out.stdout}]
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def post_otlp(
+    url: str,
+    body: bytes,
+    content_type: str = "application/x-protobuf",
+    signal_name: str = "traces",
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/{signal_name}", content=body, headers={"content-type": content_type, **(headers or {})}, timeout=30
+    )
