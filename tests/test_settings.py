@@ -1,0 +1,74 @@
+"""Settings: precedence, validation, and docs that cannot drift (every setting is in the README)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from callscope.cli import main
+from callscope.settings import SETTINGS, SettingsError, load_settings
+from tests.helpers import ROOT
+
+
+def test_precedence_flag_env_file_default(tmp_path):
+    (tmp_path / "callscope.toml").write_text('otlp_http_port = 5000\notlp_grpc_port = 5001\nhost = "127.0.0.2"\n')
+    env = {"CALLSCOPE_DATA_DIR": str(tmp_path), "CALLSCOPE_OTLP_GRPC_PORT": "6001", "CALLSCOPE_HOST": "127.0.0.3"}
+    s = load_settings({"host": "127.0.0.4"}, env=env)
+    assert s.host == "127.0.0.4"  # flag
+    assert s.otlp_grpc_port == 6001  # environment over file
+    assert s.otlp_http_port == 5000  # file over default
+    assert s.max_body_bytes == 20 * 1024 * 1024  # default
+    assert s.config_file == tmp_path / "callscope.toml"
+
+
+def test_invalid_values_name_the_setting_and_source(tmp_path):
+    with pytest.raises(SettingsError, match=r"otlp_http_port from environment CALLSCOPE_OTLP_HTTP_PORT"):
+        load_settings(env={"CALLSCOPE_DATA_DIR": str(tmp_path), "CALLSCOPE_OTLP_HTTP_PORT": "99999"})
+    (tmp_path / "callscope.toml").write_text("no_such_setting = 1\n")
+    with pytest.raises(SettingsError, match="unknown setting"):
+        load_settings(env={"CALLSCOPE_DATA_DIR": str(tmp_path)})
+
+
+def test_api_keys_are_masked_and_parsed(tmp_path):
+    s = load_settings(
+        env={"CALLSCOPE_DATA_DIR": str(tmp_path), "CALLSCOPE_API_KEYS": "secret-key-1=team-a,secret-key-2"}
+    )
+    assert dict(s.api_keys) == {"secret-key-1": "team-a", "secret-key-2": "default"}
+    assert "secret-key" not in str(s.describe())
+    with pytest.raises(SettingsError) as exc:
+        load_settings(env={"CALLSCOPE_DATA_DIR": str(tmp_path), "CALLSCOPE_API_KEYS": "short"})
+    assert "short" not in str(exc.value)  # secrets never echoed
+
+
+def test_price_overrides_from_config_file(tmp_path):
+    (tmp_path / "callscope.toml").write_text(
+        '[[prices]]\nprovider = "openai"\nmodel = "My-Finetune"\ninput_mtok = 3\noutput_mtok = 12\n'
+    )
+    s = load_settings(env={"CALLSCOPE_DATA_DIR": str(tmp_path)})
+    assert s.price_overrides[0].model == "my-finetune" and s.price_overrides[0].output_mtok == 12.0
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for s in SETTINGS:
+        row = re.search(rf"^\| {s.name} \|.*$", readme, re.MULTILINE)
+        assert row, f"setting {s.name} missing from the README settings table"
+        assert s.env in row.group(0)
+        if s.name != "api_keys":
+            assert s.flag in row.group(0)
+
+
+def test_every_export_column_is_documented():
+    from analytics.export import EXPORT_COLUMNS
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Export columns", 1)[1].split("##", 1)[0]
+    for name, _ in EXPORT_COLUMNS:
+        assert re.search(rf"\b{name}\b", table), name
+
+
+def test_refuses_open_bind_without_keys(tmp_path, capsys):
+    code = main(["serve", "--data-dir", str(tmp_path), "--host", "0.0.0.0"])
+    assert code == 2
+    assert "API keys" in capsys.readouterr().err

@@ -1,0 +1,45 @@
+"""The whole schema, migrations and their bookkeeping, on a real DuckDB file."""
+
+from __future__ import annotations
+
+from callscope.migrations import MIGRATIONS
+from callscope.records import TABLES
+from callscope.store import applied_migrations, connect, migrate
+
+
+def test_migrations_create_the_whole_schema(tmp_path):
+    db = connect(tmp_path / "s.duckdb")
+    assert applied_migrations(db) == sorted(name for name, _ in MIGRATIONS)
+    for table, columns in TABLES.items():
+        got = db.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        assert got == [(c.name, c.sql) for c in columns], table
+    keys = db.execute(
+        "SELECT table_name, constraint_text FROM duckdb_constraints() "
+        "WHERE constraint_type = 'PRIMARY KEY' ORDER BY table_name"
+    ).fetchall()
+    assert keys == [
+        ("calls", "PRIMARY KEY(trace_id, span_id)"),
+        ("content_events", "PRIMARY KEY(event_id)"),
+        ("metric_points", "PRIMARY KEY(point_id)"),
+        ("schema_migrations", 'PRIMARY KEY("name")'),
+        ("spans", "PRIMARY KEY(trace_id, span_id)"),
+    ]
+    db.close()
+
+
+def test_migrations_are_applied_once(tmp_path):
+    path = tmp_path / "s.duckdb"
+    connect(path).close()
+    db = connect(path)
+    assert migrate(db) == []
+    assert db.execute("SELECT count(*) FROM schema_migrations").fetchall()[0][0] == len(MIGRATIONS)
+    db.close()
+
+
+def test_migration_names_are_ordered_and_unique():
+    names = [name for name, _ in MIGRATIONS]
+    assert names == sorted(names) and len(set(names)) == len(names)
