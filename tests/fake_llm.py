@@ -40,8 +40,7 @@ class FakeLLM:
                     return
                 prompt = 10 * len(body["messages"]) + 7
                 completion = body.get("max_tokens") or body.get("max_completion_tokens") or 20
-                usage = {"prompt_tokens": prompt, "completion_tokens": completion,
-                         "total_tokens": prompt + completion}
+                usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
                 n = len(fake.requests)
                 if body.get("stream"):
                     self.send_response(200)
@@ -49,22 +48,47 @@ class FakeLLM:
                     self.end_headers()
                     time.sleep(fake.first_chunk_ms / 1000)
                     for i, piece in enumerate(["fake ", "reply"]):
-                        chunk = {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk", "created": 0,
-                                 "model": body["model"], "choices": [{"index": 0, "delta": {
-                                     "role": "assistant", "content": piece} if i == 0 else {"content": piece},
-                                     "finish_reason": None}]}
+                        chunk = {
+                            "id": f"chatcmpl-{n}",
+                            "object": "chat.completion.chunk",
+                            "created": 0,
+                            "model": body["model"],
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "delta": {"role": "assistant", "content": piece} if i == 0 else {"content": piece},
+                                    "finish_reason": None,
+                                }
+                            ],
+                        }
                         self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                         self.wfile.flush()
-                    last = {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk", "created": 0,
-                            "model": body["model"], "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                            "usage": usage}
+                    last = {
+                        "id": f"chatcmpl-{n}",
+                        "object": "chat.completion.chunk",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                        "usage": usage,
+                    }
                     self.wfile.write(f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode())
                     return
-                payload = json.dumps({
-                    "id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": "fake reply"}}],
-                    "usage": usage}).encode()
+                payload = json.dumps(
+                    {
+                        "id": f"chatcmpl-{n}",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": "fake reply"},
+                            }
+                        ],
+                        "usage": usage,
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))

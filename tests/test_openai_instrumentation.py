@@ -35,8 +35,9 @@ def test_openai_v2_instrumentation_end_to_end(content_server, monkeypatch):
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": "support-bot"}))
     tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{server.http_url}/v1/traces")))
     logger_provider = LoggerProvider(resource=Resource.create({"service.name": "support-bot"}))
-    logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(
-        endpoint=f"{server.http_url}/v1/logs")))
+    logger_provider.add_log_record_processor(
+        BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{server.http_url}/v1/logs"))
+    )
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider, logger_provider=logger_provider)
     outcomes = []
@@ -48,9 +49,13 @@ def test_openai_v2_instrumentation_end_to_end(content_server, monkeypatch):
                 messages = [{"role": "user", "content": f"Hi, mail me at jane.doe@example.com{marker}"}]
                 try:
                     if i in (6, 7):
-                        stream = client.chat.completions.create(model="gpt-4o-mini", messages=messages,
-                                                                stream=True, max_tokens=12,
-                                                                stream_options={"include_usage": True})
+                        stream = client.chat.completions.create(
+                            model="gpt-4o-mini",
+                            messages=messages,
+                            stream=True,
+                            max_tokens=12,
+                            stream_options={"include_usage": True},
+                        )
                         for _ in stream:
                             pass
                     else:
@@ -81,8 +86,9 @@ def test_openai_v2_instrumentation_end_to_end(content_server, monkeypatch):
     assert [o for o in outcomes if o] == [("RateLimitError", 429), ("InternalServerError", 500)]
 
     db = duckdb.connect(str(server.data_dir / "callscope.duckdb"), read_only=True)
-    stored = db.execute("SELECT coalesce(input_content, '') FROM calls UNION ALL "
-                        "SELECT coalesce(content, '') FROM content_events").fetchall()
+    stored = db.execute(
+        "SELECT coalesce(input_content, '') FROM calls UNION ALL SELECT coalesce(content, '') FROM content_events"
+    ).fetchall()
     text = " ".join(r[0] for r in stored)
     db.close()
     assert "jane.doe@example.com" not in text
