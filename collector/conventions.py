@@ -7,7 +7,7 @@ OpenInference, OpenLLMetry old and new, OpenLIT, Langfuse, Vercel AI SDK legacy 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,8 @@ class Convention:
     name: str
     markers: tuple[str, ...] = ()  # attribute keys whose presence identifies the convention
     marker_prefixes: tuple[str, ...] = ()  # attribute key prefixes that identify it
-    scope_prefixes: tuple[str, ...] = ()  # instrumentation scope names
+    scope_prefixes: tuple[str, ...] = ()  # instrumentation scope name prefixes
+    scope_names: tuple[str, ...] = ()  # exact instrumentation scope names (too short to be prefixes)
     sdk_names: tuple[str, ...] = ()  # resource telemetry.sdk.name values
     # Token semantics: True when the library's input count EXCLUDES cached tokens (the opposite of OTel) /
     # its output count excludes reasoning tokens. The normaliser adds them back.
@@ -35,7 +36,9 @@ CONVENTIONS: tuple[Convention, ...] = (
         input_excludes_cache=True,
         output_excludes_reasoning=True,
     ),
-    Convention("vercel_ai", markers=("ai.operationId", "ai.model.id"), scope_prefixes=("ai",)),
+    # Vercel AI SDK: tracer "ai" (legacy ai.* spans) or "gen_ai" (the GenAI OpenTelemetry integration). Exact
+    # names: a prefix "ai" would also claim "aiohttp", "aiokafka" ...
+    Convention("vercel_ai", markers=("ai.operationId", "ai.model.id"), scope_names=("ai", "gen_ai")),
     Convention("openinference", markers=("openinference.span.kind",), scope_prefixes=("openinference.",)),
     Convention("litellm", scope_prefixes=("litellm",), markers=("litellm.call_id",)),
     Convention("openlit", sdk_names=("openlit",), scope_prefixes=("openlit",)),
@@ -66,6 +69,7 @@ NON_CALL_OPERATIONS = frozenset(
         "create_agent",
         "execute_tool",
         "invoke_workflow",
+        "agent_step",  # Vercel AI SDK GenAI integration: one step of an agent loop (wraps a chat call)
         "retrieval",
         "workflow",
         "task",
@@ -83,6 +87,11 @@ OPERATION_ALIASES: dict[str, str] = {
     "embedding": "embeddings",
     "embeddings": "embeddings",
     "rerank": "rerank",
+    # litellm call types (llm.request.type before it also set gen_ai.operation.name)
+    "acompletion": "chat",
+    "atext_completion": "text_completion",
+    "aembedding": "embeddings",
+    "arerank": "rerank",
     # OpenInference span kinds
     "llm": "chat",
     "embedding_kind": "embeddings",
@@ -138,7 +147,7 @@ class Source:
 
     key: str
     scale: float = 1.0
-    json_key: str | None = None  # the value is a JSON object: take this key of it
+    json_key: str | None = None  # the value is a JSON object: take this key of it (dots walk nested objects)
 
 
 def _s(*keys: str, scale: float = 1.0) -> tuple[Source, ...]:
@@ -160,6 +169,7 @@ FIELDS: dict[str, tuple[Source, ...]] = {
         # OpenInference: the requested model is in the invocation parameters; llm.model_name is the answer's
         Source("llm.invocation_parameters", json_key="model"),
         Source("llm.model_name"),
+        Source("request_data", json_key="model"),  # Logfire: the request body (older versions carry nothing else)
     ),
     "response_model": _s("gen_ai.response.model", "llm.response.model_name", "llm.response.model", "ai.response.model"),
     "input_tokens": (
@@ -173,6 +183,8 @@ FIELDS: dict[str, tuple[Source, ...]] = {
         ),
         Source("langfuse.observation.usage_details", json_key="input"),
         Source("langfuse.observation.usage_details", json_key="prompt_tokens"),
+        # Logfire: an OpenAI chat stream's usage is only in the log's response_data (OpenAI meaning: cached inside)
+        Source("response_data", json_key="usage.prompt_tokens"),
     ),
     "output_tokens": (
         *_s(
@@ -185,6 +197,7 @@ FIELDS: dict[str, tuple[Source, ...]] = {
         ),
         Source("langfuse.observation.usage_details", json_key="output"),
         Source("langfuse.observation.usage_details", json_key="completion_tokens"),
+        Source("response_data", json_key="usage.completion_tokens"),
     ),
     "cache_read_tokens": (
         *_s(
@@ -197,6 +210,7 @@ FIELDS: dict[str, tuple[Source, ...]] = {
         Source("langfuse.observation.usage_details", json_key="cache_read_input_tokens"),
         Source("langfuse.observation.usage_details", json_key="input_cached_tokens"),
         Source("langfuse.observation.usage_details", json_key="input_cache_read"),
+        Source("response_data", json_key="usage.prompt_tokens_details.cached_tokens"),
     ),
     "cache_write_tokens": (
         *_s(
@@ -219,10 +233,18 @@ FIELDS: dict[str, tuple[Source, ...]] = {
         Source("langfuse.observation.usage_details", json_key="output_reasoning_tokens"),
         Source("langfuse.observation.usage_details", json_key="output_reasoning"),
         Source("langfuse.observation.usage_details", json_key="reasoning_tokens"),
+        Source("response_data", json_key="usage.completion_tokens_details.reasoning_tokens"),
     ),
     "reported_cost_usd": (
-        *_s("gen_ai.usage.cost", "llm.cost.total", "llm.usage.cost"),
+        *_s(
+            "gen_ai.usage.cost",  # OpenLIT
+            "llm.cost.total",  # OpenInference
+            "llm.usage.cost",
+            "gen_ai.cost.total_cost",  # litellm (cost breakdown)
+            "operation.cost",  # Logfire (its genai-prices figure)
+        ),
         Source("langfuse.observation.cost_details", json_key="total"),
+        Source("hidden_params", json_key="response_cost"),  # litellm before the cost breakdown
     ),
     # time to first token, in ms
     "ttft_ms": (
@@ -234,7 +256,17 @@ FIELDS: dict[str, tuple[Source, ...]] = {
         ),
         *_s("ai.response.msToFirstChunk", "ai.stream.msToFirstChunk"),
     ),
-    "streaming": _s("gen_ai.request.stream", "gen_ai.is_streaming", "llm.is_streaming", "gen_ai.request.streaming"),
+    "streaming": (
+        *_s(
+            "gen_ai.request.stream",
+            "gen_ai.request.is_stream",  # OpenLIT TypeScript and older Python SDKs
+            "gen_ai.is_streaming",
+            "llm.is_streaming",
+            "gen_ai.request.streaming",
+        ),
+        Source("llm.invocation_parameters", json_key="stream"),  # OpenInference
+        Source("request_data", json_key="stream"),  # Logfire
+    ),
     "finish_reason": _s(
         "gen_ai.response.finish_reasons",
         "llm.finish_reason",
@@ -312,7 +344,28 @@ CONTENT_EVENTS: dict[str, tuple[str, str]] = {
     "gen_ai.content.completion": ("output_content", "gen_ai.completion"),
 }
 
+# The OTel gen_ai.provider.name values: kept as they are (some contain dots).
+OTEL_PROVIDERS = frozenset(
+    {
+        "openai",
+        "anthropic",
+        "aws.bedrock",
+        "azure.ai.inference",
+        "azure.ai.openai",
+        "cohere",
+        "deepseek",
+        "gcp.gemini",
+        "gcp.gen_ai",
+        "gcp.vertex_ai",
+        "groq",
+        "ibm.watsonx.ai",
+        "mistral_ai",
+        "perplexity",
+        "x_ai",
+    }
+)
 # Provider spellings of every convention -> one name (the OTel gen_ai.provider.name value where there is one).
+# A dotted name that is neither (Vercel "openai.chat", "google.vertex.chat") is matched by its longest known prefix.
 PROVIDER_ALIASES: dict[str, str] = {
     "az.ai.inference": "azure.ai.inference",
     "az.ai.openai": "azure.ai.openai",
@@ -330,6 +383,8 @@ PROVIDER_ALIASES: dict[str, str] = {
     "bedrock": "aws.bedrock",
     "aws": "aws.bedrock",
     "amazon-bedrock": "aws.bedrock",
+    "azure-openai": "azure.ai.openai",
+    "google-vertex": "gcp.vertex_ai",
     "watsonx": "ibm.watsonx.ai",
 }
 
@@ -353,29 +408,34 @@ PRICING_PROVIDERS: dict[str, str | None] = {
 
 
 @dataclass(frozen=True)
-class MergeRule:
-    """A companion span that completes its parent call instead of being a call itself."""
+class StreamLogRule:
+    """A streamed call recorded as two spans: a request span that ends as soon as the stream object is returned
+    (no response, no usage), and a log span emitted once the stream has been consumed, carrying the request
+    attributes again plus the response and usage.
+
+    The log span is the call. The request span is not (it would count the call twice) unless it failed, in which
+    case no log follows and it is the call. The two are siblings (same parent) or, with no parent, roots of two
+    different traces, and they are often exported in different batches, so the log span must stand alone: its
+    start is its time minus `duration_key` (seconds). When its request span is in the same batch, the call
+    starts when the request did.
+    """
 
     convention: str
-    attribute: str
-    prefix: str
-    fields: tuple[str, ...] = field(default=())
+    attribute: str  # the attribute that marks the log span ...
+    prefix: str  # ... when its value starts with this
+    request_stream: Source  # true on a request span whose stream is logged this way
+    duration_key: str | None = None  # the log's attribute holding the stream's duration in seconds
 
 
-# Logfire: streaming emits a log span "streaming response from ... took ..." that carries the response.
-MERGE_RULES: tuple[MergeRule, ...] = (
-    MergeRule(
+# Logfire: "streaming response from {request_data[model]!r} took {duration:.2f}s" (Azure AI Inference without a
+# model: "streaming response took ..."); the request span says `"stream": true` in its request body. The log's
+# context is the one captured before the request span opened.
+STREAM_LOG_RULES: tuple[StreamLogRule, ...] = (
+    StreamLogRule(
         "logfire",
         "logfire.msg_template",
-        "streaming response from",
-        (
-            "response_model",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_write_tokens",
-            "reasoning_tokens",
-            "finish_reason",
-        ),
+        "streaming response",
+        request_stream=Source("request_data", json_key="stream"),
+        duration_key="duration",
     ),
 )

@@ -68,6 +68,8 @@ def detect_convention(attrs: dict[str, Any], scope_name: str, sdk_name: str | No
             return conv
         if conv.scope_prefixes and scope_name.startswith(conv.scope_prefixes):
             return conv
+        if scope_name in conv.scope_names:
+            return conv
         if sdk_name and sdk_name in conv.sdk_names:
             return conv
     if "gen_ai.system" in attrs and "gen_ai.provider.name" not in attrs:
@@ -84,10 +86,9 @@ def _first(attrs: dict[str, Any], field_name: str) -> Any:
         if value is None:
             continue
         if src.json_key is not None:
-            obj = json_object(value)
-            if obj is None or obj.get(src.json_key) is None:
+            value = _json_path(value, src.json_key)
+            if value is None:
                 continue
-            value = obj[src.json_key]
         if src.scale != 1.0:
             f = to_float(value)
             if f is None:
@@ -95,6 +96,16 @@ def _first(attrs: dict[str, Any], field_name: str) -> Any:
             return f * src.scale
         return value
     return None
+
+
+def _json_path(value: Any, path: str) -> Any:
+    """`value` is a JSON object (or its text): the value at `path`, dots walking nested objects; None if absent."""
+    for key in path.split("."):
+        obj = json_object(value)
+        if obj is None:
+            return None
+        value = obj.get(key)
+    return value
 
 
 def _operation(attrs: dict[str, Any], name: str) -> str | None:
@@ -122,11 +133,19 @@ def _provider(attrs: dict[str, Any]) -> str | None:
     if not isinstance(raw, str) or not raw:
         return None
     low = raw.lower()
+    if low in cv.OTEL_PROVIDERS:
+        return low
     if low in cv.PROVIDER_ALIASES:
         return cv.PROVIDER_ALIASES[low]
-    if "." in low and low not in cv.PRICING_PROVIDERS:  # Vercel "openai.chat", "anthropic.messages"
-        head = low.split(".", 1)[0]
-        return cv.PROVIDER_ALIASES.get(head, head)
+    if "." in low:  # Vercel "openai.chat", "anthropic.messages", "google.vertex.chat": the longest known prefix
+        parts = low.split(".")
+        for n in range(len(parts) - 1, 0, -1):
+            head = ".".join(parts[:n])
+            if head in cv.OTEL_PROVIDERS:
+                return head
+            if head in cv.PROVIDER_ALIASES:
+                return cv.PROVIDER_ALIASES[head]
+        return parts[0]
     return low
 
 
@@ -141,6 +160,11 @@ def _error_type(raw: Any) -> str | None:
 
 
 def _finish_reason(raw: Any) -> str | None:
+    if isinstance(raw, str) and raw.startswith("["):  # a JSON array as text (litellm)
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     if isinstance(raw, list):
         raw = raw[0] if raw else None
     return to_str(raw)
@@ -236,10 +260,8 @@ class SpanNormalizer:
                 scope_name = ss.scope.name
                 for span in ss.spans:
                     self._one(span, scope_name, sdk_name, service, res_env, span_project, received_us, out)
+        _attach_stream_logs(out)
         _collapse_aggregates(out)
-        for call in out.calls:
-            if call.pop("_reprice", False):
-                self.reprice(call)
         return out
 
     def _one(
@@ -279,15 +301,22 @@ class SpanNormalizer:
         response_model = to_str(_first(attrs, "response_model"))
         status_code = span.status.code
         status_message = span.status.message or None
+        streaming = _streaming(attrs, name)
 
-        merge = _merge_rule(conv.name, attrs)
+        stream_log, stream_request = _stream_rule(conv.name, attrs)
+        if stream_log is not None:
+            streaming = True
+            duration = to_float(attrs.get(stream_log.duration_key)) if stream_log.duration_key else None
+            if duration is not None and 0 < duration * 1e9 < end:
+                start = min(start, end - round(duration * 1e9))  # a log has no length: the stream's duration
         is_call = (
-            merge is None
-            and operation not in cv.NON_CALL_OPERATIONS
+            operation not in cv.NON_CALL_OPERATIONS
             and (request_model is not None or response_model is not None)
             and (operation in cv.CALL_OPERATIONS or operation is None)
         )
-        if not is_call:
+        # The request span of a stream whose log span carries the call (see StreamLogRule), unless it failed.
+        stream_request = stream_request and is_call and not _failed(span, attrs)
+        if not is_call or stream_request:
             row = {
                 "trace_id": trace_id,
                 "span_id": span_id,
@@ -304,8 +333,8 @@ class SpanNormalizer:
                 "attributes": orjson.dumps(attrs, default=str).decode(),
                 "received_at": received_us,
             }
-            if merge is not None:
-                row["_merge"] = self._merge_fields(attrs, merge, conv)
+            if stream_request:
+                row["_stream_request"] = request_model
             out.spans.append(row)
             return
 
@@ -317,12 +346,6 @@ class SpanNormalizer:
         error_type = _error_type(_first(attrs, "error_type"))
         ttft = to_float(_first(attrs, "ttft_ms"))
         http_status = to_int(_first(attrs, "http_status"))
-        streaming = to_bool(_first(attrs, "streaming"))
-        if streaming is None:
-            params = json_object(attrs.get("llm.invocation_parameters"))
-            streaming = bool(params.get("stream")) if params else None
-        if streaming is None and ("doStream" in name or "streamText" in name or "streamObject" in name):
-            streaming = True
         input_content = output_content = None
         for event in span.events:
             ev_name = event.name
@@ -405,35 +428,40 @@ class SpanNormalizer:
             output_content=_content(output_content, self.content) if output_content else None,
             received_at=received_us,
         )
+        if stream_log is not None:
+            rec["_stream_log"] = True
         out.calls.append(rec)
 
-    def _merge_fields(self, attrs: dict[str, Any], rule: cv.MergeRule, conv: cv.Convention) -> dict[str, Any]:
-        values = {f: to_int(_first(attrs, f)) for f in _TOKEN_FIELDS}
-        _fix_token_semantics(values, conv)
-        values["response_model"] = to_str(_first(attrs, "response_model"))
-        values["finish_reason"] = _finish_reason(_first(attrs, "finish_reason"))
-        return {k: v for k, v in values.items() if k in rule.fields and v is not None}
 
-    def reprice(self, rec: dict[str, Any]) -> None:
-        price = self.pricer.price(
-            rec["provider"],
-            rec["response_model"] or rec["request_model"],
-            rec["input_tokens"],
-            rec["output_tokens"],
-            rec["cache_read_tokens"],
-            rec["cache_write_tokens"],
-            is_error=rec["status"] == Status.ERROR.value,
-        )
-        rec.update(cost_usd=price.cost_usd, pricing=price.pricing.value, price_source=price.source)
+def _streaming(attrs: dict[str, Any], name: str) -> bool | None:
+    streaming = to_bool(_first(attrs, "streaming"))
+    if streaming is None and ("doStream" in name or "streamText" in name or "streamObject" in name):
+        streaming = True  # Vercel AI SDK legacy spans say it only by their name
+    return streaming
 
 
-def _merge_rule(convention: str, attrs: dict[str, Any]) -> cv.MergeRule | None:
-    for rule in cv.MERGE_RULES:
-        if rule.convention == convention:
-            value = attrs.get(rule.attribute)
-            if isinstance(value, str) and value.startswith(rule.prefix):
-                return rule
-    return None
+def _failed(span: Any, attrs: dict[str, Any]) -> bool:
+    return (
+        span.status.code == 2
+        or _first(attrs, "error_type") is not None
+        or any(event.name == "exception" for event in span.events)
+    )
+
+
+def _stream_rule(convention: str, attrs: dict[str, Any]) -> tuple[cv.StreamLogRule | None, bool]:
+    """(the rule when this span is a stream's log span, whether it is the request span of such a stream)."""
+    for rule in cv.STREAM_LOG_RULES:
+        if rule.convention != convention:
+            continue
+        value = attrs.get(rule.attribute)
+        if isinstance(value, str) and value.startswith(rule.prefix):
+            return rule, False
+        flag = attrs.get(rule.request_stream.key)
+        if rule.request_stream.json_key is not None:
+            flag = _json_path(flag, rule.request_stream.json_key)
+        if to_bool(flag):
+            return None, True
+    return None, False
 
 
 def _http_status_from(message: str | None) -> int | None:
@@ -444,22 +472,53 @@ def _http_status_from(message: str | None) -> int | None:
 
 
 def _ttft_from_timestamp(value: Any, start_ns: int) -> float | None:
+    """An ISO timestamp of the first token -> ms after the start. The Langfuse Python SDK JSON-encodes it, so the
+    text may arrive quoted ('"2026-01-15T09:00:00.350000+00:00"')."""
     if not isinstance(value, str) or not value:
         return None
-    from datetime import datetime
+    from datetime import UTC, datetime
 
+    value = value.strip().strip('"')
     try:
         ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
     ms = ts.timestamp() * 1000 - start_ns / 1e6
     return ms if ms >= 0 else None
 
 
+def _attach_stream_logs(out: Normalized) -> None:
+    """A stream-log call (StreamLogRule) whose request span is in this batch starts when that request started:
+    the request span is its sibling (or, in older versions, its parent) in the same trace with the same request
+    model, the latest one that started before the log."""
+    requests = [(s, s.pop("_stream_request")) for s in out.spans if "_stream_request" in s]
+    claimed: set[int] = set()
+    for call in out.calls:
+        if not call.pop("_stream_log", False) or not requests:
+            continue
+        best = None
+        for req, model in requests:
+            if (
+                id(req) in claimed
+                or req["trace_id"] != call["trace_id"]
+                or model != call["request_model"]
+                or req["start_time"] > call["start_time"]
+                or call["parent_span_id"] not in (req["parent_span_id"], req["span_id"])
+            ):
+                continue
+            if best is None or req["start_time"] > best["start_time"]:
+                best = req
+        if best is not None:
+            claimed.add(id(best))
+            call["start_time"] = best["start_time"]
+            call["duration_ms"] = (call["end_time"] - best["start_time"]) / 1e3
+
+
 def _collapse_aggregates(out: Normalized) -> None:
     """Count a model call once: a call with a descendant call in the batch is an aggregate (a Vercel root, a
-    framework span over the provider span) and moves to the spans table; companion spans (MERGE_RULES)
-    complete their parent call."""
+    framework span over the provider span) and moves to the spans table."""
     if not out.calls:
         return
     calls_by_key = {(c["trace_id"], c["span_id"]): c for c in out.calls}
@@ -476,13 +535,6 @@ def _collapse_aggregates(out: Normalized) -> None:
                 aggregates.add(key)
             parent = parents.get(key)
             depth += 1
-    for s in out.spans:
-        merge = s.pop("_merge", None)
-        if merge and s["parent_span_id"] is not None:
-            target = calls_by_key.get((s["trace_id"], s["parent_span_id"]))
-            if target is not None:
-                target.update(merge)
-                target["_reprice"] = True
     if aggregates:
         kept = []
         for c in out.calls:
