@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ class Ingestor:
         self.normalizer = normalizer
         self.stats = stats
         self.content = content
+        # One thread normalises: more would only take turns on the GIL (and slow the writer thread down).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callscope-normalize")
 
     def prepare(self, signal: Signal, request: Any, project: str) -> tuple[WriteJob, ExportResult]:
         """CPU work (runs off the event loop): request -> rows."""
@@ -53,7 +56,8 @@ class Ingestor:
         return job, result
 
     async def export(self, signal: Signal, request: Any, project: str) -> ExportResult:
-        job, result = await asyncio.to_thread(self.prepare, signal, request, project)
+        loop = asyncio.get_running_loop()
+        job, result = await loop.run_in_executor(self._executor, self.prepare, signal, request, project)
         future = self.writer.submit(job)  # raises Overloaded / WriterClosed
         await asyncio.wrap_future(future)
         return result

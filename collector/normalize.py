@@ -60,7 +60,23 @@ class Normalized:
         return "; ".join(f"{n} span(s) rejected: {r}" for r, n in sorted(self.reasons.items()))
 
 
+_CONVENTION_CACHE: dict[tuple[str, str | None, tuple[str, ...]], cv.Convention] = {}
+_CONVENTION_CACHE_LIMIT = 4096
+
+
 def detect_convention(attrs: dict[str, Any], scope_name: str, sdk_name: str | None) -> cv.Convention:
+    """The convention a span speaks. Spans of one instrumentation share a shape (scope, SDK, attribute keys),
+    so the answer is cached per shape: detection runs once per shape, not once per span."""
+    shape = (scope_name, sdk_name, tuple(attrs))
+    conv = _CONVENTION_CACHE.get(shape)
+    if conv is None:
+        if len(_CONVENTION_CACHE) >= _CONVENTION_CACHE_LIMIT:
+            _CONVENTION_CACHE.clear()
+        conv = _CONVENTION_CACHE[shape] = _detect_convention(attrs, scope_name, sdk_name)
+    return conv
+
+
+def _detect_convention(attrs: dict[str, Any], scope_name: str, sdk_name: str | None) -> cv.Convention:
     for conv in cv.CONVENTIONS:
         if any(k in attrs for k in conv.markers):
             return conv

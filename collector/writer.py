@@ -75,9 +75,14 @@ class _BoundedKeys:
         return key in self._keys
 
 
+_SCHEMAS: dict[tuple[Column, ...], pa.Schema] = {}
+
+
 def _table(rows: list[dict[str, Any]], columns: tuple[Column, ...]) -> pa.Table:
-    arrays = [pa.array([r.get(c.name) for r in rows], type=c.arrow) for c in columns]
-    return pa.Table.from_arrays(arrays, schema=arrow_schema(columns))
+    schema = _SCHEMAS.get(columns)
+    if schema is None:
+        schema = _SCHEMAS[columns] = arrow_schema(columns)
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 _TARGETS: tuple[tuple[str, str, tuple[Column, ...]], ...] = (
@@ -115,6 +120,7 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="callscope-writer", daemon=True)
 
     def start(self) -> None:
+        _table([], CALL_COLUMNS)  # the first Arrow conversion imports heavy modules: not on the first commit
         self._warm_recent()
         self._thread.start()
 
