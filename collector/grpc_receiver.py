@@ -9,7 +9,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from collector.auth import Unauthorized, project_for
-from collector.decode import REQUEST_TYPES, RESPONSE_TYPES, Signal
+from collector.decode import REQUEST_TYPES, Signal
 from collector.ingest import Ingestor
 from collector.writer import Overloaded, WriterClosed
 
@@ -92,16 +92,7 @@ class OtlpGrpcReceiver:
         except Exception:
             log.exception("export of a %s gRPC request failed", signal.value)
             await self._abort(context, signal, grpc.StatusCode.UNAVAILABLE, "the store could not commit")
-        response = RESPONSE_TYPES[signal]()
-        if result.rejected:
-            partial = response.partial_success
-            if signal is Signal.TRACES:
-                partial.rejected_spans = result.rejected
-            elif signal is Signal.LOGS:
-                partial.rejected_log_records = result.rejected
-            else:
-                partial.rejected_data_points = result.rejected
-            partial.error_message = result.message
+        response = result.response(signal)
         return response
 
     async def _abort(

@@ -16,7 +16,6 @@ from starlette.routing import Route
 
 from collector.auth import Unauthorized, key_from_headers, project_for
 from collector.decode import (
-    RESPONSE_TYPES,
     DecodeFailure,
     Encoding,
     Signal,
@@ -134,16 +133,7 @@ class OtlpHttpReceiver:
             return _status_response(
                 503, "the store could not commit this request; retry later", encoding, self.retry_after
             )
-        response = RESPONSE_TYPES[signal]()
-        if result.rejected:
-            partial = response.partial_success
-            if signal is Signal.TRACES:
-                partial.rejected_spans = result.rejected
-            elif signal is Signal.LOGS:
-                partial.rejected_log_records = result.rejected
-            else:
-                partial.rejected_data_points = result.rejected
-            partial.error_message = result.message
+        response = result.response(signal)
         return Response(encode_response(response, encoding), status_code=200, media_type=encoding.value)
 
     async def _read_body(self, request: Request) -> bytes:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from collector.decode import Signal
+from collector.decode import RESPONSE_TYPES, Signal
 from collector.normalize import ContentOptions, SpanNormalizer
 from collector.selfmetrics import CollectorStats
 from collector.signals import content_rows, metric_rows
@@ -21,6 +21,20 @@ class ExportResult:
 
     rejected: int = 0
     message: str = ""
+
+    def response(self, signal: Signal) -> Any:
+        """The Export*ServiceResponse to send: empty on full success, else partial_success naming the rejects."""
+        response = RESPONSE_TYPES[signal]()
+        if self.rejected:
+            partial = response.partial_success
+            if signal is Signal.TRACES:
+                partial.rejected_spans = self.rejected
+            elif signal is Signal.LOGS:
+                partial.rejected_log_records = self.rejected
+            else:
+                partial.rejected_data_points = self.rejected
+            partial.error_message = self.message
+        return response
 
 
 class Ingestor:
