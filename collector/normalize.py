@@ -231,7 +231,8 @@ def _indexed_content(attrs: dict[str, Any], prefixes: tuple[str, ...]) -> str | 
     return orjson.dumps([messages[k] for k in sorted(messages)]).decode()
 
 
-def _content(text: Any, options: ContentOptions) -> str | None:
+def stored_content(text: Any, options: ContentOptions) -> str | None:
+    """Content as stored: JSON text, redacted, cut at options.max_chars."""
     if text is None:
         return None
     s = text if isinstance(text, str) else orjson.dumps(text).decode()
@@ -271,11 +272,10 @@ class SpanNormalizer:
             service = to_str(res.get("service.name"))
             res_env = to_str(res.get("deployment.environment.name") or res.get("deployment.environment"))
             sdk_name = to_str(res.get("telemetry.sdk.name"))
-            span_project = project
             for ss in rs.scope_spans:
                 scope_name = ss.scope.name
                 for span in ss.spans:
-                    self._one(span, scope_name, sdk_name, service, res_env, span_project, received_us, out)
+                    self._one(span, scope_name, sdk_name, service, res_env, project, received_us, out)
         _attach_stream_logs(out)
         _collapse_aggregates(out)
         return out
@@ -440,8 +440,8 @@ class SpanNormalizer:
             metadata=_metadata(attrs),
             convention=conv.name,
             span_name=name,
-            input_content=_content(input_content, self.content) if input_content else None,
-            output_content=_content(output_content, self.content) if output_content else None,
+            input_content=stored_content(input_content, self.content) if input_content else None,
+            output_content=stored_content(output_content, self.content) if output_content else None,
             received_at=received_us,
         )
         if stream_log is not None:

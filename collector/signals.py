@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from collector.attributes import any_value, attributes, to_str
-from collector.normalize import ContentOptions, _content
+from collector.normalize import ContentOptions, stored_content
 
 # Log events that carry prompt/completion content (OTel GenAI 1.27-1.36 events and the 1.37+ details event).
 CONTENT_LOG_EVENTS = frozenset(
@@ -61,7 +61,7 @@ def content_rows(request: Any, project: str, options: ContentOptions, received_u
                         "time": (record.time_unix_nano or record.observed_time_unix_nano) // 1000 or None,
                         "event_name": name,
                         "role": role,
-                        "content": _content(text, options),
+                        "content": stored_content(text, options),
                         "received_at": received_us,
                     }
                 )
