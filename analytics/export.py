@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import BinaryIO
 
 import duckdb
 import orjson
-import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
@@ -60,7 +60,7 @@ _FLAT = {"tags": "array_to_string(tags, ',')", "metadata": "CAST(to_json(metadat
 _BATCH_ROWS = 50_000
 
 
-def export_query(fmt: ExportFormat) -> str:
+def export_query(fmt: ExportFormat, where: str = "TRUE") -> str:
     """The SELECT behind an export. CSV cannot hold lists or maps, so tags/metadata are flattened there."""
     exprs = []
     for name, expr in EXPORT_COLUMNS:
@@ -69,49 +69,96 @@ def export_query(fmt: ExportFormat) -> str:
         elif fmt is ExportFormat.JSONL and name == "metadata":
             expr = "CAST(to_json(metadata) AS VARCHAR)"
         exprs.append(f"{expr} AS {name}")
-    return f"SELECT {', '.join(exprs)} FROM calls ORDER BY start_time, trace_id, span_id"  # noqa: S608
+    return f"SELECT {', '.join(exprs)} FROM calls WHERE {where} ORDER BY start_time, trace_id, span_id"  # noqa: S608
 
 
-def count_calls(db: duckdb.DuckDBPyConnection) -> int:
-    return db.execute("SELECT count(*) FROM calls").fetchall()[0][0]
+def count_calls(db: duckdb.DuckDBPyConnection, where: str = "TRUE", params: dict | None = None) -> int:
+    return db.execute(f"SELECT count(*) FROM calls WHERE {where}", params or {}).fetchall()[0][0]  # noqa: S608
 
 
-def batches(db: duckdb.DuckDBPyConnection, fmt: ExportFormat) -> Iterator[pa.RecordBatch]:
-    reader = db.sql(export_query(fmt)).to_arrow_reader(_BATCH_ROWS)
-    yield from reader
+class _Sink(io.RawIOBase):
+    """A write-only file that hands what was written to the caller in pieces (for streaming Parquet/CSV)."""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        chunk = bytes(data)
+        self.pieces.append(chunk)
+        self.position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self.position
+
+    def take(self) -> bytes:
+        out, self.pieces = b"".join(self.pieces), []
+        return out
+
+
+def export_chunks(
+    db: duckdb.DuckDBPyConnection,
+    fmt: ExportFormat,
+    where: str = "TRUE",
+    params: dict | None = None,
+    on_rows: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """The export as a stream of byte chunks, one Arrow batch at a time (memory stays flat on any store size)."""
+    reader = db.sql(export_query(fmt, where), params=params or {}).to_arrow_reader(_BATCH_ROWS)
+    sink = _Sink()
+    writer: pacsv.CSVWriter | pq.ParquetWriter | None = None
+    if fmt is ExportFormat.CSV:
+        writer = pacsv.CSVWriter(sink, reader.schema)
+    elif fmt is ExportFormat.PARQUET:
+        writer = pq.ParquetWriter(sink, reader.schema, compression="zstd")
+    try:
+        for batch in reader:
+            if fmt is ExportFormat.JSONL:
+                lines = []
+                for row in batch.to_pylist():
+                    if row["metadata"] is not None:
+                        row["metadata"] = orjson.loads(row["metadata"])
+                    lines.append(orjson.dumps(row))
+                if lines:
+                    yield b"\n".join(lines) + b"\n"
+            else:
+                assert writer is not None
+                writer.write_batch(batch)
+                yield sink.take()
+            if on_rows is not None:
+                on_rows(batch.num_rows)
+    finally:
+        if writer is not None:
+            writer.close()
+    tail = sink.take()
+    if tail:
+        yield tail
 
 
 def write_export(
-    db: duckdb.DuckDBPyConnection, fmt: ExportFormat, out: BinaryIO, *, progress: bool | None = None
+    db: duckdb.DuckDBPyConnection,
+    fmt: ExportFormat,
+    out: BinaryIO,
+    *,
+    where: str = "TRUE",
+    params: dict | None = None,
+    progress: bool | None = None,
 ) -> int:
-    """Stream every call to `out`; returns the number of rows written. Shows a progress bar on a terminal."""
-    total = count_calls(db)
+    """Stream the calls to `out`; returns the number of rows written. Shows a progress bar on a terminal."""
+    total = count_calls(db, where, params)
     show = sys.stderr.isatty() if progress is None else progress
     written = 0
     with tqdm(total=total, unit=" calls", disable=not show, file=sys.stderr) as bar:
-        writer: pacsv.CSVWriter | pq.ParquetWriter | None = None
-        try:
-            for batch in batches(db, fmt):
-                if fmt is ExportFormat.JSONL:
-                    for row in batch.to_pylist():
-                        if row["metadata"] is not None:
-                            row["metadata"] = orjson.loads(row["metadata"])
-                        out.write(orjson.dumps(row) + b"\n")
-                elif fmt is ExportFormat.CSV:
-                    writer = writer or pacsv.CSVWriter(out, batch.schema)
-                    writer.write_batch(batch)
-                else:
-                    writer = writer or pq.ParquetWriter(out, batch.schema, compression="zstd")
-                    writer.write_batch(batch)
-                written += batch.num_rows
-                bar.update(batch.num_rows)
-            if writer is None and fmt is not ExportFormat.JSONL:
-                empty = db.sql(export_query(fmt) + " LIMIT 0").to_arrow_table()
-                if fmt is ExportFormat.CSV:
-                    pacsv.write_csv(empty, out)
-                else:
-                    pq.write_table(empty, out)
-        finally:
-            if writer is not None:
-                writer.close()
+
+        def advance(rows: int) -> None:
+            nonlocal written
+            written += rows
+            bar.update(rows)
+
+        for chunk in export_chunks(db, fmt, where, params, advance):
+            out.write(chunk)
     return written

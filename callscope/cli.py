@@ -13,7 +13,7 @@ from callscope import __version__
 from callscope.settings import SETTINGS, Settings, SettingsError, load_settings
 
 # Secrets are never taken as flags: command lines are visible to every user of the machine (ps).
-_NO_FLAG = {"api_keys"}
+_NO_FLAG = {"api_keys", "read_keys"}
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:

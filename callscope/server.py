@@ -19,8 +19,9 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from analytics.api import ReadApi, create_app
 from callscope import __version__
 from callscope.settings import Settings
 from callscope.store import connect
@@ -52,10 +53,17 @@ def is_loopback(host: str) -> bool:
 
 
 def check_exposure(settings: Settings) -> None:
-    if not is_loopback(settings.host) and not settings.api_keys and not settings.allow_open:
+    if is_loopback(settings.host) or settings.allow_open:
+        return
+    if not settings.api_keys:
         raise StartupError(
             f"refusing to listen on {settings.host} without API keys: anyone who can reach it could write "
             "to your store. Set CALLSCOPE_API_KEYS (or api_keys in callscope.toml), or pass --allow-open."
+        )
+    if not settings.read_keys:
+        raise StartupError(
+            f"refusing to listen on {settings.host} without read keys: anyone who can reach it could read "
+            "every call. Set CALLSCOPE_READ_KEYS (or read_keys in callscope.toml), or pass --allow-open."
         )
 
 
@@ -101,7 +109,13 @@ def build(settings: Settings, db) -> Components:
     async def metrics(_: Request) -> PlainTextResponse:
         return PlainTextResponse(stats.render(), media_type="text/plain; version=0.0.4")
 
-    routes = [*receiver.routes(), Route("/healthz", healthz), Route("/metrics", metrics)]
+    api = create_app(ReadApi(db, settings.read_keys, settings.api_max_queries), __version__)
+    routes = [
+        *receiver.routes(),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+        Mount("/api/v1", app=api),
+    ]
     return Components(stats, writer, ingestor, Starlette(routes=routes))
 
 

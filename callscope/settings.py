@@ -70,6 +70,14 @@ def _parse_keys(raw: Any) -> dict[str, str]:
     return keys
 
 
+def _parse_read_keys(raw: Any) -> frozenset[str]:
+    items = raw if isinstance(raw, list | tuple | set | frozenset) else str(raw).split(",")
+    keys = frozenset(str(k).strip() for k in items if str(k).strip())
+    if any(len(k) < 8 for k in keys):
+        raise ValueError("each read key must be at least 8 characters long")
+    return keys
+
+
 def _parse_level(raw: Any) -> str:
     level = str(raw).upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -123,6 +131,20 @@ SETTINGS: tuple[Setting, ...] = (
         " project 'default'). Sent as 'Authorization: Bearer KEY' or 'x-api-key: KEY'. Never logged.",
         _parse_keys,
         secret=True,
+    ),
+    Setting(
+        "read_keys",
+        frozenset(),
+        "Keys for the read API (/api/v1, used by the dashboard), separated by commas. When set, every API"
+        " request needs one ('Authorization: Bearer KEY' or 'x-api-key: KEY'). Never logged.",
+        _parse_read_keys,
+        secret=True,
+    ),
+    Setting(
+        "api_max_queries",
+        4,
+        "Read API queries run at once; more wait their turn, so analytics never starves ingest.",
+        _positive_int,
     ),
     Setting(
         "max_body_bytes",
@@ -189,6 +211,8 @@ class Settings:
     otlp_grpc_port: int = 4317
     allow_open: bool = False
     api_keys: Mapping[str, str] = field(default_factory=dict)
+    read_keys: frozenset[str] = frozenset()
+    api_max_queries: int = 4
     max_body_bytes: int = 20 * 1024 * 1024
     queue_max_spans: int = 200_000
     max_inflight_requests: int = 64
