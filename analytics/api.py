@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -28,6 +29,8 @@ from analytics.query import Params, parse_group_by
 from analytics.responses import OrjsonResponse, choose_format, table_response
 from analytics.stats import StatsQuery, compare_previous, run
 from analytics.timewin import Bucket, Bucketing, QueryError, TimeRange, parse_bucket, parse_instant
+
+log = logging.getLogger("callscope.api")
 
 PERCENTILE_DEFINITION = (
     "linear interpolation between the closest ranks (numpy.percentile method='linear', Hyndman-Fan type 7),"
@@ -91,6 +94,11 @@ def create_app(read_api: ReadApi, version: str) -> FastAPI:
     async def validation_error(_: Request, exc: RequestValidationError) -> Response:
         reasons = [f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors()]
         return OrjsonResponse({"error": "; ".join(reasons)}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("read API %s failed", request.url.path)
+        return OrjsonResponse({"error": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> Response:
