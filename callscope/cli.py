@@ -105,6 +105,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_bulk(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from callscope.store import StoreLockedError, connect
+    from sample_data.bulk import write_calls
+
+    settings = _settings(args)
+    _setup_logging(settings.log_level)
+    try:
+        db = connect(settings.db_path)
+    except StoreLockedError as exc:
+        print(f"callscope demo bulk: {exc}", file=sys.stderr)
+        return 2
+    try:
+        n = write_calls(
+            db,
+            n_calls=args.calls,
+            days=args.days,
+            end=datetime.now(UTC),
+            seed=args.seed,
+            n_users=args.users,
+            n_models=args.models,
+            progress=sys.stderr.isatty(),
+        )
+        db.execute("CHECKPOINT")
+    finally:
+        db.close()
+    print(f"wrote {n} calls to {settings.db_path}", file=sys.stderr)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     print(json.dumps(_settings(args).describe(), indent=2, default=str))
     return 0
@@ -131,6 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl")
     p.add_argument("--output", "-o", help="file to write (default: standard output)")
     p.set_defaults(fn=cmd_export)
+
+    demo = sub.add_parser("demo", help="sample traffic: send it to a collector, or bulk-load a stopped store")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True)
+    p = demo_sub.add_parser(
+        "bulk", help="write generated calls straight into a STOPPED store (benchmarks; skips the collector)"
+    )
+    _add_setting_flags(p)
+    p.add_argument("--calls", type=int, required=True, help="number of calls to write")
+    p.add_argument("--days", type=int, default=30, help="days of traffic, ending now (default 30)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--users", type=int, default=5000, help="distinct users (default 5000)")
+    p.add_argument("--models", type=int, default=20, help="distinct models, at least the services' 17 (default 20)")
+    p.set_defaults(fn=cmd_demo_bulk)
 
     p = sub.add_parser("config", help="print the resolved settings (secrets masked)")
     _add_setting_flags(p)
