@@ -186,6 +186,9 @@ TAG_CONVENTIONS = frozenset({"openinference", "langfuse", "logfire", "vercel_ai"
 # Conventions whose attribute set has no cache-write count (the generator never gives them one).
 NO_CACHE_WRITE = frozenset({"vercel_ai", "otel_genai_deprecated"})
 NO_CACHE = frozenset({"otel_genai_deprecated"})
+# Conventions that name only the model: no provider, no separate response model (the collector leaves them NULL).
+MODEL_NAME_ONLY = frozenset({"langfuse"})
+NO_FINISH_REASON = frozenset({"langfuse"})  # Langfuse generations carry no finish reason
 
 ENVIRONMENTS: tuple[tuple[str, float], ...] = (("production", 0.88), ("staging", 0.09), ("development", 0.03))
 TIERS: tuple[str, ...] = ("tier:enterprise", "tier:pro", "tier:free")  # by user rank: top 2%, next 20%, rest

@@ -97,21 +97,25 @@ def _tables() -> _Tables:
 
 @dataclass(frozen=True)
 class _Price:
-    rates: np.ndarray  # (n_models, 4): uncached input, cache read, cache write, output (USD per token)
-    priced: np.ndarray  # bool per model
+    rates: np.ndarray  # (3 * n_models, 4): uncached input, cache read, cache write, output (USD per token)
+    priced: np.ndarray  # bool per row of rates
     sources: tuple[str | None, ...]
 
 
 @cache
 def _prices() -> _Price:
+    """Rates per model as the collector finds them: rows 0..n-1 by (provider, response model), rows n..2n-1 by
+    the request model alone (conventions in MODEL_NAME_ONLY), rows 2n..3n-1 by (provider, request model)."""
     from collector.pricing import Pricer  # the collector's own rates: costs match what it would compute
 
     pricer = Pricer()
-    rates = np.zeros((len(cat.MODELS), 4))
-    priced = np.zeros(len(cat.MODELS), dtype=bool)
+    keys = [(m.provider, m.response) for m in cat.MODELS] + [(None, m.name) for m in cat.MODELS]
+    keys += [(m.provider, m.name) for m in cat.MODELS]  # failed calls have no response model
+    rates = np.zeros((len(keys), 4))
+    priced = np.zeros(len(keys), dtype=bool)
     sources: list[str | None] = []
-    for i, m in enumerate(cat.MODELS):
-        r = pricer.rates(m.provider, m.response)
+    for i, (provider, model) in enumerate(keys):
+        r = pricer.rates(provider, model)
         if r is None:
             sources.append(None)
             continue
@@ -133,7 +137,7 @@ def span_name(convention: str, model: cat.Model, streaming: bool) -> str:
     if convention == "langfuse":
         return "extract-fields"
     if convention == "logfire":
-        return f"Chat Completion with {model.name!r}"
+        return "Chat Completion with {request_data[model]!r}"  # Logfire names spans by their message template
     return f"{op} {model.name}"
 
 
@@ -382,10 +386,11 @@ def _binary(rows: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
 def _take(values: list, codes: np.ndarray, typ: pa.DataType | None = None) -> pa.Array:
     """values[codes] as an Arrow column (null where code < 0). Strings stay dictionary-encoded (no copy; DuckDB
     and Parquet read dictionaries natively); lists and maps are taken in C++."""
-    idx = pa.array(codes.astype(np.int32), mask=codes < 0)
-    if typ is None:
-        return pa.DictionaryArray.from_arrays(idx, pa.array(values, pa.string()))
-    return pa.array(values, typ).take(idx)
+    if typ is None:  # a dictionary holds no nulls: a None value is a null index
+        none = np.array([v is None for v in values] + [True])
+        idx = pa.array(codes.astype(np.int32), mask=none[codes])  # codes < 0 index the trailing True
+        return pa.DictionaryArray.from_arrays(idx, pa.array(["" if v is None else v for v in values], pa.string()))
+    return pa.array(values, typ).take(pa.array(codes.astype(np.int32), mask=codes < 0))
 
 
 def _ts(us: np.ndarray) -> pa.Array:
@@ -432,7 +437,11 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
     def tokens(a: np.ndarray) -> pa.Array:
         return pa.array(a, pa.int64(), mask=tok_null)
 
-    r = price.rates[model]
+    conv_names = [s.convention for s in cat.SERVICES]
+    no_provider = np.isin(np.array(conv_names)[svc], list(cat.MODEL_NAME_ONLY))
+    no_finish = np.isin(np.array(conv_names)[svc], list(cat.NO_FINISH_REASON))
+    price_row = np.where(no_provider, model + n_models, np.where(ok, model, model + 2 * n_models))
+    r = price.rates[price_row]
     cost = (
         (c["input"] - c["cache_read"] - c["cache_write"]) * r[:, 0]
         + c["cache_read"] * r[:, 1]
@@ -440,8 +449,7 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
         + c["output"] * r[:, 3]
     )
     cost = np.where(ok, cost, 0.0)
-    priced = price.priced[model]
-    conv_names = [s.convention for s in cat.SERVICES]
+    priced = price.priced[price_row]
     reports = np.isin(np.array(conv_names)[svc], ["openlit", "langfuse"]) & ok & priced
 
     user_names, tier = _labels(world.n_users)
@@ -481,10 +489,10 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
         "end_time": _ts(end),
         "duration_ms": pa.array((end - c["start"]) / 1000.0),
         "ttft_ms": pa.array(c["ttft"], mask=np.isnan(c["ttft"])),
-        "provider": _take(list(t.providers), t.m_provider[model]),
+        "provider": _take(list(t.providers), np.where(no_provider, -1, t.m_provider[model])),
         "operation": _take([m.operation for m in cat.MODELS], model),
         "request_model": _take([m.name for m in cat.MODELS], model),
-        "response_model": _take([m.response for m in cat.MODELS], np.where(ok, model, -1)),
+        "response_model": _take([m.response for m in cat.MODELS], np.where(ok & ~no_provider, model, -1)),
         "input_tokens": tokens(c["input"]),
         "output_tokens": tokens(c["output"]),
         "cache_read_tokens": tokens(c["cache_read"]),
@@ -492,13 +500,13 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
         "reasoning_tokens": tokens(c["reasoning"]),
         "cost_usd": pa.array(cost, mask=~priced),
         "pricing": _take([Pricing.PRICED.value, Pricing.UNPRICED.value], np.where(priced, 0, 1)),
-        "price_source": _take(list(price.sources), np.where(priced, model, -1)),
+        "price_source": _take(list(price.sources), np.where(priced, price_row, -1)),
         "reported_cost_usd": pa.array(np.round(cost, 10), mask=~reports),
         "streaming": pa.array(c["streaming"]),
         "status": _take([Status.OK.value, Status.ERROR.value], np.where(ok, 0, 1)),
         "error_type": _take(err_types, np.where(ok, -1, kind)),
         "http_status": pa.array(http, pa.int32(), mask=http < 0),
-        "finish_reason": _take(["stop", "length", "tool_calls"], c["finish"]),
+        "finish_reason": _take(["stop", "length", "tool_calls"], np.where(no_finish, -1, c["finish"])),
         "user_id": _take(user_names, user_codes),
         "session_id": session,
         "tags": _take(tagsets, tag_codes, pa.list_(pa.string())),

@@ -43,7 +43,8 @@ def test_bulk_fills_every_column_plausibly(tmp_path: Path) -> None:
     from genai_prices import Usage, calc_price
 
     rows = db.execute(
-        "SELECT response_model, provider, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd"
+        "SELECT coalesce(response_model, request_model), provider, input_tokens, output_tokens,"
+        " cache_read_tokens, cache_write_tokens, cost_usd"
         " FROM calls WHERE status = 'ok' AND pricing = 'priced' USING SAMPLE 200 ROWS"
     ).fetchall()
     providers = {
