@@ -39,8 +39,7 @@ def base_url(settings: Settings) -> str:
 def demo_child(settings: Settings, *, load_dataset: bool) -> Child:
     argv = [sys.executable, "-m", "callscope.cli", "demo", "send", "--endpoint", base_url(settings), "--live"]
     argv += ["--rate", str(DEMO_RATE_PER_MINUTE)]
-    if load_dataset:
-        argv.append("--dataset")
+    argv += ["--dataset"] if load_dataset else ["--calls", "0"]
     return Child("demo", argv)
 
 

@@ -17,7 +17,7 @@ PROMPT_CHANGE_SERVICE = "summarizer"  # a prompt change makes answers longer: co
 RELEASE_SERVICE = "support-bot"  # a release adds context to the prompt: prompt length drifts up
 UNPRICED_SERVICE = "email-drafter"  # starts trying a model genai-prices does not price yet
 
-PROMPT_CHANGE_INPUT = 1.35  # input tokens x this after the prompt change
+PROMPT_CHANGE_INPUT = 1.8  # input tokens x this after the prompt change (few-shot examples added)
 PROMPT_CHANGE_OUTPUT = 2.6  # output tokens x this after the prompt change
 RELEASE_INPUT = 1.45  # input tokens x this after the release
 SPIKE_LATENCY = 4.0  # time to first token x this during the spike
