@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-fast lint format bench clean
+.PHONY: setup run test test-fast lint format bench dataset clean
 
 $(BIN)/callscope: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -13,8 +13,10 @@ $(BIN)/callscope: pyproject.toml
 
 setup: $(BIN)/callscope
 
+# The demo: the collector on 127.0.0.1, filled with sample traffic over OTLP, a live trickle. `make run ARGS=...`
+# passes flags to `callscope up` (e.g. ARGS="--data-dir /tmp/cs --otlp-http-port 14318").
 run: setup
-	$(BIN)/callscope up
+	$(BIN)/callscope up --demo $(ARGS)
 
 test: setup
 	$(BIN)/ruff check .
@@ -34,6 +36,10 @@ format: setup
 bench: setup
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/query.py
+
+# Regenerate the shipped demo dataset (a test fails when it is stale).
+dataset: setup
+	$(BIN)/python -m sample_data.dataset
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,4 +1,4 @@
-"""The `callscope` command: serve, up, export, config."""
+"""The `callscope` command: serve, up, demo, export, config."""
 
 from __future__ import annotations
 
@@ -69,19 +69,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from callscope.server import StartupError
+    from callscope.store import StoreLockedError
+    from callscope.up import run_up
+
     settings = _settings(args)
-    base = f"http://{settings.host}:{settings.otlp_http_port}"
-    print(
-        f"callscope {__version__} is starting with the store in {settings.data_dir}\n"
-        f"  OTLP/HTTP  {base}   (gRPC on {settings.host}:{settings.otlp_grpc_port})\n"
-        f"  health     {base}/healthz   metrics {base}/metrics\n\n"
-        "Point your application at it:\n"
-        f"  export OTEL_EXPORTER_OTLP_ENDPOINT={base}\n"
-        "  export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf\n\n"
-        "Press Ctrl-C to stop.",
-        flush=True,
-    )
-    return cmd_serve(args)
+    _setup_logging(settings.log_level)
+    try:
+        asyncio.run(run_up(settings, demo=args.demo))
+    except (StartupError, StoreLockedError) as exc:
+        print(f"callscope: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _export_window(args: argparse.Namespace) -> dict[str, list[str]]:
@@ -128,6 +127,80 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_bulk(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from callscope.store import StoreLockedError, connect
+    from sample_data.bulk import write_calls
+
+    settings = _settings(args)
+    _setup_logging(settings.log_level)
+    try:
+        db = connect(settings.db_path)
+    except StoreLockedError as exc:
+        print(f"callscope demo bulk: {exc}", file=sys.stderr)
+        return 2
+    try:
+        n = write_calls(
+            db,
+            n_calls=args.calls,
+            days=args.days,
+            end=datetime.now(UTC),
+            seed=args.seed,
+            n_users=args.users,
+            n_models=args.models,
+            progress=sys.stderr.isatty(),
+        )
+        db.execute("CHECKPOINT")
+    finally:
+        db.close()
+    print(f"wrote {n} calls to {settings.db_path}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo_send(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from sample_data import dataset
+    from sample_data.script import script_for
+    from sample_data.send import SendError, live, send_table
+    from sample_data.traffic import World, generate
+
+    logging.basicConfig(level=logging.INFO, format="demo: %(message)s")
+    endpoint = args.endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://127.0.0.1:4318"
+    progress = sys.stderr.isatty()
+    if args.dataset:
+        data = dataset.load()
+        table, world = data.table, data.world
+    else:
+        world = World.make(script_for(datetime.now(UTC), args.days), n_users=args.users, n_models=args.models)
+        table = generate(world, np.random.default_rng(args.seed), args.calls)
+    try:
+        if table.num_rows:
+            print(f"demo: sending {table.num_rows} calls to {endpoint}", file=sys.stderr, flush=True)
+            stats = send_table(endpoint, table, progress=progress)
+            print(
+                f"demo: loaded {stats.calls} calls ({stats.spans} spans) in {stats.seconds:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    except SendError as exc:
+        print(f"callscope demo send: {exc}", file=sys.stderr)
+        return 1
+    if args.live:
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        print(f"demo: live traffic at ~{args.rate:g} calls/min until stopped", file=sys.stderr, flush=True)
+        sent = live(endpoint, world, calls_per_minute=args.rate, stop=stop, seed=args.seed)
+        print(f"demo: sent {sent} live calls", file=sys.stderr, flush=True)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     print(json.dumps(_settings(args).describe(), indent=2, default=str))
     return 0
@@ -147,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("up", help="run everything (the collector; the dashboard once it exists)")
     _add_setting_flags(p)
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="fill an empty store with the shipped sample traffic (over OTLP), then keep a live trickle going",
+    )
     p.set_defaults(fn=cmd_up)
 
     p = sub.add_parser("export", help="export model calls of a stopped store, or of a running server (--server)")
@@ -164,6 +242,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep calls with this value (repeatable), e.g. model=gpt-4.1",
     )
     p.set_defaults(fn=cmd_export)
+
+    demo = sub.add_parser("demo", help="sample traffic: send it to a collector, or bulk-load a stopped store")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True)
+    p = demo_sub.add_parser(
+        "bulk", help="write generated calls straight into a STOPPED store (benchmarks; skips the collector)"
+    )
+    _add_setting_flags(p)
+    p.add_argument("--calls", type=int, required=True, help="number of calls to write")
+    p.add_argument("--days", type=int, default=30, help="days of traffic, ending now (default 30)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--users", type=int, default=5000, help="distinct users (default 5000)")
+    p.add_argument("--models", type=int, default=20, help="distinct models, at least the services' 17 (default 20)")
+    p.set_defaults(fn=cmd_demo_bulk)
+    p = demo_sub.add_parser("send", help="send generated traffic over OTLP/HTTP to a running collector")
+    p.add_argument("--endpoint", help="collector base URL (default $OTEL_EXPORTER_OTLP_ENDPOINT or 127.0.0.1:4318)")
+    p.add_argument("--dataset", action="store_true", help="send the shipped demo dataset, shifted to end now")
+    p.add_argument("--calls", type=int, default=10_000, help="calls to backfill (default 10000; 0: none)")
+    p.add_argument("--days", type=float, default=7, help="days of backfilled traffic, ending now (default 7)")
+    p.add_argument("--live", action="store_true", help="then keep sending live traffic until stopped")
+    p.add_argument("--rate", type=float, default=30.0, help="live calls per minute at the daily peak (default 30)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--users", type=int, default=5000, help="distinct users (default 5000)")
+    p.add_argument("--models", type=int, default=20, help="distinct models (default 20)")
+    p.set_defaults(fn=cmd_demo_send)
 
     p = sub.add_parser("config", help="print the resolved settings (secrets masked)")
     _add_setting_flags(p)

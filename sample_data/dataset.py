@@ -1,0 +1,68 @@
+"""The small dataset shipped for `callscope up --demo`: a few days of generated calls in a zstd Parquet file.
+
+It is generated once (`python -m sample_data.dataset`) and shipped, so the demo is the same on every machine and
+needs no generation at start. Its times are shifted at load so that it ends now; the script of its incidents is
+shifted with it (and drives the live trickle that follows, so the story continues).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sample_data.otlp import shift
+from sample_data.script import Script, script_for
+from sample_data.traffic import World, generate
+
+PATH = Path(__file__).resolve().parent / "demo_calls.parquet"
+# the shipped dataset's parameters
+DAYS = 4
+CALLS = 40_000
+SEED = 7
+USERS = 1500
+MODELS = 20
+END = datetime(2026, 1, 16, 9, 30, tzinfo=UTC)  # any fixed instant: the data is shifted to end now at load
+_META_KEY = b"callscope.demo"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    table: pa.Table  # calls rows (CALL_COLUMNS), shifted
+    script: Script  # its incidents, shifted
+    world: World  # for the live trickle that follows
+
+
+def build(*, days: float = DAYS, n_calls: int = CALLS, seed: int = SEED, end: datetime = END) -> pa.Table:
+    world = World.make(script_for(end, days), n_users=USERS, n_models=MODELS)
+    table = generate(world, np.random.default_rng(seed), n_calls).sort_by("start_time")
+    meta = {"end": end.isoformat(), "days": days, "seed": seed, "calls": n_calls, "users": USERS, "models": MODELS}
+    return table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
+
+
+def write(table: pa.Table, path: Path = PATH) -> None:
+    pq.write_table(table, path, compression="zstd", compression_level=19)
+
+
+def load(now: datetime | None = None, path: Path = PATH) -> Dataset:
+    """The shipped calls, shifted so that the last one ends at `now` (default: the current time)."""
+    table = pq.read_table(path)
+    meta = json.loads(table.schema.metadata[_META_KEY])
+    script = script_for(datetime.fromisoformat(meta["end"]), meta["days"])
+    now = now or datetime.now(UTC)
+    last_end_us = pa.compute.max(table.column("end_time").cast(pa.int64())).as_py()
+    delta_us = round(now.timestamp() * 1e6) - last_end_us
+    shifted_script = script.shifted(timedelta(microseconds=delta_us))
+    world = World.make(shifted_script, n_users=meta["users"], n_models=meta["models"])
+    return Dataset(shift(table, delta_us), shifted_script, world)
+
+
+if __name__ == "__main__":
+    t = build()
+    write(t)
+    print(f"wrote {t.num_rows} calls to {PATH} ({PATH.stat().st_size / 1e6:.2f} MB)")
