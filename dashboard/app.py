@@ -1,0 +1,16 @@
+"""callscope dashboard: `streamlit run dashboard/app.py` (or `callscope dashboard`). Reads only the read API."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import nav, sidebar, ui
+from dashboard.api_client import ApiError
+
+st.set_page_config(page_title="callscope", page_icon=":material/monitoring:", layout="wide")
+page = st.navigation(nav.pages())
+try:
+    sidebar.render()
+    page.run()
+except ApiError as exc:
+    ui.show_api_error(exc)
