@@ -13,7 +13,7 @@ from callscope import __version__
 from callscope.settings import SETTINGS, Settings, SettingsError, load_settings
 
 # Secrets are never taken as flags: command lines are visible to every user of the machine (ps).
-_NO_FLAG = {"api_keys", "read_keys"}
+_NO_FLAG = {"api_keys", "read_keys", "api_key"}
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -67,10 +67,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from dashboard.launch import dashboard_url, start_dashboard, stop_dashboard
+
     settings = _settings(args)
     base = f"http://{settings.host}:{settings.otlp_http_port}"
     print(
         f"callscope {__version__} is starting with the store in {settings.data_dir}\n"
+        f"  dashboard  {dashboard_url(settings)}\n"
         f"  OTLP/HTTP  {base}   (gRPC on {settings.host}:{settings.otlp_grpc_port})\n"
         f"  health     {base}/healthz   metrics {base}/metrics\n\n"
         "Point your application at it:\n"
@@ -79,7 +82,19 @@ def cmd_up(args: argparse.Namespace) -> int:
         "Press Ctrl-C to stop.",
         flush=True,
     )
-    return cmd_serve(args)
+    dashboard = start_dashboard(settings)
+    try:
+        return cmd_serve(args)
+    finally:
+        stop_dashboard(dashboard)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from dashboard.launch import dashboard_url, run_dashboard
+
+    settings = _settings(args)
+    print(f"callscope dashboard on {dashboard_url(settings)}, reading {settings.read_api_url}", flush=True)
+    return run_dashboard(settings)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -122,9 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(p)
     p.set_defaults(fn=cmd_serve)
 
-    p = sub.add_parser("up", help="run everything (the collector; the dashboard once it exists)")
+    p = sub.add_parser("up", help="run everything: the collector and the dashboard")
     _add_setting_flags(p)
     p.set_defaults(fn=cmd_up)
+
+    p = sub.add_parser("dashboard", help="run the Streamlit dashboard against a running server's read API")
+    _add_setting_flags(p)
+    p.set_defaults(fn=cmd_dashboard)
 
     p = sub.add_parser("export", help="export every model call of a stopped store")
     _add_setting_flags(p)
