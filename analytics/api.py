@@ -28,8 +28,9 @@ from analytics.histogram import HistogramQuery, histogram
 from analytics.metrics import METRICS, parse_metrics
 from analytics.query import Params, parse_group_by
 from analytics.responses import OrjsonResponse, choose_format, table_response
+from analytics.rollups import watermark as rollup_watermark
 from analytics.stats import StatsQuery, compare_previous, run
-from analytics.timewin import Bucket, Bucketing, QueryError, TimeRange, parse_bucket, parse_instant
+from analytics.timewin import Bucket, Bucketing, QueryError, TimeRange, from_us, parse_bucket, parse_instant
 
 log = logging.getLogger("callscope.api")
 
@@ -56,6 +57,12 @@ class ReadApi:
                 yield cur
             finally:
                 cur.close()
+
+
+def _folded_through(api: ReadApi) -> str | None:
+    with api.cursor() as db:
+        folded = rollup_watermark(db)
+    return from_us(folded).isoformat() if folded else None
 
 
 def _api(request: Request) -> ReadApi:
@@ -106,13 +113,14 @@ def create_app(read_api: ReadApi, version: str) -> FastAPI:
         return OrjsonResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/meta", summary="Dimensions, metrics (with units) and bucket sizes the API understands")
-    def meta() -> dict[str, Any]:
+    def meta(api: Api) -> dict[str, Any]:
         return {
             "dimensions": {d.name: d.help for d in DIMENSIONS.values()} | {"meta.<key>": "a metadata value"},
             "metrics": {m.name: {"unit": m.unit, "help": m.help} for m in METRICS.values()},
             "decomposable_metrics": list(DECOMPOSABLE),
             "buckets": [b.value for b in Bucket],
             "percentiles": PERCENTILE_DEFINITION,
+            "rollups_folded_through": _folded_through(api),
         }
 
     @app.get(
@@ -132,6 +140,7 @@ def create_app(read_api: ReadApi, version: str) -> FastAPI:
             int | None, Query(ge=1, le=50, description="with bucket and one group_by: top N groups, rest as (other)")
         ] = None,
         compare: Annotated[bool, Query(description="add <m>_prev/_delta/_delta_pct vs the previous period")] = False,
+        rollups: Annotated[bool, Query(description="use hourly rollups where exact (false: raw calls only)")] = True,
         format: Format = None,
     ) -> Response:
         fmt = choose_format(format, request.headers.get("accept"))
@@ -149,6 +158,7 @@ def create_app(read_api: ReadApi, version: str) -> FastAPI:
             descending=desc,
             limit=limit,
             top_groups=top_groups,
+            use_rollups=rollups,
         )
         with api.cursor() as db:
             table = compare_previous(db, query) if compare else run(db, query)
@@ -158,6 +168,7 @@ def create_app(read_api: ReadApi, version: str) -> FastAPI:
             "tz": window.zone.key,
             "bucket": bucketing.bucket.value if bucketing else None,
             "units": {m: METRICS[m].unit for m in query.metrics},
+            "source": (table.schema.metadata or {}).get(b"source", b"raw").decode(),
         }
         if compare:
             previous = selection.range.previous()

@@ -6,6 +6,7 @@ import io
 import sys
 from collections.abc import Callable, Iterator
 from enum import StrEnum
+from pathlib import Path
 from typing import BinaryIO
 
 import duckdb
@@ -161,4 +162,65 @@ def write_export(
 
         for chunk in export_chunks(db, fmt, where, params, advance):
             out.write(chunk)
+    return written
+
+
+def export_from_store(db_path: Path, fmt: ExportFormat, window: dict[str, list[str]], out: BinaryIO) -> int:
+    """Export a stopped store's calls in the window, with the same filters as the read API."""
+    from analytics.query import Filters, Params, Selection
+    from analytics.timewin import parse_range, parse_zone
+    from callscope.store import connect
+
+    zone = parse_zone(_one(window, "tz"))
+    time_range = parse_range(_one(window, "from"), _one(window, "to"), _one(window, "last"), zone)
+    dims = {k: v for k, v in window.items() if k not in ("from", "to", "last", "tz", "meta", "q")}
+    selection = Selection(time_range, Filters.parse(dims, window.get("meta", []), _one(window, "q")))
+    params = Params()
+    where = selection.where(params)
+    db = connect(db_path, read_only=True)
+    try:
+        return write_export(db, fmt, out, where=where, params=params.values)
+    finally:
+        db.close()
+
+
+def _one(window: dict[str, list[str]], key: str) -> str | None:
+    values = window.get(key)
+    return values[-1] if values else None
+
+
+def export_from_server(
+    url: str, fmt: ExportFormat, window: dict[str, list[str]], out: BinaryIO, *, read_key: str | None
+) -> int:
+    """Stream GET /api/v1/export into `out`; returns the number of calls (counted on the way through)."""
+    import httpx
+
+    headers = {"authorization": f"Bearer {read_key}"} if read_key else {}
+    params = [(k, v) for k, values in window.items() for v in values] + [("format", fmt.value)]
+    show = sys.stderr.isatty()
+    try:
+        with httpx.stream(
+            "GET", url.rstrip("/") + "/api/v1/export", params=params, headers=headers, timeout=None
+        ) as response:
+            if response.status_code != 200:
+                response.read()
+                try:
+                    reason = response.json().get("error", response.text)
+                except ValueError:
+                    reason = response.text
+                raise ConnectionError(f"{url} answered {response.status_code}: {reason}")
+            written = 0
+            with tqdm(unit="B", unit_scale=True, disable=not show, file=sys.stderr) as bar:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+                    bar.update(len(chunk))
+                    if fmt is not ExportFormat.PARQUET:
+                        written += chunk.count(b"\n")
+    except httpx.HTTPError as exc:
+        raise ConnectionError(f"cannot reach {url}: {exc}") from exc
+    if fmt is ExportFormat.CSV:
+        written -= 1  # the header line
+    elif fmt is ExportFormat.PARQUET:
+        out.flush()
+        written = -1
     return written

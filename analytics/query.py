@@ -81,11 +81,15 @@ class Selection:
     def with_range(self, time_range: TimeRange) -> Selection:
         return replace(self, range=time_range)
 
-    def where(self, params: Params) -> str:
-        clauses = [
-            f"start_time >= make_timestamptz({params.add(self.range.start_us)}::BIGINT)",
-            f"start_time < make_timestamptz({params.add(self.range.end_us)}::BIGINT)",
-        ]
+    def time_where(self, params: Params) -> str:
+        return (
+            f"start_time >= make_timestamptz({params.add(self.range.start_us)}::BIGINT)"
+            f" AND start_time < make_timestamptz({params.add(self.range.end_us)}::BIGINT)"
+        )
+
+    def dims_where(self, params: Params) -> str:
+        """The dimension filters and search, without the time range (also valid over the rollup table)."""
+        clauses = ["TRUE"]
         for name, values in self.filters.dims.items():
             dim = resolve(name)
             if name == "tag":
@@ -104,6 +108,9 @@ class Selection:
             searched.append(f"lower(hex(trace_id)) = {needle}")
             clauses.append("(" + " OR ".join(searched) + ")")
         return " AND ".join(clauses)
+
+    def where(self, params: Params) -> str:
+        return f"{self.time_where(params)} AND {self.dims_where(params)}"
 
     def source(self, params: Params, group_by: Sequence[str] = ()) -> str:
         """FROM clause: the calls table, or (grouping by tag) one row per call and tag."""

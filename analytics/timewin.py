@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 US = 1_000_000
 _DAY_US = 86_400 * US
-_MAX_RANGE = timedelta(days=3 * 366)
 _RELATIVE = re.compile(r"^(\d{1,4})(m|h|d|w)$")
 _RELATIVE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -131,8 +130,8 @@ def parse_range(
         result = TimeRange(start_at, end_at)
     if result.end <= result.start:
         raise QueryError(f"the time range is empty or reversed: from {result.start} to {result.end}")
-    if result.length > _MAX_RANGE:
-        raise QueryError("the time range is longer than 3 years; narrow it")
+    if result.start.year < 1970 or result.end.year > 2200:
+        raise QueryError("the time range must lie between 1970 and 2200")
     return result
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from callscope import __version__
 from callscope.settings import SETTINGS, Settings, SettingsError, load_settings
 
 # Secrets are never taken as flags: command lines are visible to every user of the machine (ps).
-_NO_FLAG = {"api_keys", "read_keys", "api_key"}
+_NO_FLAG = {s.name for s in SETTINGS if s.secret}
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -97,25 +99,46 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return run_dashboard(settings)
 
 
+def _export_window(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The export's window and filters as read-API parameters; the whole store when no window is given."""
+    params: dict[str, list[str]] = {}
+    if args.last:
+        params["last"] = [args.last]
+        if args.end:
+            params["to"] = [args.end]
+    else:
+        params["from"] = [args.start or "1970-01-01T00:00:00Z"]
+        params["to"] = [args.end or "2200-01-01T00:00:00Z"]
+    for item in args.filter or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SettingsError(f"--filter {item!r} must be DIMENSION=VALUE (e.g. model=gpt-4.1, meta.team=search)")
+        if name.startswith("meta."):
+            params.setdefault("meta", []).append(f"{name[5:]}={value}")
+        else:
+            params.setdefault(name, []).append(value)
+    return params
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from analytics.export import ExportFormat, write_export
-    from callscope.store import StoreLockedError, connect
+    from analytics.export import ExportFormat, export_from_server, export_from_store
+    from analytics.timewin import QueryError
+    from callscope.store import StoreLockedError
 
     settings = _settings(args)
+    fmt = ExportFormat(args.format)
+    window = _export_window(args)
+    out_path = Path(args.output) if args.output and args.output != "-" else None
     try:
-        db = connect(settings.db_path, read_only=True)
-    except (FileNotFoundError, StoreLockedError) as exc:
+        with out_path.open("wb") if out_path else contextlib.nullcontext(sys.stdout.buffer) as out:
+            if args.server:
+                key = os.environ.get("CALLSCOPE_READ_KEY") or next(iter(sorted(settings.read_keys)), None)
+                n = export_from_server(args.server, fmt, window, out, read_key=key)
+            else:
+                n = export_from_store(settings.db_path, fmt, window, out)
+    except (FileNotFoundError, StoreLockedError, QueryError, ConnectionError) as exc:
         print(f"callscope export: {exc}", file=sys.stderr)
         return 2
-    fmt = ExportFormat(args.format)
-    try:
-        if args.output and args.output != "-":
-            with Path(args.output).open("wb") as out:
-                n = write_export(db, fmt, out)
-        else:
-            n = write_export(db, fmt, sys.stdout.buffer)
-    finally:
-        db.close()
     print(f"exported {n} calls", file=sys.stderr)
     return 0
 
@@ -145,10 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(p)
     p.set_defaults(fn=cmd_dashboard)
 
-    p = sub.add_parser("export", help="export every model call of a stopped store")
+    p = sub.add_parser("export", help="export model calls of a stopped store, or of a running server (--server)")
     _add_setting_flags(p)
     p.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl")
     p.add_argument("--output", "-o", help="file to write (default: standard output)")
+    p.add_argument("--server", help="export from a running server's read API (e.g. http://127.0.0.1:4318)")
+    p.add_argument("--from", dest="start", help="first start time, ISO 8601 (default: the beginning)")
+    p.add_argument("--to", dest="end", help="end, exclusive, ISO 8601 (default: no end)")
+    p.add_argument("--last", help="instead of --from: a duration before --to or now (15m, 24h, 7d, 4w)")
+    p.add_argument(
+        "--filter",
+        action="append",
+        metavar="DIM=VALUE",
+        help="keep calls with this value (repeatable), e.g. model=gpt-4.1",
+    )
     p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("config", help="print the resolved settings (secrets masked)")

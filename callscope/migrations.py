@@ -131,3 +131,45 @@ def m004_metric_points(db: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m005_call_rollups(db: duckdb.DuckDBPyConnection) -> None:
+    """Hourly pre-aggregates of calls (see analytics/rollups.py) and how far they have folded."""
+    db.execute(
+        """
+        CREATE TABLE call_rollups (
+            hour_us BIGINT NOT NULL,
+            project VARCHAR,
+            service VARCHAR,
+            environment VARCHAR,
+            provider VARCHAR,
+            operation VARCHAR,
+            request_model VARCHAR,
+            response_model VARCHAR,
+            status VARCHAR,
+            error_type VARCHAR,
+            http_status INTEGER,
+            streaming BOOLEAN,
+            convention VARCHAR,
+            n BIGINT NOT NULL,
+            errors BIGINT NOT NULL,
+            rate_limited BIGINT NOT NULL,
+            input_tokens BIGINT NOT NULL,
+            output_tokens BIGINT NOT NULL,
+            cache_read_tokens BIGINT NOT NULL,
+            cache_write_tokens BIGINT NOT NULL,
+            reasoning_tokens BIGINT NOT NULL,
+            cost_sum DOUBLE,
+            priced BIGINT NOT NULL,
+            priced_tokens BIGINT NOT NULL,
+            unpriced BIGINT NOT NULL,
+            unpriced_tokens BIGINT NOT NULL,
+            all_tokens BIGINT NOT NULL,
+            reported_cost DOUBLE,
+            lat_max DOUBLE,
+            lat_sum DOUBLE NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE TABLE rollup_state (name VARCHAR PRIMARY KEY, folded_through_us BIGINT NOT NULL)")

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
 from analytics.api import ReadApi, create_app
+from analytics.jobs import Jobs
 from callscope import __version__
 from callscope.settings import Settings
 from callscope.store import connect
@@ -124,6 +125,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     db = connect(settings.db_path)
     parts = build(settings, db)
     parts.writer.start()
+    jobs = Jobs(db, rollup_interval_s=settings.rollup_interval_seconds, rollup_lag_s=settings.rollup_lag_seconds)
+    jobs.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -162,6 +165,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         await asyncio.sleep(0.02)
     if http_task.done():
         await grpc_server.stop(None)
+        jobs.stop()
         parts.writer.close()
         db.close()
         raise StartupError(f"cannot listen for OTLP/HTTP on {settings.host}:{settings.otlp_http_port}")
@@ -183,6 +187,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         http_server.should_exit = True
         await asyncio.gather(grpc_server.stop(grace=10), http_task, return_exceptions=True)
         await asyncio.to_thread(parts.writer.close)
+        await asyncio.to_thread(jobs.stop)
         db.execute("CHECKPOINT")
         db.close()
         log.info("stopped cleanly")

@@ -54,6 +54,13 @@ def _positive_float(raw: Any) -> float:
     return value
 
 
+def _non_negative_float(raw: Any) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError(f"must be zero or positive, got {value}")
+    return value
+
+
 def _parse_keys(raw: Any) -> dict[str, str]:
     """API keys: "key1=project-a,key2" (a key without a project maps to project "default"), or a TOML table."""
     if isinstance(raw, Mapping):
@@ -147,6 +154,19 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
+        "rollup_interval_seconds",
+        60.0,
+        "How often the hourly rollups fold newly received calls (late data re-folds the hours it lands in).",
+        _positive_float,
+    ),
+    Setting(
+        "rollup_lag_seconds",
+        60.0,
+        "Calls received in the last this many seconds are left to the next fold (they may still be queued);"
+        " queries add them from the raw calls, so answers stay exact.",
+        _non_negative_float,
+    ),
+    Setting(
         "max_body_bytes",
         20 * 1024 * 1024,
         "Largest decompressed OTLP request body accepted; larger bodies get HTTP 413.",
@@ -234,6 +254,8 @@ class Settings:
     api_keys: Mapping[str, str] = field(default_factory=dict)
     read_keys: frozenset[str] = frozenset()
     api_max_queries: int = 4
+    rollup_interval_seconds: float = 60.0
+    rollup_lag_seconds: float = 60.0
     max_body_bytes: int = 20 * 1024 * 1024
     queue_max_spans: int = 200_000
     max_inflight_requests: int = 64

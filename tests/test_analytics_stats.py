@@ -6,6 +6,7 @@ Percentile definition under test: numpy.percentile(method="linear") (Hyndman-Fan
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -40,8 +41,13 @@ ROWS.append(BOUNDARY_CALL)
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("stats")
     write_calls(data, ROWS)
-    proc = ServerProcess(Path(data)).start()
-    yield proc.http_url + "/api/v1"
+    proc = ServerProcess(Path(data), env={"CALLSCOPE_ROLLUP_LAG_SECONDS": "0"}).start()
+    url = proc.http_url + "/api/v1"
+    deadline = time.monotonic() + 30
+    while httpx.get(url + "/meta", timeout=10).json()["rollups_folded_through"] is None:  # first fold at start
+        assert time.monotonic() < deadline, "rollups never folded"
+        time.sleep(0.1)
+    yield url
     proc.stop()
 
 
@@ -323,3 +329,31 @@ def test_injection_in_values_is_just_a_value(api: str) -> None:
     assert get(api, "/stats", **{"from": iso(START), "to": iso(END), "metrics": "calls"})["data"][0]["calls"] == len(
         ROWS
     )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "2026-10-23T03:17:00Z", "to": "2026-10-26T19:41:30Z"},
+        {"from": "2026-10-23T03:17:00Z", "to": "2026-10-26T19:41:30Z", "group_by": "model,status", "service": "agent"},
+        {"from": "2026-10-23T00:00:00", "to": "2026-10-27T00:00:00", "bucket": "day", "tz": "Europe/Paris"},
+        {"from": "2026-10-24T05:30:00Z", "to": "2026-10-25T07:00:00Z", "bucket": "hour", "group_by": "provider"},
+    ],
+)
+def test_rollups_answer_exactly_like_raw_calls(api: str, params: dict[str, str]) -> None:
+    metrics = "calls,errors,rate_limited,total_tokens,cost_usd,cost_per_1k_tokens,unpriced_call_share,latency_max"
+    fast = get(api, "/stats", **params, metrics=metrics)
+    raw = get(api, "/stats", **params, metrics=metrics, rollups="false")
+    assert fast["meta"]["source"] == "rollups+raw" and raw["meta"]["source"] == "raw"
+    assert len(fast["data"]) == len(raw["data"])
+    for got, want in zip(fast["data"], raw["data"], strict=True):
+        assert got.keys() == want.keys()
+        for key, value in want.items():
+            assert got[key] == (pytest.approx(value, rel=1e-9) if isinstance(value, float) else value), key
+
+
+def test_percentiles_and_non_rollup_dimensions_use_raw_calls(api: str) -> None:
+    window = {"from": iso(START), "to": iso(END)}
+    assert get(api, "/stats", **window, metrics="latency_p95")["meta"]["source"] == "raw"
+    assert get(api, "/stats", **window, metrics="calls", user="user-1")["meta"]["source"] == "raw"
+    assert get(api, "/stats", **window, metrics="calls", bucket="hour", tz="Asia/Kolkata")["meta"]["source"] == "raw"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from callscope.cli import _NO_FLAG, main
+from callscope.cli import main
 from callscope.settings import SETTINGS, SettingsError, load_settings
 from tests.helpers import ROOT
 
@@ -55,7 +55,7 @@ def test_every_setting_is_documented_in_the_readme():
         row = re.search(rf"^\| {s.name} \|.*$", readme, re.MULTILINE)
         assert row, f"setting {s.name} missing from the README settings table"
         assert s.env in row.group(0)
-        if s.name not in _NO_FLAG:  # secrets have no flag: command lines are visible to other users
+        if not s.secret:  # secrets have no flag: command lines are visible to other users
             assert s.flag in row.group(0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from analytics.rollups import ROLLUP_COLUMNS, STORED
 from callscope.migrations import MIGRATIONS
 from callscope.records import TABLES
 from callscope.store import applied_migrations, connect, migrate
@@ -17,6 +18,14 @@ def test_migrations_create_the_whole_schema(tmp_path):
             [table],
         ).fetchall()
         assert got == [(c.name, c.sql) for c in columns], table
+    rollup_columns = [
+        name
+        for (name,) in db.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'call_rollups' "
+            "ORDER BY ordinal_position"
+        ).fetchall()
+    ]
+    assert rollup_columns == ["hour_us", *ROLLUP_COLUMNS, *STORED, "lat_max", "lat_sum"]
     keys = db.execute(
         "SELECT table_name, constraint_text FROM duckdb_constraints() "
         "WHERE constraint_type = 'PRIMARY KEY' ORDER BY table_name"
@@ -25,6 +34,7 @@ def test_migrations_create_the_whole_schema(tmp_path):
         ("calls", "PRIMARY KEY(trace_id, span_id)"),
         ("content_events", "PRIMARY KEY(event_id)"),
         ("metric_points", "PRIMARY KEY(point_id)"),
+        ("rollup_state", 'PRIMARY KEY("name")'),
         ("schema_migrations", 'PRIMARY KEY("name")'),
         ("spans", "PRIMARY KEY(trace_id, span_id)"),
     ]

@@ -1,0 +1,160 @@
+"""Hourly rollups: pre-aggregated call counts, tokens, cost and latency sums so long ranges skip the raw rows.
+
+The folding job (run by the scheduler in `callscope serve`) keeps one invariant: call_rollups holds, for every
+UTC hour, exactly the calls of that hour with received_at <= the watermark in rollup_state. Each run takes the
+calls received since the last watermark (up to now - lag, so rows still in the writer's queue are never skipped),
+finds the hours they touch (late data lands in old hours), and re-folds those hours whole in one transaction.
+
+A query answered from rollups is therefore exact: rollup rows for the whole hours inside the range, plus the raw
+calls that are not in them (the partial hours at both ends, and calls received after the watermark). Only
+additive statistics and max come from rollups; percentiles always come from the raw calls, so they stay exact
+(DuckDB's quantile over 10M rows is fast enough, see the README's performance section).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+from analytics.dimensions import resolve
+from analytics.metrics import BASE
+from analytics.query import Params, Selection
+from analytics.timewin import US, Bucket, Bucketing, offset_pieces, to_us
+
+log = logging.getLogger("callscope.rollups")
+
+HOUR_US = 3600 * US
+STATE_NAME = "calls_hourly"
+ROLLUP_COLUMNS = (
+    "project",
+    "service",
+    "environment",
+    "provider",
+    "operation",
+    "request_model",
+    "response_model",
+    "status",
+    "error_type",
+    "http_status",
+    "streaming",
+    "convention",
+)
+STORED = (
+    "n",
+    "errors",
+    "rate_limited",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_sum",
+    "priced",
+    "priced_tokens",
+    "unpriced",
+    "unpriced_tokens",
+    "all_tokens",
+    "reported_cost",
+)
+# How each base aggregate is merged from rollup rows (sums of sums, max of maxes, mean from sum and count).
+MERGE: dict[str, str] = {
+    **{b: f"coalesce(sum({b}), 0)::BIGINT" for b in STORED if b not in ("cost_sum", "reported_cost")},
+    "cost_sum": "sum(cost_sum)",
+    "reported_cost": "sum(reported_cost)",
+    "lat_max": "max(lat_max)",
+    "lat_avg": "sum(lat_sum) / nullif(sum(n), 0)",
+}
+_BASE_COLUMNS = ("lat_max", "lat_sum")
+
+
+def fold_select(where: str) -> str:
+    """Calls grouped by hour and the rollup dimensions, in the call_rollups column order."""
+    aggs = [f"{BASE[b]} AS {b}" for b in STORED] + ["max(duration_ms) AS lat_max", "sum(duration_ms) AS lat_sum"]
+    return (
+        f"SELECT (epoch_us(start_time) // {HOUR_US}) * {HOUR_US} AS hour_us, {', '.join(ROLLUP_COLUMNS)},"
+        f" {', '.join(aggs)} FROM calls WHERE {where} GROUP BY ALL"
+    )
+
+
+def watermark(db: duckdb.DuckDBPyConnection) -> int:
+    rows = db.execute("SELECT folded_through_us FROM rollup_state WHERE name = ?", [STATE_NAME]).fetchall()
+    return rows[0][0] if rows else 0
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    hours: int
+    watermark_us: int
+    seconds: float
+
+
+def fold(db: duckdb.DuckDBPyConnection, *, lag_s: float, now: datetime | None = None) -> FoldResult:
+    """Re-fold every hour touched by calls received since the last run (one transaction)."""
+    started = time.perf_counter()
+    old = watermark(db)
+    new = to_us(now or datetime.now(UTC)) - int(lag_s * US)
+    if new <= old:
+        return FoldResult(0, old, 0.0)
+    db.execute("BEGIN TRANSACTION")
+    try:
+        touched = db.execute(
+            f"SELECT DISTINCT (epoch_us(start_time) // {HOUR_US}) * {HOUR_US} FROM calls"
+            " WHERE received_at > make_timestamptz($old::BIGINT) AND received_at <= make_timestamptz($new::BIGINT)",
+            {"old": old, "new": new},
+        ).fetchall()
+        hours = [h for (h,) in touched]
+        if hours:
+            db.execute("DELETE FROM call_rollups WHERE list_contains($hours, hour_us)", {"hours": hours})
+            where = (
+                f"list_contains($hours, (epoch_us(start_time) // {HOUR_US}) * {HOUR_US})"
+                " AND received_at <= make_timestamptz($new::BIGINT)"
+            )
+            db.execute(f"INSERT INTO call_rollups BY NAME {fold_select(where)}", {"hours": hours, "new": new})
+        db.execute(
+            "INSERT INTO rollup_state VALUES ($name, $new) ON CONFLICT (name) DO UPDATE SET folded_through_us = $new",
+            {"name": STATE_NAME, "new": new},
+        )
+        db.execute("COMMIT")
+    except Exception:
+        db.execute("ROLLBACK")
+        raise
+    return FoldResult(len(hours), new, time.perf_counter() - started)
+
+
+def eligible(selection: Selection, group_by: tuple[str, ...], bases: list[str], bucketing: Bucketing | None) -> bool:
+    """Can this question be answered from rollups plus raw edges, exactly?"""
+    if selection.filters.search or any(b not in MERGE for b in bases):
+        return False
+    if any(not resolve(d).rollup for d in (*group_by, *selection.filters.dims)):
+        return False
+    if bucketing is not None:
+        if bucketing.bucket not in (Bucket.HOUR, Bucket.DAY, Bucket.WEEK, Bucket.MONTH):
+            return False
+        pieces = offset_pieces(bucketing.zone, selection.range.start_us, selection.range.end_us)
+        if any(offset % HOUR_US for _, offset in pieces):  # e.g. India: its hours do not align with UTC hours
+            return False
+    return whole_hours(selection)[1] > whole_hours(selection)[0]
+
+
+def whole_hours(selection: Selection) -> tuple[int, int]:
+    start = -(-selection.range.start_us // HOUR_US) * HOUR_US
+    end = (selection.range.end_us // HOUR_US) * HOUR_US
+    return start, end
+
+
+def source_sql(selection: Selection, params: Params, folded_us: int) -> str:
+    """Rows shaped like call_rollups covering exactly the selection: rollups inside, raw calls for the rest."""
+    start, end = whole_hours(selection)
+    p_start, p_end, p_folded = params.add(start), params.add(end), params.add(folded_us)
+    dims = selection.dims_where(params)
+    rollup_part = f"SELECT * FROM call_rollups WHERE hour_us >= {p_start} AND hour_us < {p_end} AND {dims}"
+    in_rollups = (
+        f"(epoch_us(start_time) >= {p_start} AND epoch_us(start_time) < {p_end}"
+        f" AND received_at <= make_timestamptz({p_folded}::BIGINT))"
+    )
+    raw_part = fold_select(f"{selection.where(params)} AND NOT {in_rollups}")
+    return f"({rollup_part} UNION ALL BY NAME {raw_part})"
