@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-OVERVIEW = "pages/overview.py"
-COST = "pages/cost.py"
-LATENCY = "pages/latency.py"
-ERRORS = "pages/errors.py"
-CALLS = "pages/calls.py"
-CALL = "pages/call.py"
+OVERVIEW = "views/overview.py"
+COST = "views/cost.py"
+LATENCY = "views/latency.py"
+ERRORS = "views/errors.py"
+CALLS = "views/calls.py"
+CALL = "views/call.py"
 
 
 def pages() -> list[st.Page]:
