@@ -15,6 +15,8 @@ import httpx
 import polars as pl
 import pyarrow as pa
 
+ENV_URL = "CALLSCOPE_API_URL"  # where the dashboard finds the read API (set by dashboard/launch.py)
+ENV_KEY = "CALLSCOPE_API_KEY"  # the read key it sends
 Params = Sequence[tuple[str, str]]  # query parameters, repeatable keys kept (service=a&service=b)
 
 

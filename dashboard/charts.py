@@ -41,7 +41,7 @@ def _layout(fig: go.Figure, title: str, unit: str, *, height: int = 320) -> go.F
         title={"text": title, "x": 0, "font": {"size": 15}},
         height=height,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.2},
+        legend={"orientation": "h", "y": -0.15},
         hovermode="closest",
         yaxis_title=AXIS_TITLES.get(unit, unit),
     )
@@ -92,7 +92,6 @@ def series(
             fig.add_trace(go.Scatter(mode="lines+markers", connectgaps=False, **common))
     if kind == "bar":
         fig.update_layout(barmode="stack" if stacked else "group")
-    fig.update_xaxes(title_text="Time")
     return _layout(fig, title, unit)
 
 
@@ -115,7 +114,6 @@ def lines(frame: pl.DataFrame, metrics: Sequence[str], unit: str, title: str, na
                 hovertemplate=f"<b>{names.get(metric, metric)}</b><br>%{{x}}<br>{hover}<extra></extra>",
             )
         )
-    fig.update_xaxes(title_text="Time")
     return _layout(fig, title, unit)
 
 

@@ -14,11 +14,9 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from dashboard.api_client import ApiClient, ApiConfig, Params
+from dashboard.api_client import ENV_KEY, ENV_URL, ApiClient, ApiConfig, Params
 from dashboard.filters import ViewFilters, iso
 
-ENV_URL = "CALLSCOPE_API_URL"
-ENV_KEY = "CALLSCOPE_API_KEY"
 DEFAULT_URL = "http://127.0.0.1:4318/api/v1"
 TTL_S = 30
 # Wide enough to see whether anything was ever stored (the API allows ranges up to 3 years).

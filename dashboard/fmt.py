@@ -43,7 +43,7 @@ def ms(value: float | None) -> str:
     if _missing(value):
         return DASH
     assert value is not None
-    return f"{value / 1000:,.2f} s" if value >= 10_000 else f"{value:,.0f} ms"
+    return f"{value / 1000:,.2f} s" if value >= 1000 else f"{value:,.0f} ms"
 
 
 def pct(value: float | None, digits: int = 2) -> str:
@@ -51,7 +51,18 @@ def pct(value: float | None, digits: int = 2) -> str:
 
 
 def rate(value: float | None) -> str:
-    return DASH if _missing(value) else f"{value:,.1f} tokens/s"
+    return DASH if _missing(value) else f"{value:,.0f} tok/s"
+
+
+def compact(value: float | None) -> str:
+    """12,345 -> 12.3k, 3,469,876 -> 3.47M: for tiles, where space is short (hovers keep exact values)."""
+    if _missing(value):
+        return DASH
+    assert value is not None
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:,.0f}"
 
 
 def signed_pct(value: float | None) -> str | None:

@@ -8,13 +8,15 @@ line, where every user of the machine could read it.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from callscope.settings import Settings
-from dashboard.data import ENV_KEY, ENV_URL
+from dashboard.api_client import ENV_KEY, ENV_URL
 
 APP = Path(__file__).resolve().parent / "app.py"
 
@@ -70,20 +72,26 @@ def dashboard_url(settings: Settings) -> str:
     return f"http://{host}:{settings.dashboard_port}"
 
 
-def start_dashboard(settings: Settings, **popen: object) -> subprocess.Popen:
-    """The dashboard as a child process (for `callscope up`); the caller stops it with terminate()."""
-    return subprocess.Popen(streamlit_command(settings), env=dashboard_env(settings), **popen)  # type: ignore[call-overload]
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when the parent dies, even by SIGKILL (no orphans)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_dashboard(settings: Settings, **popen: Any) -> subprocess.Popen:
+    """The dashboard as a child process (for `callscope up`); stop it with stop_dashboard()."""
+    return subprocess.Popen(
+        streamlit_command(settings), env=dashboard_env(settings), preexec_fn=_die_with_parent, **popen
+    )
 
 
 def run_dashboard(settings: Settings) -> int:
-    """`callscope dashboard`: run in the foreground until Ctrl-C."""
-    proc = start_dashboard(settings)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(10)
-        return 130
+    """`callscope dashboard`: become the Streamlit process, so signals (Ctrl-C, SIGTERM) reach it directly."""
+    command = streamlit_command(settings)
+    os.execve(command[0], command, dashboard_env(settings))
 
 
 def stop_dashboard(proc: subprocess.Popen, timeout: float = 10.0) -> None:

@@ -115,7 +115,7 @@ def test_overview_kpis_equal_the_api(api: str, store: tuple[str, list[dict[str, 
     assert shown["Error rate"] == fmt.pct(want["error_rate"])
     assert shown["p95 latency"] == fmt.ms(want["latency_p95"])
     assert shown["Time to first token (p50)"] == fmt.ms(want["ttft_p50"])
-    assert shown["Tokens"] == fmt.count(want["total_tokens"])
+    assert shown["Tokens"] == fmt.compact(want["total_tokens"])
     calls_tile = next(m for m in at.metric if m.label == "Calls")
     assert calls_tile.proto.delta == fmt.signed_pct(want["calls_delta_pct"])  # against the day before
     assert len(at.get("plotly_chart")) == 2
@@ -171,7 +171,7 @@ def test_latency_page_percentiles_histogram_and_slowest(api: str, store: tuple[s
     percentile_chart = specs[0]
     assert [t["name"] for t in percentile_chart["data"]] == ["p50", "p90", "p95", "p99"]
     assert all(t["type"] == "scatter" for t in percentile_chart["data"])  # lines, never stacked
-    histogram = next(s for s in specs if s["layout"]["xaxis"].get("type") == "log")
+    histogram = next(s for s in specs if s["layout"].get("xaxis", {}).get("type") == "log")
     assert sum(histogram["data"][0]["y"]) == len(in_window(store[1], service="summarizer"))
     slowest = table(at, "duration_ms", "ttft_ms")
     want_slowest = sorted((r["duration_ms"] for r in in_window(store[1], service="summarizer")), reverse=True)[:20]
@@ -262,3 +262,17 @@ def test_unreachable_server_and_wrong_key_are_messages_not_tracebacks(
         assert not at.error and "No calls recorded yet" in at.info[0].value
     finally:
         proc.stop()
+
+
+def test_formats() -> None:
+    assert [fmt.usd(v) for v in (None, 0, 1234.567, 0.01234, 0.000123, -2.5)] == [
+        "—",
+        "$0.00",
+        "$1,234.57",
+        "$0.0123",
+        "$0.000123",
+        "-$2.50",
+    ]
+    assert [fmt.ms(v) for v in (None, 673.4, 1728.2)] == ["—", "673 ms", "1.73 s"]
+    assert [fmt.compact(v) for v in (950, 12_345, 3_469_876)] == ["950", "12.3k", "3.47M"]
+    assert fmt.pct(0.05421) == "5.42%" and fmt.signed_pct(-0.017) == "-1.7%" and fmt.signed_pct(None) is None

@@ -13,7 +13,7 @@ KPIS = (
     ui.Kpi("error_rate", "Error rate", fmt.pct),
     ui.Kpi("latency_p95", "p95 latency", fmt.ms),
     ui.Kpi("ttft_p50", "Time to first token (p50)", fmt.ms, help="Over streamed calls."),
-    ui.Kpi("total_tokens", "Tokens", fmt.count, up_is_good=True, help="Input + output tokens."),
+    ui.Kpi("total_tokens", "Tokens", fmt.compact, up_is_good=True, help="Input + output tokens."),
 )
 
 filters = sidebar.current()
@@ -53,7 +53,7 @@ if ui.guard_data(filters):
             "model": "Model",
             "cost_usd": st.column_config.NumberColumn("Spend (USD)", format="$%.4f"),
             "cost_usd_prev": st.column_config.NumberColumn("Before (USD)", format="$%.4f"),
-            "cost_usd_delta": st.column_config.NumberColumn("Change (USD)", format="$%+.4f"),
+            "cost_usd_delta": st.column_config.NumberColumn("Change (USD)", format="%+.4f"),
             "cost_usd_delta_pct": st.column_config.NumberColumn("Change (%)", format="%+.1f%%"),
             "calls": st.column_config.NumberColumn("Calls", format="%d"),
             "calls_delta": st.column_config.NumberColumn("Calls change", format="%+d"),
