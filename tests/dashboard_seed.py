@@ -59,10 +59,12 @@ def agent_trace(start: datetime, template: dict[str, Any]) -> tuple[list[dict[st
     return calls, root
 
 
-def seed(data_dir: Path, start: datetime, end: datetime, n: int = 2000, seed: int = 5) -> list[dict[str, Any]]:
-    """Write n calls in [start, end) plus the agent trace; return every call row written."""
+def seed(
+    data_dir: Path, start: datetime, end: datetime, n: int = 2000, seed: int = 5, trace_at: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Write n calls in [start, end) plus the agent trace (mid-range unless trace_at); return the call rows."""
     rows = make_calls(n, start, end, seed=seed)
-    trace_calls, root = agent_trace(start + (end - start) / 2, rows[0])
+    trace_calls, root = agent_trace(trace_at or start + (end - start) / 2, rows[0])
     rows += trace_calls
     write_calls(data_dir, rows)
     db = connect(data_dir / "callscope.duckdb")

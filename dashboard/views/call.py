@@ -38,7 +38,7 @@ ui.kpi_row(
         ui.Kpi("ttft_ms", "Time to first token", fmt.ms),
         ui.Kpi("input_tokens", "Input tokens", fmt.count),
         ui.Kpi("output_tokens", "Output tokens", fmt.count),
-        ui.Kpi("cost_usd", "Cost", fmt.usd_exact, help="Computed at ingest from the price shown below."),
+        ui.Kpi("cost_usd", "Cost", fmt.usd, help="Computed at ingest; the exact value is in the table below."),
     ),
     compare=False,
 )
