@@ -7,12 +7,14 @@ two servers (or two tests) never share answers, and a refresh older than TTL_S a
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 import polars as pl
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from dashboard.api_client import ENV_KEY, ENV_URL, ApiClient, ApiConfig, Params
 from dashboard.filters import ViewFilters, iso
@@ -160,6 +162,32 @@ def store_is_empty() -> bool:
 def export(filters: ViewFilters, fmt: str, extra: Sequence[tuple[str, str]] = ()) -> bytes:
     """The /export stream gathered for st.download_button (called only when the button is clicked)."""
     return b"".join(client().export(list(_p(filters, extra)), fmt))
+
+
+def parallel(*calls: Callable[[], Any]) -> list[Any]:
+    """Run several of the functions above at once (the API answers up to api_max_queries in parallel).
+
+    Each runs in a thread that carries this script run's context, so caching works as in the page itself; the
+    first exception is raised, as if the calls had been made one after the other.
+    """
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    ctx = get_script_run_ctx(suppress_warning=True)
+
+    def run(call: Callable[[], Any]) -> Any:
+        if ctx is not None:
+            add_script_run_ctx(ctx=ctx)
+        return call()
+
+    with ThreadPoolExecutor(max_workers=min(len(calls), 6), thread_name_prefix="callscope-data") as pool:
+        futures = [pool.submit(run, call) for call in calls]
+        return [f.result() for f in futures]
+
+
+def dimension_values(filters: ViewFilters, dims: Sequence[str]) -> dict[str, list[Any]]:
+    """Values of several dimensions (the sidebar pickers), fetched at once."""
+    lists = parallel(*(lambda d=d: values(filters, d) for d in dims))
+    return dict(zip(dims, lists, strict=True))
 
 
 def clear() -> None:

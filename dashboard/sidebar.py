@@ -99,14 +99,15 @@ def render() -> ViewFilters:
     if not _zone_ok(tz):
         sb.error(f"Unknown time zone {tz!r}; using UTC.")
 
+    try:
+        known = data.dimension_values(draft, FILTER_DIMS)
+    except ApiError:  # the page says what is wrong; the pickers keep what is selected
+        known = {}
     dims: dict[str, tuple[str, ...]] = {}
     for dim in FILTER_DIMS:
         key = _dim_key(dim)
         chosen = [str(v) for v in st.session_state.get(key, [])]
-        try:
-            options = [str(v) for v in data.values(draft, dim) if v is not None]
-        except ApiError:
-            options = []
+        options = [str(v) for v in known.get(dim, []) if v is not None]
         options += [v for v in chosen if v not in options]
         picked = sb.multiselect(LABELS[dim], options, key=key, placeholder="All")
         if picked:

@@ -65,10 +65,11 @@ def show_api_error(exc: ApiError) -> None:
 
 def guard_data(filters: ViewFilters) -> bool:
     """False (after explaining) when the store is empty or the window has no calls; pages stop drawing then."""
-    if data.store_is_empty():
+    empty, window = data.parallel(data.store_is_empty, lambda: data.totals(filters, ("calls",)))
+    if empty:
         empty_store()
         return False
-    if data.totals(filters, ("calls",))["calls"] == 0:
+    if window["calls"] == 0:
         st.info(
             f"No calls match these filters in the {filters.describe()}. Widen the time range or clear filters "
             "in the sidebar."

@@ -3,6 +3,7 @@ not priced, and the month so far."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -10,8 +11,11 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts, data, fmt, nav, sidebar, ui
+from dashboard.filters import iso
 
 BREAKDOWNS = {"model": "Model", "provider": "Provider", "service": "Service", "user": "User", "tag": "Tag"}
+PER_GROUP = ("cost_usd", "calls", "cost_per_call", "cost_per_1k_tokens", "total_tokens")
+UNPRICED = ("unpriced_calls", "calls", "unpriced_token_share")
 KPIS = (
     ui.Kpi("cost_usd", "Spend", fmt.usd, help="USD of priced calls."),
     ui.Kpi("cost_per_call", "Cost per call", fmt.usd, help="Mean over priced calls."),
@@ -23,27 +27,38 @@ KPIS = (
 def month_to_date(filters) -> float | None:
     """Spend from the first of this month (in the view's time zone) until now, with the same dimension filters."""
     zone = ZoneInfo(filters.tz)
-    now = datetime.now(UTC)
-    first = now.astimezone(zone).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return data.totals(filters.with_window(first, now), ("cost_usd",))["cost_usd"]
+    first = datetime.now(UTC).astimezone(zone).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    # No end: the server's "now", so the question (and its cache key) stays the same all month.
+    return data.totals(replace(filters, range="custom", start=iso(first), end=None), ("cost_usd",))["cost_usd"]
 
 
 filters = sidebar.current()
 st.title("Cost")
 st.caption(f"Spend of priced calls in the {filters.describe()}, in USD.")
 if ui.guard_data(filters):
-    row = data.compare(filters, [k.metric for k in KPIS]).row(0, named=True)
-    ui.kpi_row(row, KPIS)
-    mtd_col, _ = st.columns([1, 3])
-    mtd_col.metric("Month to date", fmt.usd(month_to_date(filters)), border=True, help="Spend since the 1st.")
-
+    tiles = st.container()
     dim = (
         st.segmented_control(
             "Break spend down by", list(BREAKDOWNS), format_func=BREAKDOWNS.__getitem__, default="model", key="cost_by"
         )
         or "model"
     )
-    series = data.stats(filters, ("cost_usd",), group_by=(dim,), bucket="auto", top_groups=8)
+    top_metrics = ("cost_usd", "calls")
+    kpis, mtd, series, per, top_user, top_session, top_tag, unpriced = data.parallel(
+        lambda: data.compare(filters, [k.metric for k in KPIS]),
+        lambda: month_to_date(filters),
+        lambda: data.stats(filters, ("cost_usd",), group_by=(dim,), bucket="auto", top_groups=8),
+        lambda: data.stats(filters, PER_GROUP, group_by=(dim,), order_by="cost_usd", limit=20),
+        lambda: data.stats(filters, top_metrics, group_by=("user",), order_by="cost_usd", limit=10),
+        lambda: data.stats(filters, top_metrics, group_by=("session",), order_by="cost_usd", limit=10),
+        lambda: data.stats(filters, top_metrics, group_by=("tag",), order_by="cost_usd", limit=10),
+        lambda: data.stats(filters, UNPRICED, group_by=("provider", "model"), order_by="unpriced_calls", limit=50),
+    )
+    row = kpis.row(0, named=True)
+    with tiles:
+        ui.kpi_row(row, KPIS)
+        mtd_col, _ = st.columns([1, 3])
+        mtd_col.metric("Month to date", fmt.usd(mtd), border=True, help="Spend since the 1st, in the view's zone.")
     event = ui.chart(
         charts.series(
             series,
@@ -66,13 +81,6 @@ if ui.guard_data(filters):
             chosen = chosen.with_dim(dim, [str(value)])
         sidebar.drill_down(nav.CALLS, chosen)
 
-    per = data.stats(
-        filters,
-        ("cost_usd", "calls", "cost_per_call", "cost_per_1k_tokens", "total_tokens"),
-        group_by=(dim,),
-        order_by="cost_usd",
-        limit=20,
-    )
     st.dataframe(
         ui.money_table(per, money=("cost_usd", "cost_per_call", "cost_per_1k_tokens")),
         column_config={
@@ -92,7 +100,7 @@ if ui.guard_data(filters):
     for col, (who, title) in zip(
         cols, (("user", "Users"), ("session", "Sessions"), ("tag", "Features (tags)")), strict=True
     ):
-        top = data.stats(filters, ("cost_usd", "calls"), group_by=(who,), order_by="cost_usd", limit=10)
+        top = {"user": top_user, "session": top_session, "tag": top_tag}[who]
         with col:
             ui.chart(
                 charts.ranking(top.filter(pl.col(who).is_not_null()), who, "cost_usd", "USD", f"Top {title.lower()}"),
@@ -100,13 +108,7 @@ if ui.guard_data(filters):
             )
 
     st.subheader("Unpriced calls")
-    unpriced = data.stats(
-        filters,
-        ("unpriced_calls", "calls", "unpriced_token_share"),
-        group_by=("provider", "model"),
-        order_by="unpriced_calls",
-        limit=50,
-    ).filter(pl.col("unpriced_calls") > 0)
+    unpriced = unpriced.filter(pl.col("unpriced_calls") > 0)
     share = row.get("unpriced_call_share")
     if unpriced.height == 0:
         st.success("Every call in this view has a price.")

@@ -14,15 +14,39 @@ KPIS = (
 )
 ERRORS_ONLY = (("status", "error"),)
 KINDS = {"error_type": "Error type", "http_status": "HTTP status"}
+RECENT = (
+    "start_time",
+    "error_type",
+    "http_status",
+    "finish_reason",
+    "service",
+    "provider",
+    "request_model",
+    "duration_ms",
+    "user_id",
+    "trace_id",
+    "span_id",
+)
 
 filters = sidebar.current()
 st.title("Errors")
 st.caption(f"Failed calls in the {filters.describe()}.")
 if ui.guard_data(filters):
-    row = data.compare(filters, [k.metric for k in KPIS]).row(0, named=True)
-    ui.kpi_row(row, KPIS)
+    kind = (
+        st.segmented_control(
+            "Errors by", list(KINDS), format_func=KINDS.__getitem__, default="error_type", key="errors_by"
+        )
+        or "error_type"
+    )
+    kpis, overall, by_provider, by_kind, (recent, total) = data.parallel(
+        lambda: data.compare(filters, [k.metric for k in KPIS]),
+        lambda: data.stats(filters, ("error_rate", "rate_limited_share"), bucket="auto"),
+        lambda: data.stats(filters, ("error_rate",), group_by=("provider",), bucket="auto", top_groups=6),
+        lambda: data.stats(filters, ("errors",), extra=ERRORS_ONLY, group_by=(kind,), bucket="auto", top_groups=8),
+        lambda: data.calls(filters, extra=ERRORS_ONLY, limit=50),
+    )
+    ui.kpi_row(kpis.row(0, named=True), KPIS)
 
-    overall = data.stats(filters, ("error_rate", "rate_limited_share"), bucket="auto")
     left, right = st.columns(2)
     with left:
         ui.chart(
@@ -36,19 +60,11 @@ if ui.guard_data(filters):
             "error_rate",
         )
     with right:
-        by_provider = data.stats(filters, ("error_rate",), group_by=("provider",), bucket="auto", top_groups=6)
         ui.chart(
             charts.series(by_provider, "error_rate", "ratio", "Error rate by provider (%)", group="provider"),
             "error_rate_provider",
         )
 
-    kind = (
-        st.segmented_control(
-            "Errors by", list(KINDS), format_func=KINDS.__getitem__, default="error_type", key="errors_by"
-        )
-        or "error_type"
-    )
-    by_kind = data.stats(filters, ("errors",), extra=ERRORS_ONLY, group_by=(kind,), bucket="auto", top_groups=8)
     event = ui.chart(
         charts.series(
             by_kind,
@@ -67,23 +83,10 @@ if ui.guard_data(filters):
         sidebar.drill_down(nav.CALLS, filters.with_window(*window), status="error")
 
     st.subheader("Recent errors")
-    recent, total = data.calls(filters, extra=ERRORS_ONLY, limit=50)
     st.caption(f"The latest {recent.height} of {fmt.count(total)} failed calls.")
     if recent.height:
         st.dataframe(
-            recent.select(
-                "start_time",
-                "error_type",
-                "http_status",
-                "finish_reason",
-                "service",
-                "provider",
-                "request_model",
-                "duration_ms",
-                "user_id",
-                "trace_id",
-                "span_id",
-            ),
+            recent.select(RECENT),
             column_config={
                 "start_time": "Started (UTC)",
                 "error_type": "Error",

@@ -74,10 +74,18 @@ filters = sidebar.current()
 st.title("Latency")
 st.caption(f"Call durations in the {filters.describe()}, in milliseconds.")
 if ui.guard_data(filters):
-    row = data.compare(filters, [k.metric for k in KPIS]).row(0, named=True)
-    ui.kpi_row(row, KPIS)
+    # The per-model percentile picker is drawn further down; its value from the last run is known already.
+    chosen = st.session_state.get("per_model_pct", "latency_p95")
+    kpis, overall, per_model, speed, hist, (slow, _) = data.parallel(
+        lambda: data.compare(filters, [k.metric for k in KPIS]),
+        lambda: data.stats(filters, tuple(PERCENTILES), bucket="auto"),
+        lambda: data.stats(filters, (chosen,), group_by=("model",), bucket="auto", top_groups=8),
+        lambda: data.stats(filters, ("ttft_p50", "ttft_p95", "output_tokens_per_s"), bucket="auto"),
+        lambda: data.histogram(filters),
+        lambda: data.calls(filters, order_by="duration_ms", limit=20),
+    )
+    ui.kpi_row(kpis.row(0, named=True), KPIS)
 
-    overall = data.stats(filters, tuple(PERCENTILES), bucket="auto")
     event = ui.chart(
         charts.lines(
             overall,
@@ -94,14 +102,14 @@ if ui.guard_data(filters):
     pick = st.selectbox(
         "Percentile per model", list(PERCENTILES), index=2, format_func=PERCENTILES.__getitem__, key="per_model_pct"
     )
-    per_model = data.stats(filters, (pick,), group_by=("model",), bucket="auto", top_groups=8)
+    if pick != chosen:  # changed by code rather than by a click; fetch what the picker says
+        per_model = data.stats(filters, (pick,), group_by=("model",), bucket="auto", top_groups=8)
     ui.chart(
         charts.series(per_model, pick, "ms", f"{PERCENTILES[pick]} latency per model (ms)", group="model"),
         "latency_per_model",
     )
 
     left, right = st.columns(2)
-    speed = data.stats(filters, ("ttft_p50", "ttft_p95", "output_tokens_per_s"), bucket="auto")
     with left:
         ui.chart(
             charts.lines(
@@ -116,14 +124,12 @@ if ui.guard_data(filters):
     with right:
         ui.chart(charts.series(speed, "output_tokens_per_s", "tokens/s", "Output tokens per second (median)"), "tps")
 
-    hist = data.histogram(filters)
     ui.chart(charts.histogram(hist, "Distribution of durations (calls per bin, log scale)"), "latency_histogram")
 
     if picked is not None:
         what_changed(filters, *picked)
 
     st.subheader("Slowest calls")
-    slow, _ = data.calls(filters, order_by="duration_ms", limit=20)
     selection = st.dataframe(
         slow.select(
             "duration_ms",

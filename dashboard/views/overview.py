@@ -20,10 +20,13 @@ filters = sidebar.current()
 st.title("Overview")
 st.caption(f"All calls in the {filters.describe()}.")
 if ui.guard_data(filters):
-    totals = data.compare(filters, [k.metric for k in KPIS]).row(0, named=True)
-    ui.kpi_row(totals, KPIS)
+    kpis, series, movers = data.parallel(
+        lambda: data.compare(filters, [k.metric for k in KPIS]),
+        lambda: data.stats(filters, ("cost_usd", "calls"), bucket="auto"),
+        lambda: data.compare(filters, ("cost_usd", "calls"), group_by=("model",)),
+    )
+    ui.kpi_row(kpis.row(0, named=True), KPIS)
 
-    series = data.stats(filters, ("cost_usd", "calls"), bucket="auto")
     left, right = st.columns(2)
     with left:
         ui.chart(charts.series(series, "cost_usd", "USD", "Spend over time (USD)", kind="bar"), "spend_over_time")
@@ -39,7 +42,6 @@ if ui.guard_data(filters):
 
     st.subheader("Top movers by model")
     st.caption("Spend and calls per model against the previous period, largest spend change first.")
-    movers = data.compare(filters, ("cost_usd", "calls"), group_by=("model",))
     movers = movers.sort(pl.col("cost_usd_delta").abs(), descending=True, nulls_last=True).head(10)
     st.dataframe(
         ui.money_table(
