@@ -89,10 +89,15 @@ def series(
         if kind == "bar":
             fig.add_trace(go.Bar(**common))
         else:
-            fig.add_trace(go.Scatter(mode="lines+markers", connectgaps=False, **common))
+            fig.add_trace(go.Scatter(mode=_mode(part.height), connectgaps=False, **common))
     if kind == "bar":
         fig.update_layout(barmode="stack" if stacked else "group")
     return _layout(fig, title, unit)
+
+
+def _mode(points: int) -> str:
+    """Markers help on short series; on long ones they only cost drawing time (hover still finds every point)."""
+    return "lines+markers" if points <= 48 else "lines"
 
 
 def _eq(column: str, value: Any) -> pl.Expr:
@@ -109,7 +114,7 @@ def lines(frame: pl.DataFrame, metrics: Sequence[str], unit: str, title: str, na
                 x=frame["bucket"].to_list(),
                 y=frame[metric].to_list(),
                 name=names.get(metric, metric),
-                mode="lines+markers",
+                mode=_mode(frame.height),
                 marker={"color": COLORS[i % len(COLORS)], "size": 5},
                 hovertemplate=f"<b>{names.get(metric, metric)}</b><br>%{{x}}<br>{hover}<extra></extra>",
             )
