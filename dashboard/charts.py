@@ -38,10 +38,10 @@ COLORS = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B2
 
 def _layout(fig: go.Figure, title: str, unit: str, *, height: int = 320) -> go.Figure:
     fig.update_layout(
-        title={"text": title, "x": 0, "font": {"size": 15}},
+        title={"text": title, "x": 0, "y": 0.98, "yanchor": "top", "font": {"size": 15}},
         height=height,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.15},
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
         hovermode="closest",
         yaxis_title=AXIS_TITLES.get(unit, unit),
     )
@@ -138,8 +138,9 @@ def ranking(frame: pl.DataFrame, dim: str, metric: str, unit: str, title: str) -
     )
     fig = _layout(fig, title, unit, height=max(220, 28 * len(labels) + 80))
     fig.update_layout(yaxis_title=None, xaxis_title=AXIS_TITLES.get(unit, unit))
+    fig.update_yaxes(tickprefix="", tickformat="", type="category")  # labels, not amounts
     if unit == "USD":
-        fig.update_xaxes(tickprefix="$")
+        fig.update_xaxes(tickprefix="$", tickformat=",.4~f")
     return fig
 
 

@@ -86,10 +86,10 @@ if ui.guard_data(filters):
         column_config={
             dim: BREAKDOWNS[dim],
             "cost_usd": st.column_config.NumberColumn("Spend (USD)", format="$%.4f"),
-            "calls": st.column_config.NumberColumn("Calls", format="%d"),
+            "calls": st.column_config.NumberColumn("Calls", format="localized"),
             "cost_per_call": st.column_config.NumberColumn("Per call (USD)", format="$%.6f"),
             "cost_per_1k_tokens": st.column_config.NumberColumn("Per 1k tokens (USD)", format="$%.6f"),
-            "total_tokens": st.column_config.NumberColumn("Tokens", format="%d"),
+            "total_tokens": st.column_config.NumberColumn("Tokens", format="localized"),
         },
         hide_index=True,
         key="cost_table",
@@ -120,8 +120,8 @@ if ui.guard_data(filters):
         st.dataframe(
             ui.money_table(unpriced, shares=("unpriced_token_share",)),
             column_config={
-                "unpriced_calls": st.column_config.NumberColumn("Unpriced calls", format="%d"),
-                "calls": st.column_config.NumberColumn("Calls", format="%d"),
+                "unpriced_calls": st.column_config.NumberColumn("Unpriced calls", format="localized"),
+                "calls": st.column_config.NumberColumn("Calls", format="localized"),
                 "unpriced_token_share": st.column_config.NumberColumn("Share of tokens (%)", format="%.2f%%"),
             },
             hide_index=True,

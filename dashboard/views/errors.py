@@ -90,7 +90,7 @@ if ui.guard_data(filters):
             column_config={
                 "start_time": "Started (UTC)",
                 "error_type": "Error",
-                "http_status": st.column_config.NumberColumn("HTTP", format="%d"),
+                "http_status": st.column_config.NumberColumn("HTTP", format="localized"),
                 "duration_ms": st.column_config.NumberColumn("Duration (ms)", format="%.0f"),
             },
             hide_index=True,

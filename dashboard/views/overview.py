@@ -57,7 +57,7 @@ if ui.guard_data(filters):
             "cost_usd_prev": st.column_config.NumberColumn("Before (USD)", format="$%.4f"),
             "cost_usd_delta": st.column_config.NumberColumn("Change (USD)", format="%+.4f"),
             "cost_usd_delta_pct": st.column_config.NumberColumn("Change (%)", format="%+.1f%%"),
-            "calls": st.column_config.NumberColumn("Calls", format="%d"),
+            "calls": st.column_config.NumberColumn("Calls", format="localized"),
             "calls_delta": st.column_config.NumberColumn("Calls change", format="%+d"),
         },
         hide_index=True,
