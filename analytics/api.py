@@ -24,6 +24,7 @@ from analytics.api_params import WindowParam, reject_unknown_params
 from analytics.changes import DECOMPOSABLE, what_changed
 from analytics.dimensions import DIMENSIONS, resolve
 from analytics.export import ExportFormat, export_chunks
+from analytics.histogram import HistogramQuery, histogram
 from analytics.metrics import METRICS, parse_metrics
 from analytics.query import Params, parse_group_by
 from analytics.responses import OrjsonResponse, choose_format, table_response
@@ -203,6 +204,22 @@ def create_app(read_api: ReadApi, version: str) -> FastAPI:
         body["window"] = {"from": selection.range.start.isoformat(), "to": selection.range.end.isoformat()}
         body["baseline"] = {"from": baseline.start.isoformat(), "to": baseline.end.isoformat()}
         return body
+
+    @app.get("/histogram", summary="Distribution of durations (or time to first token): calls per bin, in ms")
+    def duration_histogram(
+        request: Request,
+        api: Api,
+        window: WindowParam,
+        field: Annotated[str, Query(description="duration_ms (default) or ttft_ms")] = "duration_ms",
+        bins: Annotated[int, Query(ge=1, le=200, description="number of bins")] = 40,
+        scale: Annotated[str, Query(description="log (default: geometric bins) or linear")] = "log",
+        format: Format = None,
+    ) -> Response:
+        fmt = choose_format(format, request.headers.get("accept"))
+        query = HistogramQuery(window.selection, field=field, bins=bins, scale=scale)
+        with api.cursor() as db:
+            table = histogram(db, query)
+        return table_response(table, fmt, {"field": field, "unit": "ms", "scale": scale})
 
     @app.get("/calls", summary="A page of calls matching the filters")
     def list_calls(

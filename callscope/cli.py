@@ -15,7 +15,7 @@ from callscope import __version__
 from callscope.settings import SETTINGS, Settings, SettingsError, load_settings
 
 # Secrets are never taken as flags: command lines are visible to every user of the machine (ps).
-_NO_FLAG = {"api_keys", "read_keys"}
+_NO_FLAG = {s.name for s in SETTINGS if s.secret}
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +83,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from dashboard.launch import dashboard_url, run_dashboard
+
+    settings = _settings(args)
+    print(f"callscope dashboard on {dashboard_url(settings)}, reading {settings.read_api_url}", flush=True)
+    return run_dashboard(settings)
+
+
 def _export_window(args: argparse.Namespace) -> dict[str, list[str]]:
     """The export's window and filters as read-API parameters; the whole store when no window is given."""
     params: dict[str, list[str]] = {}
@@ -116,8 +124,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         with out_path.open("wb") if out_path else contextlib.nullcontext(sys.stdout.buffer) as out:
             if args.server:
-                key = os.environ.get("CALLSCOPE_READ_KEY") or next(iter(sorted(settings.read_keys)), None)
-                n = export_from_server(args.server, fmt, window, out, read_key=key)
+                n = export_from_server(args.server, fmt, window, out, read_key=settings.dashboard_read_key)
             else:
                 n = export_from_store(settings.db_path, fmt, window, out)
     except (FileNotFoundError, StoreLockedError, QueryError, ConnectionError) as exc:
@@ -218,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(p)
     p.set_defaults(fn=cmd_serve)
 
-    p = sub.add_parser("up", help="run everything (the collector; the dashboard once it exists)")
+    p = sub.add_parser("up", help="run everything: the collector and the dashboard")
     _add_setting_flags(p)
     p.add_argument(
         "--demo",
@@ -226,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="fill an empty store with the shipped sample traffic (over OTLP), then keep a live trickle going",
     )
     p.set_defaults(fn=cmd_up)
+
+    p = sub.add_parser("dashboard", help="run the Streamlit dashboard against a running server's read API")
+    _add_setting_flags(p)
+    p.set_defaults(fn=cmd_dashboard)
 
     p = sub.add_parser("export", help="export model calls of a stopped store, or of a running server (--server)")
     _add_setting_flags(p)

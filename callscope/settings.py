@@ -206,6 +206,27 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting("log_level", "INFO", "Log level: debug, info, warning or error.", _parse_level),
+    Setting(
+        "dashboard_host",
+        "127.0.0.1",
+        "Address the dashboard (`callscope dashboard`, started by `callscope up`) listens on.",
+        str,
+    ),
+    Setting("dashboard_port", 8501, "Port of the dashboard.", _parse_port),
+    Setting(
+        "api_url",
+        None,
+        "Read API the dashboard asks, e.g. http://collector:4318/api/v1. Default: this server's,"
+        " http://<host>:<otlp_http_port>/api/v1 (127.0.0.1 when host is 0.0.0.0 or ::).",
+        str,
+    ),
+    Setting(
+        "api_key",
+        None,
+        "Read key the dashboard sends to the read API. Default: the first of read_keys. Never logged.",
+        str,
+        secret=True,
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -244,12 +265,30 @@ class Settings:
     capture_content: bool = False
     content_max_chars: int = 16_384
     log_level: str = "INFO"
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8501
+    api_url: str | None = None
+    api_key: str | None = None
     price_overrides: tuple[PriceOverride, ...] = ()
     config_file: Path | None = None
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "callscope.duckdb"
+
+    @property
+    def read_api_url(self) -> str:
+        """Where the dashboard finds the read API: api_url, else this server's own."""
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.otlp_http_port}/api/v1"
+
+    @property
+    def dashboard_read_key(self) -> str | None:
+        """The key the dashboard sends: api_key, else one of read_keys (sorted, so always the same one)."""
+        return self.api_key or (sorted(self.read_keys)[0] if self.read_keys else None)
 
     def describe(self) -> dict[str, Any]:
         """The resolved settings with secrets masked, for logs and `callscope config`."""
@@ -335,7 +374,10 @@ def load_settings(
                     raise SettingsError(f"{s.name} from {source} = {shown}: {exc}") from exc
                 break
         else:
-            values[s.name] = s.parse(s.default) if not isinstance(s.default, dict) else dict(s.default)
+            if s.default is None:
+                values[s.name] = None
+            else:
+                values[s.name] = s.parse(s.default) if not isinstance(s.default, dict) else dict(s.default)
 
     return Settings(
         **values,

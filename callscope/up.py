@@ -1,5 +1,5 @@
-"""`callscope up`: the server in this process plus optional child processes (the demo sender; the dashboard once
-it exists), started when the server is ready and stopped before it.
+"""`callscope up`: the server in this process plus child processes (the dashboard; the demo sender with --demo),
+started when the server is ready and stopped before it.
 
 Children run in their own session, so Ctrl-C reaches only this process, which stops them (SIGTERM) and then the
 server (in-flight requests finish, the queue is committed, exit 0).
@@ -20,6 +20,7 @@ from callscope import __version__
 from callscope.server import serve
 from callscope.settings import Settings
 from callscope.store import connect
+from dashboard.launch import dashboard_url, die_with_parent
 
 log = logging.getLogger("callscope.up")
 DEMO_RATE_PER_MINUTE = 30.0  # the gentle live trickle after the demo data is loaded
@@ -43,21 +44,21 @@ def demo_child(settings: Settings, *, load_dataset: bool) -> Child:
     return Child("demo", argv)
 
 
-def dashboard_child(settings: Settings) -> Child | None:
-    """THE HOOK for the dashboard: return the Child that runs it (e.g. `callscope dashboard --api URL`) once the
-    `dashboard` command exists in callscope/cli.py; until then there is nothing to start."""
-    from callscope import cli
-
-    if not hasattr(cli, "cmd_dashboard"):
-        return None
-    return Child("dashboard", [sys.executable, "-m", "callscope.cli", "dashboard", "--api", base_url(settings)])
+def dashboard_child(settings: Settings) -> Child:
+    """`callscope dashboard` with this process's settings (the read key travels in the environment)."""
+    argv = [sys.executable, "-m", "callscope.cli", "dashboard", "--data-dir", str(settings.data_dir)]
+    argv += ["--host", settings.host, "--otlp-http-port", str(settings.otlp_http_port)]
+    argv += ["--dashboard-host", settings.dashboard_host, "--dashboard-port", str(settings.dashboard_port)]
+    if settings.api_url:
+        argv += ["--api-url", settings.api_url]
+    if settings.config_file:
+        argv += ["--config", str(settings.config_file)]
+    return Child("dashboard", argv)
 
 
 def optional_children(settings: Settings, *, demo: bool, store_empty: bool) -> list[Child]:
     children = [demo_child(settings, load_dataset=store_empty)] if demo else []
-    dashboard = dashboard_child(settings)
-    if dashboard is not None:
-        children.append(dashboard)
+    children.append(dashboard_child(settings))
     return children
 
 
@@ -74,6 +75,7 @@ def banner(settings: Settings, children: list[Child]) -> str:
     base = base_url(settings)
     lines = [
         f"callscope {__version__} is up with the store in {settings.data_dir}",
+        f"  dashboard  {dashboard_url(settings)}",
         f"  OTLP/HTTP  {base}   (gRPC on {settings.host}:{settings.otlp_grpc_port})",
         f"  health     {base}/healthz   metrics {base}/metrics",
     ]
@@ -91,7 +93,9 @@ def banner(settings: Settings, children: list[Child]) -> str:
 
 def _start(child: Child) -> subprocess.Popen:
     log.info("starting %s: %s", child.name, " ".join(child.argv[1:]))
-    return subprocess.Popen(child.argv, env={**os.environ, **child.env}, start_new_session=True)
+    return subprocess.Popen(
+        child.argv, env={**os.environ, **child.env}, start_new_session=True, preexec_fn=die_with_parent
+    )
 
 
 def _stop(procs: list[tuple[Child, subprocess.Popen]], timeout: float = 10.0) -> None:

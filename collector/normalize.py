@@ -401,6 +401,7 @@ class SpanNormalizer:
             rec["cache_read_tokens"],
             rec["cache_write_tokens"],
             is_error=is_error,
+            at_ns=start,
         )
         environment = to_str(_first(attrs, "environment")) or res_env
         if self.content.capture:

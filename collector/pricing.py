@@ -55,21 +55,45 @@ class Price:
     source: str | None
 
 
+class _TimeDependent:
+    """A model whose price depends on when the call was made (off-peak discounts, dated price changes).
+
+    genai-prices picks the applicable price for an instant; rates are measured once per such price."""
+
+    def __init__(self, model_info: object, provider_id: str) -> None:
+        self.model_info = model_info
+        self.provider_id = provider_id
+        self._by_price: dict[int, Rates] = {}
+
+    def at(self, when: datetime) -> Rates:
+        model_price = self.model_info.get_prices(when)  # type: ignore[attr-defined]
+        rates = self._by_price.get(id(model_price))
+        if rates is None:
+            rates = self._by_price[id(model_price)] = _measure(model_price, self.provider_id, self.model_info)
+        return rates
+
+
 class Pricer:
     def __init__(self, overrides: tuple[PriceOverride, ...] = ()) -> None:
         self._overrides = {(o.provider, o.model): o for o in overrides}
-        self._cache: dict[tuple[str | None, str], Rates | None] = {}
+        self._cache: dict[tuple[str | None, str], Rates | _TimeDependent | None] = {}
         self._snapshot = data_snapshot.get_snapshot()
 
-    def rates(self, provider: str | None, model: str) -> Rates | None:
+    def rates(self, provider: str | None, model: str, at_ns: int | None = None) -> Rates | None:
+        """The rates of a call made at `at_ns` (ns since the epoch; default now)."""
         key = (provider, model)
         try:
-            return self._cache[key]
+            entry = self._cache[key]
         except KeyError:
-            pass
-        rates = self._lookup(provider, model)
-        self._cache[key] = rates
-        return rates
+            entry = self._cache[key] = self._lookup(provider, model)
+        if isinstance(entry, _TimeDependent):
+            when = datetime.now(UTC) if at_ns is None else datetime.fromtimestamp(at_ns / 1e9, UTC)
+            return entry.at(when)
+        return entry
+
+    def is_time_dependent(self, provider: str | None, model: str) -> bool:
+        self.rates(provider, model)
+        return isinstance(self._cache.get((provider, model)), _TimeDependent)
 
     def price(
         self,
@@ -81,10 +105,11 @@ class Pricer:
         cache_write: int | None,
         *,
         is_error: bool,
+        at_ns: int | None = None,
     ) -> Price:
         if not model:
             return Price(None, Pricing.UNPRICED, None)
-        rates = self.rates(provider, model)
+        rates = self.rates(provider, model, at_ns)
         if rates is None:
             return Price(None, Pricing.UNPRICED, None)
         if inp is None and out is None:
@@ -95,7 +120,7 @@ class Pricer:
             return Price(rates.cost(inp, out, cr, cw), rates.pricing, rates.source)
         return Price(self._library_cost(rates, inp, out, cr, cw), rates.pricing, rates.source)
 
-    def _lookup(self, provider: str | None, model: str) -> Rates | None:
+    def _lookup(self, provider: str | None, model: str) -> Rates | _TimeDependent | None:
         model_l = model.lower()
         override = self._overrides.get((provider or "", model_l)) or self._overrides.get(("*", model_l))
         if override:
@@ -123,34 +148,37 @@ class Pricer:
                 found_provider, model_info = self._snapshot.find_provider_model(model_l, None, None, None)
             except LookupError:
                 return None
-        model_price = model_info.get_prices(datetime.now(tz=UTC))
-        tier_starts = [
-            tier.start
-            for value in vars(model_price).values()
-            if isinstance(value, TieredPrices)
-            for tier in value.tiers
-        ]
-
-        def probe(**usage: int) -> float:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                return float(model_price.calc_price(Usage(**usage))["total_price"])
-
-        million = 1_000_000
-        max_input = min(tier_starts) if tier_starts else None
-        n = min(million, max_input) if max_input else million
-        return Rates(
-            uncached_input=probe(input_tokens=n) / n,
-            cache_read=probe(input_tokens=n, cache_read_tokens=n) / n,
-            cache_write=probe(input_tokens=n, cache_write_tokens=n) / n,
-            output=probe(output_tokens=million) / million,
-            max_input=max_input,
-            source=f"genai-prices {GENAI_PRICES_VERSION}: {found_provider.id}/{model_info.id}",
-            pricing=Pricing.PRICED,
-            model_price=model_price,
-        )
+        if isinstance(model_info.prices, list):  # conditional prices: which one applies depends on the call's time
+            return _TimeDependent(model_info, found_provider.id)
+        return _measure(model_info.prices, found_provider.id, model_info)
 
     @staticmethod
     def _library_cost(rates: Rates, inp: int, out: int, cr: int, cw: int) -> float:
         usage = Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cr or None, cache_write_tokens=cw or None)
         return float(Decimal(rates.model_price.calc_price(usage)["total_price"]))  # type: ignore[union-attr]
+
+
+def _measure(model_price: object, provider_id: str, model_info: object) -> Rates:
+    """Per-token rates of one genai-prices price, measured by asking the library itself."""
+    tier_starts = [
+        tier.start for value in vars(model_price).values() if isinstance(value, TieredPrices) for tier in value.tiers
+    ]
+
+    def probe(**usage: int) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return float(model_price.calc_price(Usage(**usage))["total_price"])  # type: ignore[attr-defined]
+
+    million = 1_000_000
+    max_input = min(tier_starts) if tier_starts else None
+    n = min(million, max_input) if max_input else million
+    return Rates(
+        uncached_input=probe(input_tokens=n) / n,
+        cache_read=probe(input_tokens=n, cache_read_tokens=n) / n,
+        cache_write=probe(input_tokens=n, cache_write_tokens=n) / n,
+        output=probe(output_tokens=million) / million,
+        max_input=max_input,
+        source=f"genai-prices {GENAI_PRICES_VERSION}: {provider_id}/{model_info.id}",  # type: ignore[attr-defined]
+        pricing=Pricing.PRICED,
+        model_price=model_price,
+    )

@@ -13,6 +13,7 @@ timeouts, 400) have a base rate plus the scripted incidents of sample_data/scrip
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -100,6 +101,8 @@ class _Price:
     rates: np.ndarray  # (3 * n_models, 4): uncached input, cache read, cache write, output (USD per token)
     priced: np.ndarray  # bool per row of rates
     sources: tuple[str | None, ...]
+    # Rows whose price depends on the call's time (e.g. DeepSeek's off-peak discount): (row, rates at a time).
+    timed: tuple[tuple[int, Callable[[int], tuple[float, float, float, float]]], ...] = ()
 
 
 @cache
@@ -114,15 +117,42 @@ def _prices() -> _Price:
     rates = np.zeros((len(keys), 4))
     priced = np.zeros(len(keys), dtype=bool)
     sources: list[str | None] = []
+    timed = []
     for i, (provider, model) in enumerate(keys):
-        r = pricer.rates(provider, model)
+        r = pricer.rates(provider, model, at_ns=_REFERENCE_NS)
         if r is None:
             sources.append(None)
             continue
         rates[i] = (r.uncached_input, r.cache_read, r.cache_write, r.output)
         priced[i] = True
         sources.append(r.source)
-    return _Price(rates, priced, tuple(sources))
+        if pricer.is_time_dependent(provider, model):
+
+            def at(us: int, provider: str | None = provider, model: str = model) -> tuple[float, float, float, float]:
+                x = pricer.rates(provider, model, at_ns=us * 1000)
+                assert x is not None
+                return (x.uncached_input, x.cache_read, x.cache_write, x.output)
+
+            timed.append((i, at))
+    return _Price(rates, priced, tuple(sources), tuple(timed))
+
+
+_REFERENCE_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00Z: rates of time-independent models do not depend on it
+_SLOT_US = 30 * 60 * _US  # conditional prices change on half hours (off-peak windows) or at midnight (new prices)
+
+
+def _row_rates(price: _Price, price_row: np.ndarray, start_us: np.ndarray) -> np.ndarray:
+    """Per-row rates, with time-dependent models priced at each call's own time (one lookup per half hour)."""
+    r = price.rates[price_row].copy()
+    for row, at in price.timed:
+        rows = np.nonzero(price_row == row)[0]
+        if not len(rows):
+            continue
+        slots = start_us[rows] // _SLOT_US
+        unique, inverse = np.unique(slots, return_inverse=True)
+        per_slot = np.array([at(int(slot) * _SLOT_US) for slot in unique])
+        r[rows] = per_slot[inverse]
+    return r
 
 
 def span_name(convention: str, model: cat.Model, streaming: bool) -> str:
@@ -441,7 +471,7 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
     no_provider = np.isin(np.array(conv_names)[svc], list(cat.MODEL_NAME_ONLY))
     no_finish = np.isin(np.array(conv_names)[svc], list(cat.NO_FINISH_REASON))
     price_row = np.where(no_provider, model + n_models, np.where(ok, model, model + 2 * n_models))
-    r = price.rates[price_row]
+    r = _row_rates(price, price_row, c["start"])
     cost = (
         (c["input"] - c["cache_read"] - c["cache_write"]) * r[:, 0]
         + c["cache_read"] * r[:, 1]

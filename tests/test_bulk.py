@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ def test_bulk_fills_every_column_plausibly(tmp_path: Path) -> None:
 
     rows = db.execute(
         "SELECT coalesce(response_model, request_model), provider, input_tokens, output_tokens,"
-        " cache_read_tokens, cache_write_tokens, cost_usd"
+        " cache_read_tokens, cache_write_tokens, cost_usd, epoch_us(start_time)"
         " FROM calls WHERE status = 'ok' AND pricing = 'priced' USING SAMPLE 200 ROWS"
     ).fetchall()
     providers = {
@@ -54,9 +54,12 @@ def test_bulk_fills_every_column_plausibly(tmp_path: Path) -> None:
         "mistral_ai": "mistral",
         "x_ai": "x-ai",
     }
-    for model, provider, inp, out, cr, cw, cost in rows:
+    for model, provider, inp, out, cr, cw, cost, start_us in rows:
         usage = Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cr or None, cache_write_tokens=cw or None)
-        expected = float(calc_price(usage, model, provider_id=providers.get(provider)).total_price)
+        at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=start_us)  # off-peak prices depend on it
+        expected = float(
+            calc_price(usage, model, provider_id=providers.get(provider), genai_request_timestamp=at).total_price
+        )
         assert abs(cost - expected) <= 1e-9 + 1e-6 * expected, (model, cost, expected)
     unpriced = db.execute(
         "SELECT count(*), count(cost_usd), min(pricing), max(pricing) FROM calls WHERE request_model = ?",

@@ -1,0 +1,184 @@
+"""The dashboard's only way to the data: HTTP calls to the read API, answers turned into polars frames.
+
+No Streamlit here (so it is usable and testable on its own), no SQL, no store file. Tables travel as Arrow IPC
+streams (`format=arrow`), so types (timestamps with their zone, nulls, integers) survive the trip exactly.
+Every failure becomes an `ApiError` whose message a person can act on; pages never show a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import polars as pl
+import pyarrow as pa
+
+ENV_URL = "CALLSCOPE_API_URL"  # where the dashboard finds the read API (set by dashboard/launch.py)
+ENV_KEY = "CALLSCOPE_API_KEY"  # the read key it sends
+Params = Sequence[tuple[str, str]]  # query parameters, repeatable keys kept (service=a&service=b)
+
+
+class ApiError(RuntimeError):
+    """The read API could not answer; `kind` is unreachable, unauthorized, bad_request, not_found or server."""
+
+    def __init__(self, kind: str, message: str, url: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.url = url
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    url: str  # the read API root, e.g. http://127.0.0.1:4318/api/v1
+    key: str | None = None
+    timeout_s: float = 60.0
+
+
+class ApiClient:
+    """A small synchronous client over one pooled httpx connection."""
+
+    def __init__(self, config: ApiConfig) -> None:
+        self.config = config
+        headers = {"authorization": f"Bearer {config.key}"} if config.key else {}
+        self._http = httpx.Client(base_url=config.url.rstrip("/"), headers=headers, timeout=config.timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- transport -------------------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: Params = (), **extra: Any) -> httpx.Response:
+        query = list(params) + [(k, _text(v)) for k, v in extra.items() if v is not None]
+        try:
+            response = self._http.get(path, params=query)
+        except httpx.TimeoutException as exc:
+            raise ApiError("unreachable", f"the callscope server at {self.config.url} did not answer in time") from exc
+        except httpx.HTTPError as exc:
+            raise ApiError(
+                "unreachable",
+                f"cannot reach the callscope server at {self.config.url} ({type(exc).__name__}).",
+                self.config.url,
+            ) from exc
+        _raise_for(response, self.config.url)
+        return response
+
+    def _json(self, path: str, params: Params = (), **extra: Any) -> Any:
+        return self._get(path, params, **extra).json()
+
+    def _frame(self, path: str, params: Params = (), **extra: Any) -> pl.DataFrame:
+        response = self._get(path, params, format="arrow", **extra)
+        table = pa.ipc.open_stream(response.content).read_all()
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    # -- routes ----------------------------------------------------------------------------------------------
+
+    def meta(self) -> dict[str, Any]:
+        return self._json("/meta")
+
+    def stats(
+        self,
+        params: Params,
+        metrics: Sequence[str],
+        *,
+        group_by: Sequence[str] = (),
+        bucket: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        top_groups: int | None = None,
+    ) -> pl.DataFrame:
+        """/stats as a frame: group columns, `bucket` (zoned timestamps) when bucketed, one column per metric."""
+        query = [*params, ("metrics", ",".join(metrics)), *(("group_by", g) for g in group_by)]
+        return self._frame("/stats", query, bucket=bucket, order_by=order_by, limit=limit, top_groups=top_groups)
+
+    def compare(
+        self, params: Params, metrics: Sequence[str], *, group_by: Sequence[str] = (), limit: int | None = None
+    ) -> pl.DataFrame:
+        """/stats?compare=true: each metric with <m>_prev, <m>_delta, <m>_delta_pct against the period before."""
+        query = [*params, ("metrics", ",".join(metrics)), *(("group_by", g) for g in group_by)]
+        return self._frame("/stats", query, compare=True, limit=limit)
+
+    def changes(
+        self, params: Params, metric: str, dims: Sequence[str], *, limit: int = 10, baseline: tuple[str, str] | None
+    ) -> dict[str, Any]:
+        query = [*params, ("metric", metric), *(("dims", d) for d in dims)]
+        if baseline is not None:
+            query += [("baseline_from", baseline[0]), ("baseline_to", baseline[1])]
+        return self._json("/changes", query, limit=limit)
+
+    def histogram(self, params: Params, field: str = "duration_ms", bins: int = 40, scale: str = "log") -> pl.DataFrame:
+        return self._frame("/histogram", params, field=field, bins=bins, scale=scale)
+
+    def calls(
+        self, params: Params, *, order_by: str = "start_time", desc: bool = True, limit: int = 50, offset: int = 0
+    ) -> tuple[pl.DataFrame, int | None]:
+        """A page of calls and the number of matching calls (the total travels as a JSON field, so one request)."""
+        body = self._json("/calls", params, order_by=order_by, desc=desc, limit=limit, offset=offset)
+        frame = pl.DataFrame(body["data"], infer_schema_length=None) if body["data"] else pl.DataFrame()
+        return frame, body["meta"]["total"]
+
+    def call(self, trace_id: str, span_id: str) -> dict[str, Any]:
+        return self._json(f"/calls/{trace_id}/{span_id}")
+
+    def trace(self, trace_id: str) -> dict[str, Any]:
+        return self._json(f"/traces/{trace_id}")
+
+    def values(self, dimension: str, params: Params = (), limit: int = 200) -> list[Any]:
+        body = self._json(f"/values/{dimension}", params, limit=limit)
+        return [row[dimension] for row in body["values"]]
+
+    def export(self, params: Params, fmt: str) -> Iterator[bytes]:
+        """The /export stream, chunk by chunk, as the server produces it."""
+        query = [*params, ("format", fmt)]
+        try:
+            with self._http.stream("GET", "/export", params=query, timeout=None) as response:
+                if response.status_code != 200:
+                    response.read()
+                    _raise_for(response, self.config.url)
+                yield from response.iter_bytes()
+        except httpx.HTTPError as exc:
+            raise ApiError("unreachable", f"the export from {self.config.url} failed ({type(exc).__name__})") from exc
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _raise_for(response: httpx.Response, url: str) -> None:
+    if response.status_code == 200:
+        return
+    try:
+        reason = response.json().get("error") or response.text
+    except ValueError:
+        reason = response.text[:300]
+    status = response.status_code
+    if status == 401:
+        raise ApiError(
+            "unauthorized",
+            "the callscope server refused the read key. Set CALLSCOPE_API_KEY (or CALLSCOPE_READ_KEYS) to one of "
+            f"the server's read keys and restart the dashboard. ({reason})",
+            url,
+        )
+    if status == 404:
+        raise ApiError("not_found", str(reason), url)
+    if status == 400:
+        raise ApiError("bad_request", f"the server rejected the question: {reason}", url)
+    raise ApiError("server", f"the callscope server answered HTTP {status}: {reason}", url)
+
+
+def as_params(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A dict (values may be lists) as repeatable query parameters, None and empty lists left out."""
+    out: list[tuple[str, str]] = []
+    for key, value in mapping.items():
+        if value is None:
+            continue
+        if isinstance(value, list | tuple):
+            out += [(key, _text(v)) for v in value]
+        else:
+            out.append((key, _text(value)))
+    return out

@@ -1,0 +1,43 @@
+"""How one call is laid out on the call page: its cost breakdown and every field as rows."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+
+from dashboard import fmt
+
+
+def cost_rows(call: dict[str, Any]) -> pl.DataFrame:
+    """Token kinds (OTel semantics: cached inside input, reasoning inside output) and the cost lines."""
+
+    def n(name: str) -> int:
+        return int(call.get(name) or 0)
+
+    uncached = max(n("input_tokens") - n("cache_read_tokens") - n("cache_write_tokens"), 0)
+    rows = [
+        ("Input tokens (all)", fmt.count(n("input_tokens"))),
+        ("  of which uncached", fmt.count(uncached)),
+        ("  of which cache reads", fmt.count(n("cache_read_tokens"))),
+        ("  of which cache writes", fmt.count(n("cache_write_tokens"))),
+        ("Output tokens (all)", fmt.count(n("output_tokens"))),
+        ("  of which reasoning", fmt.count(n("reasoning_tokens"))),
+        ("Cost (USD)", fmt.usd_exact(call.get("cost_usd")) if call.get("cost_usd") is not None else "unpriced"),
+        ("Pricing", str(call.get("pricing") or "")),
+        ("Price source", str(call.get("price_source") or "—")),
+        ("Cost reported by the client (USD)", fmt.usd_exact(call.get("reported_cost_usd"))),
+    ]
+    return pl.DataFrame({"item": [r[0] for r in rows], "value": [r[1] for r in rows]})
+
+
+def field_rows(call: dict[str, Any]) -> pl.DataFrame:
+    skip = {"content_events", "input_content", "output_content"}
+    names, values = [], []
+    for key, value in call.items():
+        if key in skip:
+            continue
+        names.append(key)
+        values.append(value if isinstance(value, str) else json.dumps(value, default=str))
+    return pl.DataFrame({"field": names, "value": values})

@@ -1,0 +1,211 @@
+"""Plotly figure builders. Every axis names its unit; every hover shows the exact value, formatted for its unit.
+
+Builders take polars frames as the API returned them (a `bucket` column of zoned timestamps for series) and
+return figures; they never fetch data. Additive quantities (spend, calls, errors) may stack; percentiles and
+rates never do, each series is its own line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+
+from dashboard import fmt
+
+AXIS_TITLES = {
+    "USD": "Spend (USD)",
+    "calls": "Calls",
+    "tokens": "Tokens",
+    "ms": "Milliseconds (ms)",
+    "ratio": "Share (%)",
+    "tokens/s": "Output tokens per second",
+}
+HOVER_FORMATS = {
+    "USD": "$%{y:,.6f}",
+    "calls": "%{y:,d} calls",
+    "tokens": "%{y:,d} tokens",
+    "ms": "%{y:,.1f} ms",
+    "ratio": "%{y:.2%}",
+    "tokens/s": "%{y:,.1f} tokens/s",
+}
+NULL_LABEL = "(none)"
+# A palette that stays readable on light and dark themes.
+COLORS = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
+
+
+def _layout(fig: go.Figure, title: str, unit: str, *, height: int = 320) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0, "y": 0.98, "yanchor": "top", "font": {"size": 15}},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        hovermode="closest",
+        yaxis_title=AXIS_TITLES.get(unit, unit),
+    )
+    if unit == "ratio":
+        fig.update_yaxes(tickformat=".1%")
+    elif unit == "USD":
+        fig.update_yaxes(tickprefix="$", tickformat=",.4~f")
+    else:
+        fig.update_yaxes(tickformat=",~s" if unit in ("calls", "tokens") else ",~f")
+    return fig
+
+
+def _label(value: Any) -> str:
+    return NULL_LABEL if value is None else str(value)
+
+
+def series(
+    frame: pl.DataFrame,
+    metric: str,
+    unit: str,
+    title: str,
+    *,
+    group: str | None = None,
+    kind: str = "line",
+    stacked: bool = False,
+) -> go.Figure:
+    """A metric over time (the `bucket` column), one trace per group value (or one trace)."""
+    fig = go.Figure()
+    groups: list[tuple[str, pl.DataFrame]]
+    if group is None:
+        groups = [(metric, frame)]
+    else:
+        order = frame.group_by(group).agg(pl.col(metric).sum().alias("_t")).sort("_t", descending=True, nulls_last=True)
+        groups = [(_label(v), frame.filter(_eq(group, v))) for v in order[group].to_list()]
+    hover = HOVER_FORMATS.get(unit, "%{y}")
+    for i, (name, part) in enumerate(groups):
+        common: dict[str, Any] = {
+            "x": part["bucket"].to_list(),
+            "y": part[metric].to_list(),
+            "name": name,
+            "customdata": [name] * part.height,
+            "hovertemplate": f"<b>%{{customdata}}</b><br>%{{x}}<br>{hover}<extra></extra>",
+            "marker": {"color": COLORS[i % len(COLORS)]},
+        }
+        if kind == "bar":
+            fig.add_trace(go.Bar(**common))
+        else:
+            fig.add_trace(go.Scatter(mode=_mode(part.height), connectgaps=False, **common))
+    if kind == "bar":
+        fig.update_layout(barmode="stack" if stacked else "group")
+    return _layout(fig, title, unit)
+
+
+def _mode(points: int) -> str:
+    """Markers help on short series; on long ones they only cost drawing time (hover still finds every point)."""
+    return "lines+markers" if points <= 48 else "lines"
+
+
+def _eq(column: str, value: Any) -> pl.Expr:
+    return pl.col(column).is_null() if value is None else pl.col(column) == value
+
+
+def lines(frame: pl.DataFrame, metrics: Sequence[str], unit: str, title: str, names: dict[str, str]) -> go.Figure:
+    """Several metrics of the same unit over time, e.g. p50/p90/p95/p99: separate lines, never stacked."""
+    fig = go.Figure()
+    hover = HOVER_FORMATS.get(unit, "%{y}")
+    for i, metric in enumerate(metrics):
+        fig.add_trace(
+            go.Scatter(
+                x=frame["bucket"].to_list(),
+                y=frame[metric].to_list(),
+                name=names.get(metric, metric),
+                mode=_mode(frame.height),
+                marker={"color": COLORS[i % len(COLORS)], "size": 5},
+                hovertemplate=f"<b>{names.get(metric, metric)}</b><br>%{{x}}<br>{hover}<extra></extra>",
+            )
+        )
+    return _layout(fig, title, unit)
+
+
+def ranking(frame: pl.DataFrame, dim: str, metric: str, unit: str, title: str) -> go.Figure:
+    """Horizontal bars, largest on top."""
+    part = frame.filter(pl.col(metric).is_not_null()).sort(metric)
+    labels = [_label(v) for v in part[dim].to_list()]
+    hover = HOVER_FORMATS.get(unit, "%{x}").replace("%{y", "%{x")
+    fig = go.Figure(
+        go.Bar(
+            x=part[metric].to_list(),
+            y=labels,
+            orientation="h",
+            marker={"color": COLORS[0]},
+            hovertemplate=f"<b>%{{y}}</b><br>{hover}<extra></extra>",
+        )
+    )
+    fig = _layout(fig, title, unit, height=max(220, 28 * len(labels) + 80))
+    fig.update_layout(yaxis_title=None, xaxis_title=AXIS_TITLES.get(unit, unit))
+    fig.update_yaxes(tickprefix="", tickformat="", type="category")  # labels, not amounts
+    if unit == "USD":
+        fig.update_xaxes(tickprefix="$", tickformat=",.4~f")
+    return fig
+
+
+def histogram(frame: pl.DataFrame, title: str, log_x: bool = True) -> go.Figure:
+    """Calls per duration bin; bars span their bins exactly (lo..hi), on a log axis for log bins."""
+    lo, hi, n = frame["lo"].to_list(), frame["hi"].to_list(), frame["calls"].to_list()
+    centers = [(a * b) ** 0.5 if log_x and a > 0 else (a + b) / 2 for a, b in zip(lo, hi, strict=True)]
+    fig = go.Figure(
+        go.Bar(
+            x=centers,
+            y=n,
+            width=[b - a for a, b in zip(lo, hi, strict=True)],
+            customdata=list(zip(lo, hi, strict=True)),
+            marker={"color": COLORS[0]},
+            hovertemplate="%{customdata[0]:,.1f} to %{customdata[1]:,.1f} ms<br>%{y:,d} calls<extra></extra>",
+        )
+    )
+    fig = _layout(fig, title, "calls")
+    fig.update_xaxes(title_text="Duration (ms)", type="log" if log_x else "linear")
+    fig.update_layout(bargap=0)
+    return fig
+
+
+def waterfall(spans: Sequence[dict[str, Any]], highlight: str | None = None) -> go.Figure:
+    """A trace on a timeline: one row per span (indented by depth), bar from offset_ms for duration_ms."""
+    labels = [f"{'  ' * s['depth']}{s['name'] or s['span_id']}  ·{s['span_id'][:6]}" for s in spans]
+    colors = []
+    for s in spans:
+        if s["span_id"] == highlight:
+            colors.append("#E45756" if s["status"] == "error" else "#F58518")
+        elif s["status"] == "error":
+            colors.append("#FF9DA6")
+        else:
+            colors.append(COLORS[0] if s["type"] == "call" else "#BAB0AC")
+    details = [
+        (
+            s["type"],
+            s.get("service") or "",
+            s.get("request_model") or "",
+            fmt.usd_exact(s.get("cost_usd")) if s["type"] == "call" else "",
+            s["status"],
+            s["span_id"],
+        )
+        for s in spans
+    ]
+    fig = go.Figure(
+        go.Bar(
+            y=labels,
+            x=[s["duration_ms"] for s in spans],
+            base=[s["offset_ms"] for s in spans],
+            orientation="h",
+            marker={"color": colors},
+            customdata=details,
+            hovertemplate=(
+                "<b>%{y}</b><br>start +%{base:,.1f} ms, duration %{x:,.1f} ms<br>%{customdata[0]} "
+                "%{customdata[1]} %{customdata[2]}<br>cost %{customdata[3]}  status %{customdata[4]}<extra></extra>"
+            ),
+        )
+    )
+    fig.update_yaxes(autorange="reversed", title=None)
+    fig.update_xaxes(title_text="Milliseconds since the trace started (ms)", rangemode="tozero")
+    fig.update_layout(
+        title={"text": "Trace timeline", "x": 0, "font": {"size": 15}},
+        height=max(200, 30 * len(spans) + 90),
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        showlegend=False,
+    )
+    return fig

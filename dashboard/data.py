@@ -1,0 +1,194 @@
+"""Data access for the pages: the API client under st.cache_resource, every answer under st.cache_data(ttl).
+
+Pages call these functions and nothing else to get numbers. The cache key is the API URL plus the exact query, so
+two servers (or two tests) never share answers, and a refresh older than TTL_S asks the server again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+
+from dashboard.api_client import ENV_KEY, ENV_URL, ApiClient, ApiConfig, Params
+from dashboard.filters import ViewFilters, iso
+
+DEFAULT_URL = "http://127.0.0.1:4318/api/v1"
+TTL_S = 30
+# Wide enough to see whether anything was ever stored (the API allows ranges up to 3 years).
+EVER = (("last", "156w"),)
+
+
+def config() -> ApiConfig:
+    """Where the API is and which read key to send: CALLSCOPE_API_URL / CALLSCOPE_API_KEY (set by the launcher)."""
+    return ApiConfig(os.environ.get(ENV_URL) or DEFAULT_URL, os.environ.get(ENV_KEY) or None)
+
+
+@st.cache_resource(show_spinner=False)
+def _client(url: str, key: str | None) -> ApiClient:
+    return ApiClient(ApiConfig(url, key))
+
+
+def client() -> ApiClient:
+    cfg = config()
+    return _client(cfg.url, cfg.key)
+
+
+def _p(filters: ViewFilters | None, extra: Sequence[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
+    base = filters.api_params() if filters is not None else []
+    return tuple(base) + tuple(extra)
+
+
+# Each cached function takes the URL first so the cache never mixes servers; the client comes from the resource.
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _stats(url: str, params: Params, metrics: tuple[str, ...], opts: tuple[tuple[str, Any], ...]) -> pl.DataFrame:
+    return client().stats(params, metrics, **dict(opts))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _compare(url: str, params: Params, metrics: tuple[str, ...], group_by: tuple[str, ...], limit) -> pl.DataFrame:
+    return client().compare(params, metrics, group_by=group_by, limit=limit)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _json(url: str, kind: str, args: tuple[Any, ...]) -> Any:
+    c = client()
+    if kind == "changes":
+        params, metric, dims, limit, baseline = args
+        return c.changes(params, metric, dims, limit=limit, baseline=baseline)
+    if kind == "values":
+        dimension, params, limit = args
+        return c.values(dimension, params, limit)
+    if kind == "call":
+        return c.call(*args)
+    if kind == "trace":
+        return c.trace(*args)
+    if kind == "meta":
+        return c.meta()
+    raise ValueError(kind)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _histogram(url: str, params: Params, field: str, bins: int, scale: str) -> pl.DataFrame:
+    return client().histogram(params, field, bins, scale)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _calls(url: str, params: Params, order_by: str, desc: bool, limit: int, offset: int):
+    return client().calls(params, order_by=order_by, desc=desc, limit=limit, offset=offset)
+
+
+def stats(
+    filters: ViewFilters,
+    metrics: Sequence[str],
+    *,
+    extra: Sequence[tuple[str, str]] = (),
+    group_by: Sequence[str] = (),
+    bucket: str | None = None,
+    order_by: str | None = None,
+    limit: int | None = None,
+    top_groups: int | None = None,
+) -> pl.DataFrame:
+    opts = (("group_by", tuple(group_by)), ("bucket", bucket), ("order_by", order_by), ("limit", limit))
+    opts += (("top_groups", top_groups),)
+    return _stats(config().url, _p(filters, extra), tuple(metrics), opts)
+
+
+def totals(filters: ViewFilters, metrics: Sequence[str], extra: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """One row of totals for the window."""
+    return stats(filters, metrics, extra=extra).row(0, named=True)
+
+
+def compare(
+    filters: ViewFilters, metrics: Sequence[str], *, group_by: Sequence[str] = (), limit: int | None = None
+) -> pl.DataFrame:
+    return _compare(config().url, _p(filters), tuple(metrics), tuple(group_by), limit)
+
+
+def changes(
+    filters: ViewFilters,
+    metric: str,
+    dims: Sequence[str],
+    *,
+    limit: int = 10,
+    baseline: tuple[datetime, datetime] | None = None,
+) -> dict[str, Any]:
+    base = (iso(baseline[0]), iso(baseline[1])) if baseline else None
+    return _json(config().url, "changes", (_p(filters), metric, tuple(dims), limit, base))
+
+
+def values(filters: ViewFilters, dimension: str, limit: int = 200) -> list[Any]:
+    """Values of a dimension in the window, most calls first; other filters are ignored so choices never vanish."""
+    return _json(config().url, "values", (dimension, tuple(filters.api_params(with_dims=False)), limit))
+
+
+def histogram(filters: ViewFilters, field: str = "duration_ms", bins: int = 40, scale: str = "log") -> pl.DataFrame:
+    return _histogram(config().url, _p(filters), field, bins, scale)
+
+
+def calls(
+    filters: ViewFilters,
+    *,
+    extra: Sequence[tuple[str, str]] = (),
+    order_by: str = "start_time",
+    desc: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[pl.DataFrame, int | None]:
+    return _calls(config().url, _p(filters, extra), order_by, desc, limit, offset)
+
+
+def call(trace_id: str, span_id: str) -> dict[str, Any]:
+    return _json(config().url, "call", (trace_id, span_id))
+
+
+def trace(trace_id: str) -> dict[str, Any]:
+    return _json(config().url, "trace", (trace_id,))
+
+
+def store_is_empty() -> bool:
+    """True when the store has never received a call (then pages explain how to send some)."""
+    return _stats(config().url, EVER, ("calls",), ()).item(0, "calls") == 0
+
+
+def export(filters: ViewFilters, fmt: str, extra: Sequence[tuple[str, str]] = ()) -> bytes:
+    """The /export stream gathered for st.download_button (called only when the button is clicked)."""
+    return b"".join(client().export(list(_p(filters, extra)), fmt))
+
+
+def parallel(*calls: Callable[[], Any]) -> list[Any]:
+    """Run several of the functions above at once (the API answers up to api_max_queries in parallel).
+
+    Each runs in a thread that carries this script run's context, so caching works as in the page itself; the
+    first exception is raised, as if the calls had been made one after the other.
+    """
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    ctx = get_script_run_ctx(suppress_warning=True)
+
+    def run(call: Callable[[], Any]) -> Any:
+        if ctx is not None:
+            add_script_run_ctx(ctx=ctx)
+        return call()
+
+    with ThreadPoolExecutor(max_workers=min(len(calls), 6), thread_name_prefix="callscope-data") as pool:
+        futures = [pool.submit(run, call) for call in calls]
+        return [f.result() for f in futures]
+
+
+def dimension_values(filters: ViewFilters, dims: Sequence[str]) -> dict[str, list[Any]]:
+    """Values of several dimensions (the sidebar pickers), fetched at once."""
+    lists = parallel(*(lambda d=d: values(filters, d) for d in dims))
+    return dict(zip(dims, lists, strict=True))
+
+
+def clear() -> None:
+    st.cache_data.clear()

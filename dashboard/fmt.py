@@ -1,0 +1,79 @@
+"""How numbers read on screen: money with sensible precision, durations, tokens, shares. None is "—" (unknown)."""
+
+from __future__ import annotations
+
+import math
+
+DASH = "—"
+
+
+def _missing(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def usd(value: float | None) -> str:
+    """$1,234.57 for dollars; four decimals under a dollar; three significant figures under a cent."""
+    if _missing(value):
+        return DASH
+    assert value is not None
+    sign, v = ("-" if value < 0 else ""), abs(value)
+    if v == 0:
+        return "$0.00"
+    if v >= 1:
+        return f"{sign}${v:,.2f}"
+    if v >= 0.01:
+        return f"{sign}${v:.4f}"
+    return f"{sign}${v:.3g}" if v >= 1e-4 else f"{sign}${v:.2e}"
+
+
+def usd_exact(value: float | None) -> str:
+    """For hovers and detail pages: the stored value to the micro-dollar."""
+    return DASH if _missing(value) else f"${value:,.6f}"
+
+
+def count(value: float | None) -> str:
+    return DASH if _missing(value) else f"{round(value):,}"  # type: ignore[arg-type]
+
+
+def tokens(value: float | None) -> str:
+    return DASH if _missing(value) else f"{round(value):,} tokens"  # type: ignore[arg-type]
+
+
+def ms(value: float | None) -> str:
+    if _missing(value):
+        return DASH
+    assert value is not None
+    return f"{value / 1000:,.2f} s" if value >= 1000 else f"{value:,.0f} ms"
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    return DASH if _missing(value) else f"{value * 100:.{digits}f}%"  # type: ignore[operator]
+
+
+def rate(value: float | None) -> str:
+    return DASH if _missing(value) else f"{value:,.0f} tok/s"
+
+
+def compact(value: float | None) -> str:
+    """12,345 -> 12.3k, 3,469,876 -> 3.47M: for tiles, where space is short (hovers keep exact values)."""
+    if _missing(value):
+        return DASH
+    assert value is not None
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:,.0f}"
+
+
+def signed_pct(value: float | None) -> str | None:
+    """A delta for st.metric: '+12.3%'; None when there is nothing to compare with."""
+    if _missing(value):
+        return None
+    return f"{value * 100:+.1f}%"  # type: ignore[operator]
+
+
+BY_UNIT = {"USD": usd, "calls": count, "tokens": tokens, "ms": ms, "ratio": pct, "tokens/s": rate}
+
+
+def by_unit(unit: str, value: float | None) -> str:
+    return BY_UNIT.get(unit, lambda v: DASH if _missing(v) else f"{v:,}")(value)

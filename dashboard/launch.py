@@ -1,0 +1,104 @@
+"""Starting the dashboard: `streamlit run dashboard/app.py`, headless, local, telemetry off, pointed at the API.
+
+`callscope dashboard` runs it in the foreground; `callscope up` calls `start_dashboard()` to run it as a child
+process next to the server. The read key travels in the environment (CALLSCOPE_API_KEY), never on the command
+line, where every user of the machine could read it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from callscope.settings import Settings
+from dashboard.api_client import ENV_KEY, ENV_URL
+
+APP = Path(__file__).resolve().parent / "app.py"
+
+
+def streamlit_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        settings.dashboard_host,
+        "--server.port",
+        str(settings.dashboard_port),
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--browser.serverAddress",
+        settings.dashboard_host,
+        "--global.developmentMode",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+        "--client.showErrorDetails",
+        "none",
+        "--theme.base",
+        "light",
+    ]
+
+
+def dashboard_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env[ENV_URL] = settings.read_api_url
+    key = settings.dashboard_read_key
+    if key:
+        env[ENV_KEY] = key
+    else:
+        env.pop(ENV_KEY, None)
+    # Streamlit reads these too; set them so no config file or default can turn usage statistics back on.
+    env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
+    env["STREAMLIT_SERVER_HEADLESS"] = "true"
+    return env
+
+
+def dashboard_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.dashboard_host in ("0.0.0.0", "::", "") else settings.dashboard_host
+    return f"http://{host}:{settings.dashboard_port}"
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM when the parent dies, even by SIGKILL (no orphans)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_dashboard(settings: Settings, **popen: Any) -> subprocess.Popen:
+    """The dashboard as a child process (for `callscope up`); stop it with stop_dashboard()."""
+    return subprocess.Popen(
+        streamlit_command(settings), env=dashboard_env(settings), preexec_fn=die_with_parent, **popen
+    )
+
+
+def run_dashboard(settings: Settings) -> int:
+    """`callscope dashboard`: become the Streamlit process, so signals (Ctrl-C, SIGTERM) reach it directly."""
+    command = streamlit_command(settings)
+    os.execve(command[0], command, dashboard_env(settings))
+
+
+def stop_dashboard(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)

@@ -1,0 +1,23 @@
+"""The pages of the app (paths relative to dashboard/app.py), so pages can link to each other by name."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+OVERVIEW = "views/overview.py"
+COST = "views/cost.py"
+LATENCY = "views/latency.py"
+ERRORS = "views/errors.py"
+CALLS = "views/calls.py"
+CALL = "views/call.py"
+
+
+def pages() -> list[st.Page]:
+    return [
+        st.Page(OVERVIEW, title="Overview", icon=":material/space_dashboard:", default=True),
+        st.Page(COST, title="Cost", icon=":material/payments:"),
+        st.Page(LATENCY, title="Latency", icon=":material/speed:"),
+        st.Page(ERRORS, title="Errors", icon=":material/error:"),
+        st.Page(CALLS, title="Calls", icon=":material/list:"),
+        st.Page(CALL, title="Call and trace", icon=":material/account_tree:"),
+    ]

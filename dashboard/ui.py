@@ -1,0 +1,169 @@
+"""Pieces every page shares: KPI tiles with deltas, the empty-store guide, API error messages, chart drill-downs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+import streamlit as st
+
+from dashboard import data, fmt
+from dashboard.api_client import ApiError
+from dashboard.filters import ViewFilters
+
+OTLP_HINT = """\
+export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
+export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"""
+
+
+@dataclass(frozen=True)
+class Kpi:
+    metric: str
+    label: str
+    format: Callable[[float | None], str]
+    up_is_good: bool = False
+    help: str | None = None
+
+
+def kpi_row(row: dict[str, Any], kpis: Sequence[Kpi], *, compare: bool = True) -> None:
+    """st.metric tiles; with compare, the delta against the previous period of the same length."""
+    for column, kpi in zip(st.columns(len(kpis)), kpis, strict=True):
+        value = row.get(kpi.metric)
+        delta = None
+        if compare:
+            prev = row.get(f"{kpi.metric}_prev")
+            pct = row.get(f"{kpi.metric}_delta_pct")
+            if prev is not None:
+                delta = fmt.signed_pct(pct) if pct is not None else None
+        column.metric(
+            kpi.label,
+            kpi.format(value),
+            delta=delta,
+            delta_color="normal" if kpi.up_is_good else "inverse",
+            help=(kpi.help or "") + (" Change vs the previous period of the same length." if compare else ""),
+            border=True,
+        )
+
+
+def show_api_error(exc: ApiError) -> None:
+    """A clear message and what to do; never a traceback."""
+    if exc.kind == "unreachable":
+        st.error(f"**The callscope server is not reachable.** {exc}")
+        st.markdown(
+            "Start it with `callscope serve` (or `callscope up`, which also starts this dashboard), or point the "
+            "dashboard at it with `CALLSCOPE_API_URL=http://HOST:PORT/api/v1`."
+        )
+    elif exc.kind == "unauthorized":
+        st.error(f"**The read key was refused.** {exc}")
+    else:
+        st.error(str(exc))
+
+
+def guard_data(filters: ViewFilters) -> bool:
+    """False (after explaining) when the store is empty or the window has no calls; pages stop drawing then."""
+    empty, window = data.parallel(data.store_is_empty, lambda: data.totals(filters, ("calls",)))
+    if empty:
+        empty_store()
+        return False
+    if window["calls"] == 0:
+        st.info(
+            f"No calls match these filters in the {filters.describe()}. Widen the time range or clear filters "
+            "in the sidebar."
+        )
+        return False
+    return True
+
+
+def empty_store() -> None:
+    st.info("**No calls recorded yet.** Point an application's OpenTelemetry exporter at callscope:")
+    st.code(OTLP_HINT, language="bash")
+    st.markdown(
+        "Any GenAI instrumentation works (the official OpenAI instrumentation, OpenLLMetry, OpenInference, "
+        "OpenLIT, Langfuse, Vercel AI SDK, Logfire, litellm). gRPC is on port 4317 "
+        "(`OTEL_EXPORTER_OTLP_PROTOCOL=grpc`). Calls appear here within seconds; this page refreshes on reload."
+    )
+
+
+def selected_window(event: Any, buckets: Sequence[datetime]) -> tuple[datetime, datetime] | None:
+    """The time window a chart selection covers: a box's x range, else the buckets of the picked points.
+
+    A picked bucket covers [its start, the next bucket's start); the last one gets the width of the one before.
+    """
+    selection = _selection(event)
+    if not selection:
+        return None
+    starts = sorted(buckets)
+    if not starts:
+        return None
+    width = starts[-1] - starts[-2] if len(starts) > 1 else timedelta(hours=1)
+
+    def end_of(start: datetime) -> datetime:
+        later = [b for b in starts if b > start]
+        return later[0] if later else start + width
+
+    boxes = selection.get("box") or []
+    if boxes:
+        xs = [_as_time(x, starts[0]) for b in boxes for x in b.get("x", [])]
+        xs = [x for x in xs if x is not None]
+        if len(xs) >= 2:
+            return min(xs), max(xs)
+    picked = [_as_time(p.get("x"), starts[0]) for p in selection.get("points", [])]
+    picked = [p for p in picked if p is not None]
+    if not picked:
+        return None
+    lo, hi = min(picked), max(picked)
+    return lo, end_of(hi)
+
+
+def selected_point(event: Any) -> dict[str, Any] | None:
+    selection = _selection(event)
+    points = selection.get("points") if selection else None
+    return points[0] if points else None
+
+
+def _selection(event: Any) -> dict[str, Any] | None:
+    if not event:
+        return None
+    selection = event.get("selection") if isinstance(event, dict) else getattr(event, "selection", None)
+    return selection or None
+
+
+def _as_time(value: Any, like: datetime) -> datetime | None:
+    """Plotly hands back x values as strings like '2026-01-02 10:00' (in the data's zone, without offset)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace(" ", "T"))
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=like.tzinfo)
+    return moment
+
+
+def chart(fig: go.Figure, key: str, *, select: str | tuple[str, ...] | None = None) -> Any:
+    """st.plotly_chart with the dashboard's defaults; with `select`, returns the selection event."""
+    config = {"displaylogo": False, "modeBarButtonsToRemove": ["toImage"]}
+    if select is None:
+        st.plotly_chart(fig, key=key, config=config, width="stretch")
+        return None
+    return st.plotly_chart(fig, key=key, config=config, width="stretch", on_select="rerun", selection_mode=select)
+
+
+def money_table(frame: pl.DataFrame, money: Sequence[str] = (), shares: Sequence[str] = ()) -> pl.DataFrame:
+    """Money columns rounded for reading (exact values stay in exports), shares as percentages."""
+    exprs = [pl.col(c).round(6) for c in money if c in frame.columns]
+    exprs += [(pl.col(c) * 100).round(2).alias(c) for c in shares if c in frame.columns]
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def alerts_placeholder() -> None:
+    """Hook for the alerts engine: firing alerts will be listed here once alerts/ exposes them over the API."""
+    st.caption("Firing alerts will appear here once alert rules are configured.")

@@ -1,0 +1,83 @@
+"""One call: every stored field, its tokens and cost, its content if stored, and its trace as a timeline."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data, fmt, nav, sidebar, ui
+from dashboard.api_client import ApiError
+from dashboard.call_view import cost_rows, field_rows
+
+trace_id = st.query_params.get("trace", "")
+span_id = st.query_params.get("span", "")
+st.title("Call and trace")
+if not trace_id or not span_id:
+    st.info("Pick a call in the Calls explorer (or a slow call on the Latency page) to see it here.")
+    if st.button("Open the Calls explorer"):
+        st.switch_page(nav.CALLS)
+    st.stop()
+
+try:
+    call = data.call(trace_id, span_id)
+except ApiError as exc:
+    if exc.kind in ("not_found", "bad_request"):
+        st.warning(f"No call {trace_id}/{span_id} in the store ({exc}).")
+        st.stop()
+    raise
+
+model = call.get("response_model") or call.get("request_model") or "unknown model"
+status = "failed" if call["status"] == "error" else "ok"
+st.markdown(
+    f"**{model}** via {call.get('provider') or '?'} · service **{call.get('service') or '?'}** · "
+    f"{call['start_time']} · {status}" + (f" (**{call['error_type']}**)" if call.get("error_type") else "")
+)
+ui.kpi_row(
+    call,
+    (
+        ui.Kpi("duration_ms", "Duration", fmt.ms),
+        ui.Kpi("ttft_ms", "Time to first token", fmt.ms),
+        ui.Kpi("input_tokens", "Input tokens", fmt.count),
+        ui.Kpi("output_tokens", "Output tokens", fmt.count),
+        ui.Kpi("cost_usd", "Cost", fmt.usd, help="Computed at ingest; the exact value is in the table below."),
+    ),
+    compare=False,
+)
+
+left, right = st.columns([2, 3])
+with left:
+    st.subheader("Tokens and cost")
+    st.dataframe(cost_rows(call), hide_index=True, key="cost_breakdown")
+with right:
+    st.subheader("Trace")
+    trace = data.trace(trace_id)
+    st.caption(f"{trace['span_count']} spans over {fmt.ms(trace['duration_ms'])}. Click a model call to open it.")
+    event = ui.chart(charts.waterfall(trace["spans"], highlight=span_id), "trace_waterfall", select="points")
+    point = ui.selected_point(event)
+    if point is not None:
+        picked = trace["spans"][int(point.get("point_index", point.get("point_number", 0)))]
+        if picked["type"] == "call" and picked["span_id"] != span_id:
+            st.switch_page(nav.CALL, query_params={"trace": trace_id, "span": picked["span_id"]})
+
+st.subheader("Content")
+events = call.get("content_events") or []
+if call.get("input_content") or call.get("output_content") or events:
+    if call.get("input_content"):
+        st.text_area("Prompt", call["input_content"], height=160, disabled=True)
+    if call.get("output_content"):
+        st.text_area("Completion", call["output_content"], height=160, disabled=True)
+    for i, ev in enumerate(events):
+        st.text_area(
+            f"{ev.get('event_name') or 'event'} ({ev.get('role') or '-'})",
+            ev.get("content") or "",
+            height=100,
+            disabled=True,
+            key=f"event_{i}",
+        )
+else:
+    st.caption("No content stored for this call (content capture is off unless CALLSCOPE_CAPTURE_CONTENT=true).")
+
+st.subheader("Every field")
+st.dataframe(field_rows(call), hide_index=True, key="all_fields", height=400)
+filters = sidebar.current()
+if st.button("Back to the calls", key="back"):
+    st.switch_page(nav.CALLS, query_params=filters.to_query())
