@@ -357,3 +357,32 @@ def test_percentiles_and_non_rollup_dimensions_use_raw_calls(api: str) -> None:
     assert get(api, "/stats", **window, metrics="latency_p95")["meta"]["source"] == "raw"
     assert get(api, "/stats", **window, metrics="calls", user="user-1")["meta"]["source"] == "raw"
     assert get(api, "/stats", **window, metrics="calls", bucket="hour", tz="Asia/Kolkata")["meta"]["source"] == "raw"
+
+
+def test_values_of_a_dimension_most_calls_first(api: str) -> None:
+    body = get(api, "/values/model", **{"from": iso(START), "to": iso(END)}, limit=3)
+    want = Counter(r["response_model"] for r in ROWS).most_common(3)
+    assert [(v["model"], v["calls"]) for v in body["values"]] == want
+    assert httpx.get(api + "/values/colour", timeout=10).status_code == 400
+
+
+def test_openapi_documents_every_route_and_dimension(api: str) -> None:
+    spec = httpx.get(api + "/openapi.json", timeout=10).json()
+    assert {"/stats", "/changes", "/calls", "/calls/{trace_id}/{span_id}", "/traces/{trace_id}", "/export"} <= set(
+        spec["paths"]
+    )
+    documented = {p["name"] for p in spec["paths"]["/stats"]["get"]["parameters"]}
+    assert {
+        "from",
+        "to",
+        "last",
+        "tz",
+        "meta",
+        "q",
+        "service",
+        "model",
+        "user",
+        "tag",
+        "group_by",
+        "bucket",
+    } <= documented
