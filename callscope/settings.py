@@ -70,6 +70,27 @@ def _parse_keys(raw: Any) -> dict[str, str]:
     return keys
 
 
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_ingest_workers() -> int:
+    """One core stays with the server process (sockets, the DuckDB writer); the others normalise, up to 4."""
+    return min(available_cpus() - 1, 4)
+
+
+def _parse_workers(raw: Any) -> int:
+    if isinstance(raw, str) and raw.strip().lower() == "auto":
+        return default_ingest_workers()
+    value = int(raw)
+    if not 0 <= value <= 64:
+        raise ValueError(f"must be 0-64 or 'auto', got {value}")
+    return value
+
+
 def _parse_level(raw: Any) -> str:
     level = str(raw).upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -150,6 +171,13 @@ SETTINGS: tuple[Setting, ...] = (
         "How long the writer waits for more requests before committing a partly filled transaction.",
         _positive_float,
     ),
+    Setting(
+        "ingest_workers",
+        "auto",
+        "Worker processes that decode and normalise requests (0: a thread of the server does it). 'auto' is"
+        " one less than the CPUs available, at most 4.",
+        _parse_workers,
+    ),
     Setting("retry_after_seconds", 1, "Retry-After value sent with 429/503 answers.", _positive_int),
     Setting(
         "capture_content",
@@ -194,6 +222,7 @@ class Settings:
     max_inflight_requests: int = 64
     batch_max_spans: int = 50_000
     batch_max_wait_ms: float = 20.0
+    ingest_workers: int = field(default_factory=default_ingest_workers)
     retry_after_seconds: int = 1
     capture_content: bool = False
     content_max_chars: int = 16_384

@@ -20,8 +20,6 @@ from collector.decode import (
     Encoding,
     Signal,
     content_encoding_of,
-    decode_request,
-    decompress,
     encode_response,
 )
 from collector.ingest import Ingestor
@@ -118,12 +116,11 @@ class OtlpHttpReceiver:
     async def _decode_and_export(self, signal: Signal, request: Request, encoding: Encoding, project: str) -> Response:
         try:
             raw = await self._read_body(request)
-            data = decompress(raw, request.headers.get("content-encoding"), self.max_body)
-            message = decode_request(signal, encoding, data)
+            result = await self.ingestor.export_raw(
+                signal, encoding, request.headers.get("content-encoding"), raw, project
+            )
         except DecodeFailure as exc:
             return _status_response(exc.status, str(exc), encoding)
-        try:
-            result = await self.ingestor.export(signal, message, project)
         except Overloaded as exc:
             return _status_response(429, str(exc), encoding, exc.retry_after)
         except WriterClosed as exc:
