@@ -534,6 +534,22 @@ def store_figures(data_dir: Path) -> StoreFigures:
     return StoreFigures(calls, spans, size)
 
 
+def writer_figures(port: int) -> dict[str, float]:
+    """The writer's counters from the server's /metrics (commits, seconds committing, rows committed)."""
+    try:
+        status, body = http_get(port, "/metrics")
+    except OSError:
+        return {}
+    wanted = ("callscope_commits_total", "callscope_commit_seconds_sum", "callscope_commit_seconds_max")
+    wanted += ("callscope_calls_recorded_total", "callscope_spans_recorded_total")
+    out: dict[str, float] = {}
+    for line in body.decode().splitlines() if status == 200 else ():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            out[name] = float(value)
+    return out
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -552,6 +568,7 @@ def print_summary(
     worker_rss: int,
     exit_code: int,
     store: StoreFigures,
+    writer: dict[str, float],
 ) -> bool:
     """Print the summary block; return whether the stored row count matches the acked spans."""
     latencies = [x for r in results for x in r.latencies_window]
@@ -578,6 +595,7 @@ def print_summary(
         f"(whole run {retries_total[429]} / {retries_total[503]}, retried after Retry-After)\n"
         f"  server CPU in window        {cpu_text}\n"
         f"  server peak RSS (VmHWM)     {peak_rss / 2**20:,.0f} MiB  (ingest workers {worker_rss / 2**20:,.0f} MiB)\n"
+        f"  writer (whole run)          {_writer_text(writer)}\n"
         f"  server exit code            {exit_code}\n"
         f"  store size on disk          {store.size_bytes / 2**20:,.1f} MiB (callscope.duckdb + .wal)\n"
         f"  bytes stored per call       {per_call:,.0f}\n"
@@ -590,6 +608,18 @@ def print_summary(
         for err in r.errors:
             print(f"  client error: {err}")
     return matches
+
+
+def _writer_text(writer: dict[str, float]) -> str:
+    commits = writer.get("callscope_commits_total", 0)
+    if not commits:
+        return "n/a"
+    rows = writer.get("callscope_calls_recorded_total", 0) + writer.get("callscope_spans_recorded_total", 0)
+    seconds = writer.get("callscope_commit_seconds_sum", 0)
+    return (
+        f"{commits:,.0f} commits, {rows / commits:,.0f} rows each, {seconds / commits * 1000:,.0f} ms each "
+        f"(max {writer.get('callscope_commit_seconds_max', 0) * 1000:,.0f} ms), {seconds / rows * 1e6:.1f} us/row"
+    )
 
 
 def run(cfg: Config) -> int:
@@ -606,6 +636,7 @@ def run(cfg: Config) -> int:
         print(f"running: {cfg.warmup:g} s warm-up, then {cfg.seconds:g} s measured", flush=True)
         cpu_from, cpu_to = watch_progress(cfg, schedule, server, acked)
         results = collect_results(procs, results_q)
+        writer = writer_figures(server.http_port)
         peak_rss = peak_rss_bytes(server.proc.pid)
         worker_rss = sum(peak_rss_bytes(c.pid) for c in psutil.Process(server.proc.pid).children(recursive=True))
         exit_code = stop_server(server)
@@ -615,7 +646,7 @@ def run(cfg: Config) -> int:
         cpu_seconds = (
             (cpu_to[0] - cpu_from[0], cpu_to[1] - cpu_from[1]) if cpu_from is not None and cpu_to is not None else None
         )
-        ok = print_summary(cfg, results, cpu_seconds, peak_rss, worker_rss, exit_code, store)
+        ok = print_summary(cfg, results, cpu_seconds, peak_rss, worker_rss, exit_code, store, writer)
         return 0 if ok and exit_code == 0 else 1
     finally:
         for p in procs:
