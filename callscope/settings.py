@@ -78,8 +78,12 @@ def available_cpus() -> int:
 
 
 def default_ingest_workers() -> int:
-    """One core stays with the server process (sockets, the DuckDB writer); the others normalise, up to 4."""
-    return min(available_cpus() - 1, 4)
+    """One worker per CPU, up to 4; none on one CPU (a thread of the server then normalises).
+
+    On 2 CPUs, 2 workers beat 1 (measured: 8 clients, 40k vs ~20k spans/s): normalising takes about two
+    thirds of the CPU, and the server process (sockets, DuckDB) needs only part of a core."""
+    cpus = available_cpus()
+    return 0 if cpus < 2 else min(cpus, 4)
 
 
 def _parse_workers(raw: Any) -> int:
@@ -183,7 +187,7 @@ SETTINGS: tuple[Setting, ...] = (
         "ingest_workers",
         "auto",
         "Worker processes that decode and normalise requests (0: a thread of the server does it). 'auto' is"
-        " one less than the CPUs available, at most 4.",
+        " one per CPU available, at most 4 (0 on one CPU).",
         _parse_workers,
     ),
     Setting("retry_after_seconds", 1, "Retry-After value sent with 429/503 answers.", _positive_int),
