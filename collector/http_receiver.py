@@ -102,8 +102,7 @@ class OtlpHttpReceiver:
             )
         except Unauthorized as exc:
             return _status_response(401, str(exc), encoding)
-        writer = self.ingestor.writer
-        if not writer.has_room():
+        if not self.ingestor.has_room():
             return _status_response(429, "collector queue is full, retry later", encoding, self.retry_after)
         if self.inflight >= self.max_inflight:
             return _status_response(503, "too many requests in flight, retry later", encoding, self.retry_after)

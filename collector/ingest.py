@@ -57,34 +57,51 @@ class Ingestor:
         self.pool = pool
         # Without workers one thread prepares: more would only take turns on the GIL (and slow the writer down).
         self._executor = None if pool else ThreadPoolExecutor(max_workers=1, thread_name_prefix="callscope-prepare")
+        self._preparing = 0  # requests being decoded/normalised now (event-loop state: no lock)
+        self._rows_per_request = 0.0  # running mean of the rows a request brings
+
+    def has_room(self) -> bool:
+        """Whether the writer's queue has room for one more request, counting the requests still being prepared
+        at the mean request size: under overload a request is refused before its decoding is paid for, not
+        after (their rows would find the queue full)."""
+        if not self.writer.has_room():
+            return False
+        expected = self.writer.pending_rows + self._preparing * self._rows_per_request
+        return self._preparing == 0 or expected < self.writer.queue_max
 
     async def export_raw(
         self, signal: Signal, encoding: Encoding, content_encoding: str | None, body: bytes, project: str
     ) -> ExportResult:
         """Decode, normalise and commit a request body. Raises DecodeFailure (400/413/415), Overloaded (the
         queue is full: decided before any decoding work is spent), WriterClosed or WorkerError."""
-        if not self.writer.has_room():
+        if not self.has_room():
             raise Overloaded(self.writer.retry_after)
         received_us = time.time_ns() // 1000
-        if self.pool is not None:
-            prepared = await self.pool.prepare(signal, encoding, content_encoding, body, project, received_us)
-        else:
-            assert self.preparer is not None
-            loop = asyncio.get_running_loop()
-            prepared = await loop.run_in_executor(
-                self._executor,
-                self.preparer.prepare_raw,
-                signal,
-                encoding,
-                content_encoding,
-                body,
-                project,
-                received_us,
-            )
+        self._preparing += 1
+        try:
+            if self.pool is not None:
+                prepared = await self.pool.prepare(signal, encoding, content_encoding, body, project, received_us)
+            else:
+                assert self.preparer is not None
+                loop = asyncio.get_running_loop()
+                prepared = await loop.run_in_executor(
+                    self._executor,
+                    self.preparer.prepare_raw,
+                    signal,
+                    encoding,
+                    content_encoding,
+                    body,
+                    project,
+                    received_us,
+                )
+        finally:
+            self._preparing -= 1
         prepared.raise_failure()
         for name, amount, labels in prepared.counters:
             self.stats.inc(name, amount, **labels)
         job = WriteJob(calls=prepared.calls, spans=prepared.spans, content=prepared.content, metrics=prepared.metrics)
+        mean = self._rows_per_request
+        self._rows_per_request = job.rows if mean == 0 else 0.9 * mean + 0.1 * job.rows
         future = self.writer.submit(job)  # raises Overloaded / WriterClosed
         await asyncio.wrap_future(future)
         return ExportResult(prepared.rejected, prepared.message)

@@ -132,6 +132,10 @@ class Writer:
         return self._retry_after
 
     @property
+    def queue_max(self) -> int:
+        return self._queue_max
+
+    @property
     def pending_rows(self) -> int:
         return self._pending_rows
 
