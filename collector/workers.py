@@ -146,23 +146,26 @@ class _Worker:
             if future.cancelled():
                 continue
             try:
-                reply = self._call(header, body)
+                result: Prepared | Exception = self._prepare(header, body)
             except WorkerError as exc:
-                loop.call_soon_threadsafe(_resolve, future, exc)
-                continue
-            if reply[:1] == b"\x00":
-                try:
-                    result: Prepared | Exception = Prepared.from_bytes(reply[1:])
-                except Exception as exc:
-                    result = WorkerError(f"worker {self.index} sent an unreadable reply: {exc!r}")
-            else:
-                text = reply[1:].decode(errors="replace")
-                log.error("worker %d failed on a request:\n%s", self.index, text)
-                result = WorkerError(f"worker {self.index} failed on the request")
+                result = exc
+            except Exception as exc:  # never let the dispatcher die: its requests would wait forever
+                log.exception("worker %d: dispatching a request failed", self.index)
+                result = WorkerError(f"worker {self.index}: {exc!r}")
             loop.call_soon_threadsafe(_resolve, future, result)
 
+    def _prepare(self, header: bytes, body: bytes) -> Prepared:
+        reply = self._call(header, body)
+        if reply[:1] == b"\x00":
+            return Prepared.from_bytes(reply[1:])
+        log.error("worker %d failed on a request:\n%s", self.index, reply[1:].decode(errors="replace"))
+        raise WorkerError(f"worker {self.index} failed on the request")
+
     def _call(self, header: bytes, body: bytes) -> bytes:
-        assert self.conn is not None
+        if self.conn is None:  # an earlier restart failed: try again
+            self._restart()
+            if self.conn is None:
+                raise WorkerError(f"worker {self.index} is not running")
         try:
             self.conn.send_bytes(header)
             self.conn.send_bytes(body)
@@ -179,8 +182,9 @@ class _Worker:
         try:
             self.spawn()
             self.wait_ready(self.pool.start_timeout)
-        except WorkerError:
+        except (WorkerError, OSError):
             log.exception("worker %d could not be restarted", self.index)
+            self.stop()
 
     def stop(self) -> None:
         """Close the pipe (the worker exits at end-of-file), then make sure it is gone."""
