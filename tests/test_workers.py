@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -36,9 +37,20 @@ def _gone(procs: list[psutil.Process], timeout: float) -> bool:
     return not alive
 
 
-def test_workers_start_fast_and_stop_with_sigterm(tmp_path):
+@pytest.fixture
+def servers() -> Iterator[list[ServerProcess]]:
+    """Servers a test starts; any still running at the end (a failed assertion) are stopped."""
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        if server.proc is not None and server.proc.poll() is None:
+            server.kill()
+
+
+def test_workers_start_fast_and_stop_with_sigterm(tmp_path, servers):
     started = time.monotonic()
-    server = ServerProcess(tmp_path / "data", env={"CALLSCOPE_INGEST_WORKERS": "2"}).start()
+    server = ServerProcess(tmp_path / "data", env={"CALLSCOPE_INGEST_WORKERS": "2"})
+    servers.append(server.start())
     assert time.monotonic() - started < 10  # healthy only once the workers are ready; usually ~1-2 s
     assert len(_workers(server)) == 2
     children = _children(server)
@@ -48,8 +60,9 @@ def test_workers_start_fast_and_stop_with_sigterm(tmp_path):
     assert _gone(children, 10), "worker processes outlived a clean stop"
 
 
-def test_workers_exit_when_the_server_is_killed(tmp_path):
-    server = ServerProcess(tmp_path / "data", env={"CALLSCOPE_INGEST_WORKERS": "2"}).start()
+def test_workers_exit_when_the_server_is_killed(tmp_path, servers):
+    server = ServerProcess(tmp_path / "data", env={"CALLSCOPE_INGEST_WORKERS": "2"})
+    servers.append(server.start())
     assert len(_workers(server)) == 2
     children = _children(server)
     server.kill()  # SIGKILL: no chance to clean up
@@ -57,8 +70,9 @@ def test_workers_exit_when_the_server_is_killed(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-def test_a_dead_worker_is_replaced(tmp_path):
-    server = ServerProcess(tmp_path / "data", env={"CALLSCOPE_INGEST_WORKERS": "1"}).start()
+def test_a_dead_worker_is_replaced(tmp_path, servers):
+    server = ServerProcess(tmp_path / "data", env={"CALLSCOPE_INGEST_WORKERS": "1"})
+    servers.append(server.start())
     try:
         (worker,) = _workers(server)
         os.kill(worker.pid, signal.SIGKILL)
