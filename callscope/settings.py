@@ -179,8 +179,9 @@ SETTINGS: tuple[Setting, ...] = (
         "checkpoint_mb",
         256,
         "DuckDB checkpoints (moves its write-ahead log into the store file) when the log reaches this size."
-        " Each checkpoint rewrites the primary-key index, so larger means cheaper ingest but a longer log"
-        " replay when the server restarts after a crash (about 2 s for 256 MB).",
+        " Each checkpoint rewrites the primary-key index, so larger means cheaper ingest, but more memory"
+        " until the checkpoint (measured at ~450k calls: ~520-550 MiB RSS at 256 against ~450 at 16) and a"
+        " longer log replay when the server restarts after a crash (about 2 s for 256 MB).",
         _positive_int,
     ),
     Setting(
