@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from tests.helpers import ServerProcess, post_otlp
+from tests.helpers import ServerProcess, export_rows, post_otlp
 from tests.load import genai_request
 
 
@@ -90,3 +90,21 @@ def test_a_dead_worker_is_replaced(tmp_path, servers):
         assert len(_workers(server)) == 1
     finally:
         assert server.stop() == 0
+
+
+def test_workers_price_with_the_config_file_overrides(tmp_path, servers):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "callscope.toml").write_text(
+        '[[prices]]\nprovider = "openai"\nmodel = "gpt-4o-mini"\ninput_mtok = 3.0\noutput_mtok = 12.0\n'
+    )
+    server = ServerProcess(data, env={"CALLSCOPE_INGEST_WORKERS": "2"})
+    servers.append(server.start())
+    body, _ = genai_request(7, 3)  # gpt-4o-mini from openai; input 100+i tokens, output 20
+    assert post_otlp(server.http_url, body).status_code == 200
+    assert server.stop() == 0
+    rows = sorted(export_rows(data), key=lambda r: r["input_tokens"])
+    assert [r["pricing"] for r in rows] == ["override"] * 3
+    for i, row in enumerate(rows):
+        expected = (100 + i) * 3.0 / 1e6 + 20 * 12.0 / 1e6
+        assert row["cost_usd"] == pytest.approx(expected, rel=1e-12)
