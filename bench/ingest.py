@@ -17,7 +17,8 @@ Method
    those answers are counted.
 4. After a warm-up the measurement window runs for --seconds. Throughput is acked spans (and requests)
    completed inside the window divided by its length; latencies are those of the 200 answers in the window.
-   Server CPU and peak RSS (VmHWM) are read from the server process.
+   Server CPU is that of the server process plus its ingest worker processes; peak RSS (VmHWM) is the
+   server process's.
 5. The server is stopped with SIGTERM (it commits what is queued and exits 0). The DuckDB file is then opened
    read-only: `count(*) FROM calls` must equal every span acked during the whole run (warm-up included),
    and the store size (callscope.duckdb + .wal) divided by that count gives the bytes stored per call.
@@ -471,8 +472,9 @@ def _progress_line(elapsed: float, phase: str, n: int, rate: float, rss: int, qu
 
 def watch_progress(
     cfg: Config, schedule: Schedule, server: Server, acked: SynchronizedArray
-) -> tuple[float | None, float | None]:
-    """Print a progress line every few seconds; return the server CPU seconds at the window's start and end."""
+) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """Print a progress line every few seconds; return the CPU seconds of the server (process, workers) at the
+    window's start and end."""
     proc = psutil.Process(server.proc.pid)
     cpu_from = cpu_to = None
     last_t, last_n = schedule.start, 0
@@ -499,9 +501,17 @@ def watch_progress(
     return cpu_from, cpu_to
 
 
-def _cpu_seconds(proc: psutil.Process) -> float:
+def _cpu_seconds(proc: psutil.Process) -> tuple[float, float]:
+    """(CPU seconds of the server process, of its worker processes)."""
     times = proc.cpu_times()
-    return times.user + times.system
+    workers = 0.0
+    for child in proc.children(recursive=True):
+        try:
+            t = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        workers += t.user + t.system
+    return times.user + times.system, workers
 
 
 def collect_results(procs: list[mp.Process], results: Queue, timeout: float = 180.0) -> list[ClientResult]:
@@ -524,6 +534,22 @@ def store_figures(data_dir: Path) -> StoreFigures:
     return StoreFigures(calls, spans, size)
 
 
+def writer_figures(port: int) -> dict[str, float]:
+    """The writer's counters from the server's /metrics (commits, seconds committing, rows committed)."""
+    try:
+        status, body = http_get(port, "/metrics")
+    except OSError:
+        return {}
+    wanted = ("callscope_commits_total", "callscope_commit_seconds_sum", "callscope_commit_seconds_max")
+    wanted += ("callscope_calls_recorded_total", "callscope_spans_recorded_total")
+    out: dict[str, float] = {}
+    for line in body.decode().splitlines() if status == 200 else ():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            out[name] = float(value)
+    return out
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -537,10 +563,12 @@ def percentile(values: list[float], q: float) -> float:
 def print_summary(
     cfg: Config,
     results: list[ClientResult],
-    cpu_seconds: float | None,
+    cpu_seconds: tuple[float, float] | None,
     peak_rss: int,
+    worker_rss: int,
     exit_code: int,
     store: StoreFigures,
+    writer: dict[str, float],
 ) -> bool:
     """Print the summary block; return whether the stored row count matches the acked spans."""
     latencies = [x for r in results for x in r.latencies_window]
@@ -550,7 +578,10 @@ def print_summary(
     retries_window = {s: sum(r.retries_window.get(s, 0) for r in results) for s in RETRY_STATUSES}
     retries_total = {s: sum(r.retries.get(s, 0) for r in results) for s in RETRY_STATUSES}
     matches = store.calls == acked_total
-    cpu_text = f"{cpu_seconds / cfg.seconds * 100:.0f}% of one core" if cpu_seconds is not None else "n/a"
+    cpu_text = "n/a"
+    if cpu_seconds is not None:
+        main, workers = (c / cfg.seconds * 100 for c in cpu_seconds)
+        cpu_text = f"{main + workers:.0f}% of one core (server process {main:.0f}%, ingest workers {workers:.0f}%)"
     per_call = store.size_bytes / store.calls if store.calls else float("nan")
     print(
         "\n==================== callscope ingest benchmark ====================\n"
@@ -563,7 +594,8 @@ def print_summary(
         f"  429 / 503 answers (window)  {retries_window[429]} / {retries_window[503]}   "
         f"(whole run {retries_total[429]} / {retries_total[503]}, retried after Retry-After)\n"
         f"  server CPU in window        {cpu_text}\n"
-        f"  server peak RSS (VmHWM)     {peak_rss / 2**20:,.0f} MiB\n"
+        f"  server peak RSS (VmHWM)     {peak_rss / 2**20:,.0f} MiB  (ingest workers {worker_rss / 2**20:,.0f} MiB)\n"
+        f"  writer (whole run)          {_writer_text(writer)}\n"
         f"  server exit code            {exit_code}\n"
         f"  store size on disk          {store.size_bytes / 2**20:,.1f} MiB (callscope.duckdb + .wal)\n"
         f"  bytes stored per call       {per_call:,.0f}\n"
@@ -576,6 +608,18 @@ def print_summary(
         for err in r.errors:
             print(f"  client error: {err}")
     return matches
+
+
+def _writer_text(writer: dict[str, float]) -> str:
+    commits = writer.get("callscope_commits_total", 0)
+    if not commits:
+        return "n/a"
+    rows = writer.get("callscope_calls_recorded_total", 0) + writer.get("callscope_spans_recorded_total", 0)
+    seconds = writer.get("callscope_commit_seconds_sum", 0)
+    return (
+        f"{commits:,.0f} commits, {rows / commits:,.0f} rows each, {seconds / commits * 1000:,.0f} ms each "
+        f"(max {writer.get('callscope_commit_seconds_max', 0) * 1000:,.0f} ms), {seconds / rows * 1e6:.1f} us/row"
+    )
 
 
 def run(cfg: Config) -> int:
@@ -592,13 +636,17 @@ def run(cfg: Config) -> int:
         print(f"running: {cfg.warmup:g} s warm-up, then {cfg.seconds:g} s measured", flush=True)
         cpu_from, cpu_to = watch_progress(cfg, schedule, server, acked)
         results = collect_results(procs, results_q)
+        writer = writer_figures(server.http_port)
         peak_rss = peak_rss_bytes(server.proc.pid)
+        worker_rss = sum(peak_rss_bytes(c.pid) for c in psutil.Process(server.proc.pid).children(recursive=True))
         exit_code = stop_server(server)
         if exit_code != 0:
             print(f"server exited with {exit_code}:\n{server.log_tail()}", file=sys.stderr)
         store = store_figures(data_dir)
-        cpu_seconds = cpu_to - cpu_from if cpu_from is not None and cpu_to is not None else None
-        ok = print_summary(cfg, results, cpu_seconds, peak_rss, exit_code, store)
+        cpu_seconds = (
+            (cpu_to[0] - cpu_from[0], cpu_to[1] - cpu_from[1]) if cpu_from is not None and cpu_to is not None else None
+        )
+        ok = print_summary(cfg, results, cpu_seconds, peak_rss, worker_rss, exit_code, store, writer)
         return 0 if ok and exit_code == 0 else 1
     finally:
         for p in procs:

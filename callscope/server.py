@@ -30,8 +30,10 @@ from collector.grpc_receiver import OtlpGrpcReceiver
 from collector.http_receiver import OtlpHttpReceiver
 from collector.ingest import Ingestor
 from collector.normalize import ContentOptions, SpanNormalizer
+from collector.prepare import Preparer
 from collector.pricing import Pricer
 from collector.selfmetrics import CollectorStats
+from collector.workers import WorkerConfig, WorkerPool
 from collector.writer import Writer
 
 log = logging.getLogger("callscope.server")
@@ -84,8 +86,22 @@ class Components:
     app: Starlette
 
 
-def build(settings: Settings, db) -> Components:
-    stats = CollectorStats()
+def worker_pool(settings: Settings, stats: CollectorStats | None = None) -> WorkerPool | None:
+    """The ingest worker processes (not started), or None when the server prepares requests itself."""
+    if settings.ingest_workers <= 0:
+        return None
+    config = WorkerConfig(
+        price_overrides=settings.price_overrides,
+        capture_content=settings.capture_content,
+        content_max_chars=settings.content_max_chars,
+        max_body_bytes=settings.max_body_bytes,
+        log_level=settings.log_level,
+    )
+    return WorkerPool(settings.ingest_workers, config, stats)
+
+
+def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
+    stats = pool.stats if pool is not None and pool.stats is not None else CollectorStats()
     writer = Writer(
         db,
         stats,
@@ -95,7 +111,11 @@ def build(settings: Settings, db) -> Components:
         retry_after_s=settings.retry_after_seconds,
     )
     content = ContentOptions(capture=settings.capture_content, max_chars=settings.content_max_chars)
-    ingestor = Ingestor(writer, SpanNormalizer(Pricer(settings.price_overrides), content), stats, content)
+    if pool is None:
+        preparer = Preparer(SpanNormalizer(Pricer(settings.price_overrides), content), content, settings.max_body_bytes)
+        ingestor = Ingestor(writer, stats, preparer=preparer)
+    else:
+        ingestor = Ingestor(writer, stats, pool=pool)
     receiver = OtlpHttpReceiver(
         ingestor,
         api_keys=dict(settings.api_keys),
@@ -122,9 +142,25 @@ def build(settings: Settings, db) -> Components:
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     check_exposure(settings)
-    db = connect(settings.db_path)
-    parts = build(settings, db)
+    pool = worker_pool(settings, CollectorStats())
+    if pool is not None:
+        pool.start()  # the workers import and warm up while the store opens
+    try:
+        db = connect(settings.db_path, checkpoint_mb=settings.checkpoint_mb, threads=settings.duckdb_threads)
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
+    parts = build(settings, db, pool)
     parts.writer.start()
+    if pool is not None:
+        try:
+            await asyncio.to_thread(pool.wait_ready)
+        except BaseException:
+            pool.close()
+            parts.writer.close()
+            db.close()
+            raise
     jobs = Jobs(db, rollup_interval_s=settings.rollup_interval_seconds, rollup_lag_s=settings.rollup_lag_seconds)
     jobs.start()
     stop = stop or asyncio.Event()
@@ -146,6 +182,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     )
     grpc_target = f"{settings.host}:{settings.otlp_grpc_port}"
     if grpc_server.add_insecure_port(grpc_target) == 0:
+        parts.ingestor.close()
+        parts.writer.close()
+        db.close()
         raise StartupError(f"cannot listen for OTLP/gRPC on {grpc_target}")
     await grpc_server.start()
 
@@ -166,17 +205,19 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     if http_task.done():
         await grpc_server.stop(None)
         jobs.stop()
+        parts.ingestor.close()
         parts.writer.close()
         db.close()
         raise StartupError(f"cannot listen for OTLP/HTTP on {settings.host}:{settings.otlp_http_port}")
 
     log.info(
-        "callscope %s: OTLP/HTTP on http://%s:%d, OTLP/gRPC on %s, store %s",
+        "callscope %s: OTLP/HTTP on http://%s:%d, OTLP/gRPC on %s, store %s, %d ingest worker process(es)",
         __version__,
         settings.host,
         settings.otlp_http_port,
         grpc_target,
         settings.db_path,
+        pool.size if pool is not None else 0,
     )
     if ready is not None:
         ready.set()
@@ -186,6 +227,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         log.info("shutting down: finishing in-flight requests and committing the queue")
         http_server.should_exit = True
         await asyncio.gather(grpc_server.stop(grace=10), http_task, return_exceptions=True)
+        await asyncio.to_thread(parts.ingestor.close)
         await asyncio.to_thread(parts.writer.close)
         await asyncio.to_thread(jobs.stop)
         db.execute("CHECKPOINT")

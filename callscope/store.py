@@ -16,8 +16,12 @@ class StoreLockedError(RuntimeError):
     """Another process holds the store open (DuckDB allows one read-write process per file)."""
 
 
-def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the store; a missing file is created (unless read_only) and migrated."""
+def connect(
+    path: Path, *, read_only: bool = False, checkpoint_mb: int | None = None, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open the store; a missing file is created (unless read_only) and migrated. `checkpoint_mb`: the WAL size
+    at which DuckDB checkpoints (its default is 16 MB); `threads`: DuckDB's worker threads (its default is one
+    per CPU)."""
     if read_only and not path.exists():
         raise FileNotFoundError(f"no callscope store at {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +34,10 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
             ) from exc
         raise
     db.execute("SET TimeZone = 'UTC'")
+    if checkpoint_mb is not None and not read_only:
+        db.execute(f"SET checkpoint_threshold = '{int(checkpoint_mb)}MB'")
+    if threads is not None:
+        db.execute(f"SET threads = {int(threads)}")
     if not read_only:
         migrate(db)
     return db

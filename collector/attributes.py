@@ -31,16 +31,25 @@ def any_value(v: Any) -> Any:
 
 
 def attributes(kvs: Iterable[Any]) -> dict[str, Any]:
-    """A KeyValue list as a dict. Written out for speed: this runs for every attribute of every span."""
+    """A KeyValue list as a dict. Written out for speed: this runs for every attribute of every span.
+
+    A non-empty string (or non-zero int) member means the oneof holds it, so the common values are read without
+    asking WhichOneof first (which costs as much as reading the value); empty and zero values, and the other
+    kinds, take the general path."""
     out: dict[str, Any] = {}
     for kv in kvs:
         v = kv.value
-        which = v.WhichOneof("value")
-        if which == "string_value":
-            s = v.string_value
+        s = v.string_value
+        if s:
             out[kv.key] = s if len(s) <= MAX_STRING else s[:MAX_STRING]
-        elif which == "int_value":
-            out[kv.key] = v.int_value
+            continue
+        n = v.int_value
+        if n:
+            out[kv.key] = n
+            continue
+        which = v.WhichOneof("value")
+        if which == "string_value" or which == "int_value":
+            out[kv.key] = s if which == "string_value" else n
         elif which is not None:
             out[kv.key] = any_value(v)
     return out

@@ -6,10 +6,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from collector.auth import Unauthorized, project_for
-from collector.decode import REQUEST_TYPES, Signal
+from collector.decode import DecodeFailure, Encoding, Signal
 from collector.ingest import Ingestor
 from collector.writer import Overloaded, WriterClosed
 
@@ -72,18 +71,11 @@ class OtlpGrpcReceiver:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"request of {len(raw)} bytes is over the limit of {self.max_body}",
             )
-        message = REQUEST_TYPES[signal]()
         try:
-            message.ParseFromString(raw)
-        except (DecodeError, RuntimeError, ValueError) as exc:
-            await self._abort(
-                context,
-                signal,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"not a valid OTLP {signal} protobuf message: {exc}",
-            )
-        try:
-            result = await self.ingestor.export(signal, message, project)
+            result = await self.ingestor.export_raw(signal, Encoding.PROTOBUF, None, raw, project)
+        except DecodeFailure as exc:
+            code = grpc.StatusCode.RESOURCE_EXHAUSTED if exc.status == 413 else grpc.StatusCode.INVALID_ARGUMENT
+            await self._abort(context, signal, code, str(exc))
         except Overloaded as exc:
             # UNAVAILABLE is retried by every OTLP exporter; RESOURCE_EXHAUSTED only with RetryInfo.
             await self._abort(context, signal, grpc.StatusCode.UNAVAILABLE, str(exc))

@@ -20,8 +20,6 @@ from collector.decode import (
     Encoding,
     Signal,
     content_encoding_of,
-    decode_request,
-    decompress,
     encode_response,
 )
 from collector.ingest import Ingestor
@@ -104,8 +102,7 @@ class OtlpHttpReceiver:
             )
         except Unauthorized as exc:
             return _status_response(401, str(exc), encoding)
-        writer = self.ingestor.writer
-        if not writer.has_room():
+        if not self.ingestor.has_room():
             return _status_response(429, "collector queue is full, retry later", encoding, self.retry_after)
         if self.inflight >= self.max_inflight:
             return _status_response(503, "too many requests in flight, retry later", encoding, self.retry_after)
@@ -118,12 +115,11 @@ class OtlpHttpReceiver:
     async def _decode_and_export(self, signal: Signal, request: Request, encoding: Encoding, project: str) -> Response:
         try:
             raw = await self._read_body(request)
-            data = decompress(raw, request.headers.get("content-encoding"), self.max_body)
-            message = decode_request(signal, encoding, data)
+            result = await self.ingestor.export_raw(
+                signal, encoding, request.headers.get("content-encoding"), raw, project
+            )
         except DecodeFailure as exc:
             return _status_response(exc.status, str(exc), encoding)
-        try:
-            result = await self.ingestor.export(signal, message, project)
         except Overloaded as exc:
             return _status_response(429, str(exc), encoding, exc.retry_after)
         except WriterClosed as exc:

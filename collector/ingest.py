@@ -1,4 +1,4 @@
-"""The one path every receiver uses: normalise a decoded export request and await its commit."""
+"""The one path every receiver uses: prepare a request body (decode, normalise) and await its commit."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from collector.decode import RESPONSE_TYPES, Signal
-from collector.normalize import ContentOptions, SpanNormalizer
+from collector.decode import RESPONSE_TYPES, Encoding, Signal
+from collector.prepare import Preparer
 from collector.selfmetrics import CollectorStats
-from collector.signals import content_rows, metric_rows
-from collector.writer import WriteJob, Writer
+from collector.workers import WorkerPool
+from collector.writer import Overloaded, WriteJob, Writer
 
 
 @dataclass(frozen=True)
@@ -38,40 +38,77 @@ class ExportResult:
 
 
 class Ingestor:
+    """Receivers hand over raw bodies; this prepares them (in worker processes, or in one thread when there are
+    none) and awaits their commit."""
+
     def __init__(
-        self, writer: Writer, normalizer: SpanNormalizer, stats: CollectorStats, content: ContentOptions
+        self,
+        writer: Writer,
+        stats: CollectorStats,
+        *,
+        preparer: Preparer | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
+        if (preparer is None) == (pool is None):
+            raise ValueError("give either a preparer (in-process) or a worker pool")
         self.writer = writer
-        self.normalizer = normalizer
         self.stats = stats
-        self.content = content
-        # One thread normalises: more would only take turns on the GIL (and slow the writer thread down).
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callscope-normalize")
+        self.preparer = preparer
+        self.pool = pool
+        # Without workers one thread prepares: more would only take turns on the GIL (and slow the writer down).
+        self._executor = None if pool else ThreadPoolExecutor(max_workers=1, thread_name_prefix="callscope-prepare")
+        self._preparing = 0  # requests being decoded/normalised now (event-loop state: no lock)
+        self._rows_per_request = 0.0  # running mean of the rows a request brings
 
-    def prepare(self, signal: Signal, request: Any, project: str) -> tuple[WriteJob, ExportResult]:
-        """CPU work (runs off the event loop): request -> rows."""
+    def has_room(self) -> bool:
+        """Whether the writer's queue has room for one more request, counting the requests still being prepared
+        at the mean request size: under overload a request is refused before its decoding is paid for, not
+        after (their rows would find the queue full)."""
+        if not self.writer.has_room():
+            return False
+        expected = self.writer.pending_rows + self._preparing * self._rows_per_request
+        return self._preparing == 0 or expected < self.writer.queue_max
+
+    async def export_raw(
+        self, signal: Signal, encoding: Encoding, content_encoding: str | None, body: bytes, project: str
+    ) -> ExportResult:
+        """Decode, normalise and commit a request body. Raises DecodeFailure (400/413/415), Overloaded (the
+        queue is full: decided before any decoding work is spent), WriterClosed or WorkerError."""
+        if not self.has_room():
+            raise Overloaded(self.writer.retry_after)
         received_us = time.time_ns() // 1000
-        job = WriteJob()
-        result = ExportResult()
-        if signal is Signal.TRACES:
-            out = self.normalizer.normalize(request, project, received_us)
-            job.calls, job.spans = out.calls, out.spans
-            self.stats.inc("callscope_spans_received_total", len(out.calls) + len(out.spans) + out.rejected)
-            for reason, n in out.reasons.items():
-                self.stats.inc("callscope_spans_rejected_total", n, reason=reason)
-            if out.rejected:
-                result = ExportResult(out.rejected, out.error_message())
-        elif signal is Signal.LOGS:
-            job.content, seen = content_rows(request, project, self.content, received_us)
-            self.stats.inc("callscope_log_records_received_total", seen)
-        else:
-            job.metrics = metric_rows(request, project, received_us)
-            self.stats.inc("callscope_metric_points_received_total", len(job.metrics))
-        return job, result
-
-    async def export(self, signal: Signal, request: Any, project: str) -> ExportResult:
-        loop = asyncio.get_running_loop()
-        job, result = await loop.run_in_executor(self._executor, self.prepare, signal, request, project)
+        self._preparing += 1
+        try:
+            if self.pool is not None:
+                prepared = await self.pool.prepare(signal, encoding, content_encoding, body, project, received_us)
+            else:
+                assert self.preparer is not None
+                loop = asyncio.get_running_loop()
+                prepared = await loop.run_in_executor(
+                    self._executor,
+                    self.preparer.prepare_raw,
+                    signal,
+                    encoding,
+                    content_encoding,
+                    body,
+                    project,
+                    received_us,
+                )
+        finally:
+            self._preparing -= 1
+        prepared.raise_failure()
+        for name, amount, labels in prepared.counters:
+            self.stats.inc(name, amount, **labels)
+        job = WriteJob(calls=prepared.calls, spans=prepared.spans, content=prepared.content, metrics=prepared.metrics)
+        mean = self._rows_per_request
+        self._rows_per_request = job.rows if mean == 0 else 0.9 * mean + 0.1 * job.rows
         future = self.writer.submit(job)  # raises Overloaded / WriterClosed
         await asyncio.wrap_future(future)
-        return result
+        return ExportResult(prepared.rejected, prepared.message)
+
+    def close(self) -> None:
+        """Stop the workers (after the receivers stopped, so nothing new arrives)."""
+        if self.pool is not None:
+            self.pool.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)

@@ -60,20 +60,46 @@ class Normalized:
         return "; ".join(f"{n} span(s) rejected: {r}" for r, n in sorted(self.reasons.items()))
 
 
-_CONVENTION_CACHE: dict[tuple[str, str | None, tuple[str, ...]], cv.Convention] = {}
-_CONVENTION_CACHE_LIMIT = 4096
+@dataclass(frozen=True)
+class Shape:
+    """What depends only on a span's shape (scope, SDK, attribute keys): its convention, for each field the
+    sources present among its keys, and its metadata keys. Spans of one instrumentation share a shape, so
+    this is worked out once per shape, not once per span."""
+
+    convention: cv.Convention
+    sources: dict[str, tuple[cv.Source, ...]]
+    metadata_keys: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, attrs: dict[str, Any], scope_name: str, sdk_name: str | None) -> Shape:
+        keys = set(attrs)
+        sources = {name: tuple(s for s in srcs if s.key in keys) for name, srcs in cv.FIELDS.items()}
+        metadata_keys = []
+        for key in attrs:
+            if key.startswith(cv.METADATA_PREFIXES):
+                sub = key.split(".", 1)[1] if key.startswith("metadata.") else key[_prefix_len(key) :]
+                if sub and sub not in cv.METADATA_SKIP:
+                    metadata_keys.append((key, sub))
+        return cls(_detect_convention(attrs, scope_name, sdk_name), sources, tuple(metadata_keys))
+
+
+_SHAPE_CACHE: dict[tuple[str, str | None, tuple[str, ...]], Shape] = {}
+_SHAPE_CACHE_LIMIT = 4096
+
+
+def span_shape(attrs: dict[str, Any], scope_name: str, sdk_name: str | None) -> Shape:
+    key = (scope_name, sdk_name, tuple(attrs))
+    shape = _SHAPE_CACHE.get(key)
+    if shape is None:
+        if len(_SHAPE_CACHE) >= _SHAPE_CACHE_LIMIT:
+            _SHAPE_CACHE.clear()
+        shape = _SHAPE_CACHE[key] = Shape.of(attrs, scope_name, sdk_name)
+    return shape
 
 
 def detect_convention(attrs: dict[str, Any], scope_name: str, sdk_name: str | None) -> cv.Convention:
-    """The convention a span speaks. Spans of one instrumentation share a shape (scope, SDK, attribute keys),
-    so the answer is cached per shape: detection runs once per shape, not once per span."""
-    shape = (scope_name, sdk_name, tuple(attrs))
-    conv = _CONVENTION_CACHE.get(shape)
-    if conv is None:
-        if len(_CONVENTION_CACHE) >= _CONVENTION_CACHE_LIMIT:
-            _CONVENTION_CACHE.clear()
-        conv = _CONVENTION_CACHE[shape] = _detect_convention(attrs, scope_name, sdk_name)
-    return conv
+    """The convention a span speaks (cached per span shape)."""
+    return span_shape(attrs, scope_name, sdk_name).convention
 
 
 def _detect_convention(attrs: dict[str, Any], scope_name: str, sdk_name: str | None) -> cv.Convention:
@@ -96,8 +122,10 @@ def _detect_convention(attrs: dict[str, Any], scope_name: str, sdk_name: str | N
 _DEPRECATED = next(c for c in cv.CONVENTIONS if c.name == "otel_genai_deprecated")
 
 
-def _first(attrs: dict[str, Any], field_name: str) -> Any:
-    for src in cv.FIELDS[field_name]:
+def _first(attrs: dict[str, Any], field_name: str, sources: dict[str, tuple[cv.Source, ...]] = cv.FIELDS) -> Any:
+    """The value of a field: the first of its sources present in `attrs` (`sources`: a shape's, to skip the
+    absent ones)."""
+    for src in sources[field_name]:
         value = attrs.get(src.key)
         if value is None:
             continue
@@ -124,7 +152,7 @@ def _json_path(value: Any, path: str) -> Any:
     return value
 
 
-def _operation(attrs: dict[str, Any], name: str) -> str | None:
+def _operation(attrs: dict[str, Any], name: str, sources: dict[str, tuple[cv.Source, ...]]) -> str | None:
     kind = attrs.get("openinference.span.kind")
     if isinstance(kind, str):
         return cv.OPENINFERENCE_KINDS.get(kind.upper())
@@ -137,15 +165,15 @@ def _operation(attrs: dict[str, Any], name: str) -> str | None:
     tl_kind = attrs.get("traceloop.span.kind")
     if isinstance(tl_kind, str) and tl_kind.lower() in cv.NON_CALL_OPERATIONS:
         return tl_kind.lower()
-    raw = _first(attrs, "operation")
+    raw = _first(attrs, "operation", sources)
     if isinstance(raw, str):
         low = raw.lower()
         return cv.OPERATION_ALIASES.get(low, low)
     return None
 
 
-def _provider(attrs: dict[str, Any]) -> str | None:
-    raw = _first(attrs, "provider")
+def _provider(attrs: dict[str, Any], sources: dict[str, tuple[cv.Source, ...]]) -> str | None:
+    raw = _first(attrs, "provider", sources)
     if not isinstance(raw, str) or not raw:
         return None
     low = raw.lower()
@@ -186,15 +214,12 @@ def _finish_reason(raw: Any) -> str | None:
     return to_str(raw)
 
 
-def _metadata(attrs: dict[str, Any]) -> dict[str, str] | None:
+def _metadata(attrs: dict[str, Any], metadata_keys: tuple[tuple[str, str], ...]) -> dict[str, str] | None:
     meta: dict[str, str] = {}
-    for key, value in attrs.items():
-        if key.startswith(cv.METADATA_PREFIXES):
-            sub = key.split(".", 1)[1] if key.startswith("metadata.") else key[_prefix_len(key) :]
-            if sub and sub not in cv.METADATA_SKIP:
-                s = to_str(value)
-                if s is not None:
-                    meta[sub] = s
+    for key, sub in metadata_keys:
+        s = to_str(attrs[key])
+        if s is not None:
+            meta[sub] = s
     for key in cv.METADATA_JSON_KEYS:
         obj = json_object(attrs.get(key))
         if obj:
@@ -311,13 +336,14 @@ class SpanNormalizer:
         if attrs.get("logfire.span_type") == "pending_span":
             return  # Logfire sends a placeholder when a span starts; the real one follows
         name = span.name
-        conv = detect_convention(attrs, scope_name, sdk_name)
-        operation = _operation(attrs, name)
-        request_model = to_str(_first(attrs, "request_model"))
-        response_model = to_str(_first(attrs, "response_model"))
+        shape = span_shape(attrs, scope_name, sdk_name)
+        conv, src = shape.convention, shape.sources
+        operation = _operation(attrs, name, src)
+        request_model = to_str(_first(attrs, "request_model", src))
+        response_model = to_str(_first(attrs, "response_model", src))
         status_code = span.status.code
         status_message = span.status.message or None
-        streaming = _streaming(attrs, name)
+        streaming = _streaming(attrs, name, src)
 
         stream_log, stream_request = _stream_rule(conv.name, attrs)
         if stream_log is not None:
@@ -331,7 +357,7 @@ class SpanNormalizer:
             and (operation in cv.CALL_OPERATIONS or operation is None)
         )
         # The request span of a stream whose log span carries the call (see StreamLogRule), unless it failed.
-        stream_request = stream_request and is_call and not _failed(span, attrs)
+        stream_request = stream_request and is_call and not _failed(span, attrs, src)
         if not is_call or stream_request:
             row = {
                 "trace_id": trace_id,
@@ -356,12 +382,12 @@ class SpanNormalizer:
 
         if response_model is None and conv.name == "openinference":
             response_model = _response_model_from_output(attrs)
-        rec: dict[str, Any] = {f: to_int(_first(attrs, f)) for f in _TOKEN_FIELDS}
+        rec: dict[str, Any] = {f: to_int(_first(attrs, f, src)) for f in _TOKEN_FIELDS}
         _fix_token_semantics(rec, conv)
 
-        error_type = _error_type(_first(attrs, "error_type"))
-        ttft = to_float(_first(attrs, "ttft_ms"))
-        http_status = to_int(_first(attrs, "http_status"))
+        error_type = _error_type(_first(attrs, "error_type", src))
+        ttft = to_float(_first(attrs, "ttft_ms", src))
+        http_status = to_int(_first(attrs, "http_status", src))
         input_content = output_content = None
         for event in span.events:
             ev_name = event.name
@@ -391,7 +417,7 @@ class SpanNormalizer:
         if is_error and http_status is None:
             http_status = _http_status_from(status_message)
 
-        provider = _provider(attrs)
+        provider = _provider(attrs, src)
         model_for_price = response_model or request_model
         price = self.pricer.price(
             provider,
@@ -403,13 +429,17 @@ class SpanNormalizer:
             is_error=is_error,
             at_ns=start,
         )
-        environment = to_str(_first(attrs, "environment")) or res_env
+        environment = to_str(_first(attrs, "environment", src)) or res_env
         if self.content.capture:
             input_content = (
-                _first(attrs, "input_content") or input_content or _indexed_content(attrs, cv.INPUT_CONTENT_PREFIXES)
+                _first(attrs, "input_content", src)
+                or input_content
+                or _indexed_content(attrs, cv.INPUT_CONTENT_PREFIXES)
             )
             output_content = (
-                _first(attrs, "output_content") or output_content or _indexed_content(attrs, cv.OUTPUT_CONTENT_PREFIXES)
+                _first(attrs, "output_content", src)
+                or output_content
+                or _indexed_content(attrs, cv.OUTPUT_CONTENT_PREFIXES)
             )
         rec.update(
             trace_id=trace_id,
@@ -429,16 +459,16 @@ class SpanNormalizer:
             cost_usd=price.cost_usd,
             pricing=price.pricing.value,
             price_source=price.source,
-            reported_cost_usd=to_float(_first(attrs, "reported_cost_usd")),
+            reported_cost_usd=to_float(_first(attrs, "reported_cost_usd", src)),
             streaming=bool(streaming),
             status=Status.ERROR.value if is_error else Status.OK.value,
             error_type=error_type if is_error else None,
             http_status=http_status,
-            finish_reason=_finish_reason(_first(attrs, "finish_reason")),
-            user_id=to_str(_first(attrs, "user_id")),
-            session_id=to_str(_first(attrs, "session_id")),
-            tags=to_str_list(_first(attrs, "tags")),
-            metadata=_metadata(attrs),
+            finish_reason=_finish_reason(_first(attrs, "finish_reason", src)),
+            user_id=to_str(_first(attrs, "user_id", src)),
+            session_id=to_str(_first(attrs, "session_id", src)),
+            tags=to_str_list(_first(attrs, "tags", src)),
+            metadata=_metadata(attrs, shape.metadata_keys),
             convention=conv.name,
             span_name=name,
             input_content=stored_content(input_content, self.content) if input_content else None,
@@ -450,17 +480,17 @@ class SpanNormalizer:
         out.calls.append(rec)
 
 
-def _streaming(attrs: dict[str, Any], name: str) -> bool | None:
-    streaming = to_bool(_first(attrs, "streaming"))
+def _streaming(attrs: dict[str, Any], name: str, sources: dict[str, tuple[cv.Source, ...]]) -> bool | None:
+    streaming = to_bool(_first(attrs, "streaming", sources))
     if streaming is None and ("doStream" in name or "streamText" in name or "streamObject" in name):
         streaming = True  # Vercel AI SDK legacy spans say it only by their name
     return streaming
 
 
-def _failed(span: Any, attrs: dict[str, Any]) -> bool:
+def _failed(span: Any, attrs: dict[str, Any], sources: dict[str, tuple[cv.Source, ...]]) -> bool:
     return (
         span.status.code == 2
-        or _first(attrs, "error_type") is not None
+        or _first(attrs, "error_type", sources) is not None
         or any(event.name == "exception" for event in span.events)
     )
 

@@ -23,6 +23,11 @@ class CollectorStats:
             "counter",
             "Write transactions that failed and were rolled back.",
         ),
+        "callscope_commit_conflicts_total": (
+            "counter",
+            "Transactions redone with INSERT OR IGNORE because a row was already stored (a client re-sent it).",
+        ),
+        "callscope_worker_restarts_total": ("counter", "Ingest worker processes that died and were replaced."),
         "callscope_commit_seconds_sum": ("counter", "Total time spent committing write transactions."),
         "callscope_commit_seconds_max": ("gauge", "Slowest commit since start."),
     }

@@ -8,12 +8,16 @@ writes and syncs its WAL at commit). The queue is bounded in rows: when it is fu
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -25,9 +29,9 @@ from callscope.records import (
     METRIC_COLUMNS,
     SPAN_COLUMNS,
     Column,
-    arrow_schema,
 )
 from collector.normalize import call_as_span
+from collector.prepare import arrow_table
 from collector.selfmetrics import CollectorStats
 
 log = logging.getLogger(__name__)
@@ -47,15 +51,17 @@ class WriterClosed(Exception):
 
 @dataclass
 class WriteJob:
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    spans: list[dict[str, Any]] = field(default_factory=list)
-    content: list[dict[str, Any]] = field(default_factory=list)
-    metrics: list[dict[str, Any]] = field(default_factory=list)
+    """The rows of one request as Arrow tables (None: none of that kind); `future` resolves after COMMIT."""
+
+    calls: pa.Table | None = None
+    spans: pa.Table | None = None
+    content: pa.Table | None = None
+    metrics: pa.Table | None = None
     future: Future[None] = field(default_factory=Future)
 
     @property
     def rows(self) -> int:
-        return len(self.calls) + len(self.spans) + len(self.content) + len(self.metrics)
+        return sum(t.num_rows for t in (self.calls, self.spans, self.content, self.metrics) if t is not None)
 
 
 class _BoundedKeys:
@@ -71,25 +77,22 @@ class _BoundedKeys:
             for _ in range(len(self._keys) - self.limit):
                 self._keys.pop(next(iter(self._keys)))
 
+    def add_many(self, keys: Iterable[tuple[bytes, bytes]]) -> None:
+        self._keys.update(dict.fromkeys(keys))
+        excess = len(self._keys) - self.limit
+        if excess > 0:
+            for key in list(itertools.islice(self._keys, excess)):
+                del self._keys[key]
+
     def __contains__(self, key: object) -> bool:
         return key in self._keys
 
 
-_SCHEMAS: dict[tuple[Column, ...], pa.Schema] = {}
-
-
-def _table(rows: list[dict[str, Any]], columns: tuple[Column, ...]) -> pa.Table:
-    schema = _SCHEMAS.get(columns)
-    if schema is None:
-        schema = _SCHEMAS[columns] = arrow_schema(columns)
-    return pa.Table.from_pylist(rows, schema=schema)
-
-
-_TARGETS: tuple[tuple[str, str, tuple[Column, ...]], ...] = (
-    ("calls", "calls", CALL_COLUMNS),
-    ("spans", "spans", SPAN_COLUMNS),
-    ("content", "content_events", CONTENT_COLUMNS),
-    ("metrics", "metric_points", METRIC_COLUMNS),
+_TARGETS: tuple[tuple[str, tuple[Column, ...]], ...] = (
+    ("calls", CALL_COLUMNS),
+    ("spans", SPAN_COLUMNS),
+    ("content_events", CONTENT_COLUMNS),
+    ("metric_points", METRIC_COLUMNS),
 )
 
 
@@ -120,9 +123,17 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="callscope-writer", daemon=True)
 
     def start(self) -> None:
-        _table([], CALL_COLUMNS)  # the first Arrow conversion imports heavy modules: not on the first commit
+        arrow_table([], CALL_COLUMNS)  # the first Arrow conversion imports heavy modules: not on the first commit
         self._warm_recent()
         self._thread.start()
+
+    @property
+    def retry_after(self) -> int:
+        return self._retry_after
+
+    @property
+    def queue_max(self) -> int:
+        return self._queue_max
 
     @property
     def pending_rows(self) -> int:
@@ -207,57 +218,102 @@ class Writer:
                     self._stats.set("callscope_queue_spans", self._pending_rows)
 
     def _commit(self, jobs: list[WriteJob]) -> tuple[int, int]:
-        calls: dict[tuple[bytes, bytes], dict[str, Any]] = {}
-        spans: list[dict[str, Any]] = []
-        content: list[dict[str, Any]] = []
-        metrics: list[dict[str, Any]] = []
-        demote_stored: list[tuple[bytes, bytes]] = []
-        for job in jobs:
-            spans.extend(job.spans)
-            content.extend(job.content)
-            metrics.extend(job.metrics)
-            for call in job.calls:
-                key = (call["trace_id"], call["span_id"])
-                if key in self._recent_parents:
-                    spans.append(call_as_span(call))  # a child call was stored before: this is an aggregate
-                    continue
-                parent_key = (call["trace_id"], call["parent_span_id"])
-                if call["parent_span_id"] is not None:
-                    if parent_key in calls:
-                        spans.append(call_as_span(calls.pop(parent_key)))
-                    elif parent_key in self._recent_calls:
-                        demote_stored.append(parent_key)
-                calls.setdefault(key, call)
+        calls, demoted, demote_stored, resent = self._sort_calls(
+            [j.calls for j in jobs if j.calls is not None and j.calls.num_rows]
+        )
+        batches: dict[str, list[pa.Table]] = {
+            "calls": [calls] if calls is not None and calls.num_rows else [],
+            "spans": [j.spans for j in jobs if j.spans is not None],
+            "content_events": [j.content for j in jobs if j.content is not None],
+            "metric_points": [j.metrics for j in jobs if j.metrics is not None],
+        }
+        if demoted:
+            batches["spans"].append(arrow_table([call_as_span(c) for c in demoted], SPAN_COLUMNS))
+        # A plain INSERT costs a third of an INSERT OR IGNORE (whose conflict handling has a large fixed cost
+        # per statement and more per row), and the primary key still refuses duplicates: try it first, and
+        # redo the transaction with OR IGNORE when a row is already stored (a client re-sent it). A re-send
+        # of a recent call is known in advance (recent keys): OR IGNORE straight away.
+        if resent:
+            self._transaction(batches, demote_stored, ignore=True)
+        else:
+            try:
+                self._transaction(batches, demote_stored, ignore=False)
+            except duckdb.ConstraintException:
+                self._stats.inc("callscope_commit_conflicts_total")
+                self._transaction(batches, demote_stored, ignore=True)
+        if calls is not None and calls.num_rows:
+            traces = calls.column("trace_id").to_pylist()
+            self._recent_calls.add_many(zip(traces, calls.column("span_id").to_pylist(), strict=True))
+            self._recent_parents.add_many(
+                (t, p) for t, p in zip(traces, calls.column("parent_span_id").to_pylist(), strict=True) if p is not None
+            )
+        n_spans = sum(t.num_rows for t in batches["spans"])
+        return (calls.num_rows if calls is not None else 0), n_spans
+
+    def _transaction(
+        self, batches: dict[str, list[pa.Table]], demote_stored: list[tuple[bytes, bytes]], *, ignore: bool
+    ) -> None:
         db = self._db
+        verb = "INSERT OR IGNORE" if ignore else "INSERT"
         db.execute("BEGIN TRANSACTION")
         try:
-            for name, table, columns in _TARGETS:
-                rows = {
-                    "calls": list(calls.values()),
-                    "spans": spans,
-                    "content": content,
-                    "metrics": metrics,
-                }[name]
-                if rows:
-                    batch = _table(rows, columns)
+            for table, columns in _TARGETS:
+                tables = [t for t in batches[table] if t.num_rows]
+                if tables:
+                    batch = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
                     names = ", ".join(c.name for c in columns)
                     db.register("_callscope_batch", batch)
                     db.execute(
-                        f"INSERT OR IGNORE INTO {table} ({names}) SELECT {names} FROM _callscope_batch"  # noqa: S608 (constants)
+                        f"{verb} INTO {table} ({names}) SELECT {names} FROM _callscope_batch"  # noqa: S608 (constants)
                     )
-                    db.unregister("_callscope_batch")
             if demote_stored:
                 self._demote_stored(demote_stored)
             db.execute("COMMIT")
         except Exception:
             db.execute("ROLLBACK")
             raise
-        for trace_id, span_id in calls:
-            self._recent_calls.add((trace_id, span_id))
-        for call in calls.values():
-            if call["parent_span_id"] is not None:
-                self._recent_parents.add((call["trace_id"], call["parent_span_id"]))
-        return len(calls), len(spans)
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                db.unregister("_callscope_batch")
+
+    def _sort_calls(
+        self, tables: list[pa.Table]
+    ) -> tuple[pa.Table | None, list[dict[str, Any]], list[tuple[bytes, bytes]], bool]:
+        """Count each call once across requests: (calls to store, calls demoted to spans as rows, keys of
+        stored calls that turned out to be aggregates, whether a call was stored recently already). A call is
+        an aggregate when a call of the same trace names it as parent, in this transaction or a recent one; a
+        re-sent call in the same transaction is stored once (the first)."""
+        if not tables:
+            return None, [], [], False
+        calls = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        traces = calls.column("trace_id").to_pylist()
+        spans = calls.column("span_id").to_pylist()
+        parents = calls.column("parent_span_id").to_pylist()
+        recent_parents, recent_calls = self._recent_parents, self._recent_calls
+        kept: dict[tuple[bytes, bytes], int] = {}
+        demoted: list[int] = []
+        demote_stored: list[tuple[bytes, bytes]] = []
+        resent = False
+        for i, (trace_id, span_id, parent) in enumerate(zip(traces, spans, parents, strict=True)):
+            key = (trace_id, span_id)
+            if key in recent_calls:
+                resent = True
+            if key in recent_parents:
+                demoted.append(i)  # a child call was stored before: this is an aggregate
+                continue
+            if parent is not None:
+                parent_key = (trace_id, parent)
+                j = kept.pop(parent_key, None)
+                if j is not None:
+                    demoted.append(j)
+                elif parent_key in recent_calls:
+                    demote_stored.append(parent_key)
+            kept.setdefault(key, i)
+        if len(kept) == calls.num_rows:
+            return calls, [], demote_stored, resent
+        keep = pa.array(sorted(kept.values()), pa.int64())
+        demoted_rows = [_row_as_call(r) for r in calls.take(pa.array(sorted(demoted), pa.int64())).to_pylist()]
+        return calls.take(keep), demoted_rows, demote_stored, resent
 
     def _demote_stored(self, keys: list[tuple[bytes, bytes]]) -> None:
         """Calls stored by an earlier commit turned out to be aggregates of a call that arrived later."""
@@ -280,7 +336,8 @@ class Writer:
                 "DELETE FROM calls WHERE (trace_id, span_id) IN (SELECT (trace_id, span_id) FROM _callscope_demote)"
             )
         finally:
-            self._db.unregister("_callscope_demote")
+            with contextlib.suppress(duckdb.Error):
+                self._db.unregister("_callscope_demote")
 
     def _warm_recent(self) -> None:
         """After a restart, remember the most recent calls so cross-batch aggregates are still recognised."""
@@ -292,3 +349,16 @@ class Writer:
             self._recent_calls.add((trace_id, span_id))
             if parent is not None:
                 self._recent_parents.add((trace_id, parent))
+
+
+def _row_as_call(row: dict[str, Any]) -> dict[str, Any]:
+    """A call row read back from Arrow: timestamps as the microsecond integers normalisation produces."""
+    for key in ("start_time", "end_time", "received_at"):
+        value = row[key]
+        if value is not None and not isinstance(value, int):
+            row[key] = (value - _EPOCH) // _MICROSECOND
+    return row
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
