@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import duckdb
@@ -14,9 +15,17 @@ log = logging.getLogger("callscope.jobs")
 
 
 class Jobs:
-    def __init__(self, db: duckdb.DuckDBPyConnection, *, rollup_interval_s: float, rollup_lag_s: float) -> None:
+    def __init__(
+        self,
+        db: duckdb.DuckDBPyConnection,
+        *,
+        rollup_interval_s: float,
+        rollup_lag_s: float,
+        writer_horizon: Callable[[], int | None] | None = None,
+    ) -> None:
         self._db = db
         self._lag = rollup_lag_s
+        self._horizon = writer_horizon
         self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
         self.scheduler.add_job(
             self.fold_rollups, "interval", seconds=rollup_interval_s, id="rollups", next_run_time=datetime.now(UTC)
@@ -27,7 +36,7 @@ class Jobs:
         cur = self._db.cursor()
         try:
             cur.execute("SET TimeZone = 'UTC'")
-            result = rollups.fold(cur, lag_s=self._lag)
+            result = rollups.fold(cur, lag_s=self._lag, writer_horizon=self._horizon)
             if result.hours:
                 log.info("rollups: re-folded %d hour(s) in %.2fs", result.hours, result.seconds)
         except Exception:

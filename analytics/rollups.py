@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -68,15 +69,43 @@ MERGE: dict[str, str] = {
     "lat_max": "max(lat_max)",
     "lat_avg": "sum(lat_sum) / nullif(sum(n), 0)",
 }
-_BASE_COLUMNS = ("lat_max", "lat_sum")
 
 
-def fold_select(where: str) -> str:
+def fold_select(where: str, source: str = "calls") -> str:
     """Calls grouped by hour and the rollup dimensions, in the call_rollups column order."""
     aggs = [f"{BASE[b]} AS {b}" for b in STORED] + ["max(duration_ms) AS lat_max", "sum(duration_ms) AS lat_sum"]
     return (
         f"SELECT (epoch_us(start_time) // {HOUR_US}) * {HOUR_US} AS hour_us, {', '.join(ROLLUP_COLUMNS)},"
-        f" {', '.join(aggs)} FROM calls WHERE {where} GROUP BY ALL"
+        f" {', '.join(aggs)} FROM {source} WHERE {where} GROUP BY ALL"
+    )
+
+
+_TOKENS = "(coalesce(input_tokens, 0) + coalesce(output_tokens, 0))"
+# One raw call as a rollup row of one call (same columns as call_rollups), so the raw remainder of a query needs
+# no grouping of its own: the query's aggregation merges it with the rollup rows.
+_AS_ROLLUP_ROW = {
+    "n": "1::BIGINT",
+    "errors": "(status = 'error')::BIGINT",
+    "rate_limited": "coalesce(http_status = 429, false)::BIGINT",
+    **{t: f"coalesce({t}, 0)::BIGINT" for t in STORED if t.endswith("_tokens") and t in BASE and "(" not in t},
+    "cost_sum": "cost_usd",
+    "priced": "(cost_usd IS NOT NULL)::BIGINT",
+    "priced_tokens": f"CASE WHEN cost_usd IS NOT NULL THEN {_TOKENS} ELSE 0 END::BIGINT",
+    "unpriced": "coalesce(pricing = 'unpriced', false)::BIGINT",
+    "unpriced_tokens": f"CASE WHEN pricing = 'unpriced' THEN {_TOKENS} ELSE 0 END::BIGINT",
+    "all_tokens": f"{_TOKENS}::BIGINT",
+    "reported_cost": "reported_cost_usd",
+    "lat_max": "duration_ms",
+    "lat_sum": "duration_ms",
+}
+
+
+def rows_select(where: str) -> str:
+    """Calls as one-call rollup rows."""
+    exprs = [f"{_AS_ROLLUP_ROW[c]} AS {c}" for c in (*STORED, "lat_max", "lat_sum")]
+    return (
+        f"SELECT (epoch_us(start_time) // {HOUR_US}) * {HOUR_US} AS hour_us, {', '.join(ROLLUP_COLUMNS)},"
+        f" {', '.join(exprs)} FROM calls WHERE {where}"
     )
 
 
@@ -92,11 +121,24 @@ class FoldResult:
     seconds: float
 
 
-def fold(db: duckdb.DuckDBPyConnection, *, lag_s: float, now: datetime | None = None) -> FoldResult:
-    """Re-fold every hour touched by calls received since the last run (one transaction)."""
+def fold(
+    db: duckdb.DuckDBPyConnection,
+    *,
+    lag_s: float,
+    now: datetime | None = None,
+    writer_horizon: Callable[[], int | None] | None = None,
+) -> FoldResult:
+    """Re-fold every hour touched by calls received since the last run (one transaction).
+
+    `writer_horizon` returns the received_at stamp of the writer's open transaction (None when none is open);
+    the watermark stays below it, so calls committed after this snapshot are never taken as folded."""
     started = time.perf_counter()
     old = watermark(db)
     new = to_us(now or datetime.now(UTC)) - int(lag_s * US)
+    if writer_horizon is not None:
+        open_since = writer_horizon()
+        if open_since is not None:
+            new = min(new, open_since - 1)
     if new <= old:
         return FoldResult(0, old, 0.0)
     db.execute("BEGIN TRANSACTION")
@@ -146,15 +188,25 @@ def whole_hours(selection: Selection) -> tuple[int, int]:
     return start, end
 
 
-def source_sql(selection: Selection, params: Params, folded_us: int) -> str:
+def source_sql(selection: Selection, params: Params) -> str:
     """Rows shaped like call_rollups covering exactly the selection: rollups inside, raw calls for the rest."""
     start, end = whole_hours(selection)
-    p_start, p_end, p_folded = params.add(start), params.add(end), params.add(folded_us)
+    p_start, p_end = params.add(start), params.add(end)
+    # Read in the same statement as the rollups, so a fold committing meanwhile cannot count a call twice.
+    p_folded = f"(SELECT coalesce(max(folded_through_us), 0) FROM rollup_state WHERE name = {params.add(STATE_NAME)})"
     dims = selection.dims_where(params)
     rollup_part = f"SELECT * FROM call_rollups WHERE hour_us >= {p_start} AND hour_us < {p_end} AND {dims}"
-    in_rollups = (
-        f"(epoch_us(start_time) >= {p_start} AND epoch_us(start_time) < {p_end}"
-        f" AND received_at <= make_timestamptz({p_folded}::BIGINT))"
+    # The raw remainder as three plain time ranges, so DuckDB prunes the scan by start_time / received_at:
+    # the partial hour at each end, and calls of the whole hours received after the watermark (not folded yet).
+    lo, hi = params.add(selection.range.start_us), params.add(selection.range.end_us)
+
+    def between(a: str, b: str) -> str:
+        return f"start_time >= make_timestamptz({a}::BIGINT) AND start_time < make_timestamptz({b}::BIGINT)"
+
+    late = f"received_at > make_timestamptz({p_folded}::BIGINT)"
+    raw_part = (
+        f"{rows_select(f'{between(lo, p_start)} AND {dims}')}"
+        f" UNION ALL {rows_select(f'{between(p_end, hi)} AND {dims}')}"
+        f" UNION ALL {rows_select(f'{between(p_start, p_end)} AND {late} AND {dims}')}"
     )
-    raw_part = fold_select(f"{selection.where(params)} AND NOT {in_rollups}")
     return f"({rollup_part} UNION ALL BY NAME {raw_part})"

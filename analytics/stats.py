@@ -70,7 +70,7 @@ def _sql(query: StatsQuery, params: Params, top_values: list | None = None, fold
         keys.append("bucket_key")
     if folded_us:
         select += [f"{rollups.MERGE[b]} AS {b}" for b in needed]
-        source = rollups.source_sql(query.selection, params, folded_us)
+        source = rollups.source_sql(query.selection, params)
     else:
         select += [f"{BASE[b]} AS {b}" for b in needed]
         source = query.selection.source(params, query.group_by)

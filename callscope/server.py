@@ -161,7 +161,18 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
             parts.writer.close()
             db.close()
             raise
-    jobs = Jobs(db, rollup_interval_s=settings.rollup_interval_seconds, rollup_lag_s=settings.rollup_lag_seconds)
+    writer = parts.writer
+
+    def writer_horizon() -> int | None:
+        with writer.stamp_lock:
+            return writer.open_since_us
+
+    jobs = Jobs(
+        db,
+        rollup_interval_s=settings.rollup_interval_seconds,
+        rollup_lag_s=settings.rollup_lag_seconds,
+        writer_horizon=writer_horizon,
+    )
     jobs.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -110,6 +110,10 @@ class Writer:
     ) -> None:
         self._db = db
         self._stats = stats
+        # received_at of calls is stamped here, inside the writer, just before their transaction; while it is
+        # open, `open_since_us` holds the stamp, so the rollup job never declares that moment folded too early.
+        self.stamp_lock = threading.Lock()
+        self.open_since_us: int | None = None
         self._queue: deque[WriteJob] = deque()
         self._cond = threading.Condition()
         self._pending_rows = 0
@@ -255,6 +259,10 @@ class Writer:
     ) -> None:
         db = self._db
         verb = "INSERT OR IGNORE" if ignore else "INSERT"
+        with self.stamp_lock:
+            stamp_us = _now_us()
+            self.open_since_us = stamp_us
+        batches = {**batches, "calls": [_stamped(t, stamp_us) for t in batches["calls"]]}
         db.execute("BEGIN TRANSACTION")
         try:
             for table, columns in _TARGETS:
@@ -273,6 +281,7 @@ class Writer:
             db.execute("ROLLBACK")
             raise
         finally:
+            self.open_since_us = None
             with contextlib.suppress(duckdb.Error):
                 db.unregister("_callscope_batch")
 
@@ -362,3 +371,14 @@ def _row_as_call(row: dict[str, Any]) -> dict[str, Any]:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _stamped(calls: pa.Table, stamp_us: int) -> pa.Table:
+    """The calls with received_at = the moment their transaction starts (what the rollup job folds by)."""
+    index = calls.schema.get_field_index("received_at")
+    column = pa.array([stamp_us] * calls.num_rows, pa.int64()).cast(calls.schema.field(index).type)
+    return calls.set_column(index, "received_at", column)
