@@ -146,7 +146,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     if pool is not None:
         pool.start()  # the workers import and warm up while the store opens
     try:
-        db = connect(settings.db_path, checkpoint_mb=settings.checkpoint_mb, threads=settings.duckdb_threads)
+        db = connect(settings.db_path, checkpoint_mb=settings.checkpoint_mb, threads=settings.duckdb_threads or None)
     except BaseException:
         if pool is not None:
             pool.close()
