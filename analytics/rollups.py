@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 
@@ -30,6 +30,7 @@ log = logging.getLogger("callscope.rollups")
 
 HOUR_US = 3600 * US
 STATE_NAME = "calls_hourly"
+MIN_RANGE = timedelta(hours=48)  # measured at 10M calls: 24 h raw 18 ms vs rollups 38 ms; 30 days 120 vs 64 ms
 ROLLUP_COLUMNS = (
     "project",
     "service",
@@ -169,6 +170,8 @@ def fold(
 
 def eligible(selection: Selection, group_by: tuple[str, ...], bases: list[str], bucketing: Bucketing | None) -> bool:
     """Can this question be answered from rollups plus raw edges, exactly?"""
+    if selection.range.length < MIN_RANGE:  # a short range scans few calls; the raw query is faster
+        return False
     if selection.filters.search or any(b not in MERGE for b in bases):
         return False
     if any(not resolve(d).rollup for d in (*group_by, *selection.filters.dims)):
