@@ -166,6 +166,39 @@ def parse_metrics(raw: list[str] | None) -> tuple[str, ...]:
     return tuple(out) or DEFAULT_METRICS
 
 
+# Percentile metrics: (list base, column, fraction). Only the fractions a question asks for are computed: each one
+# more is another selection over every value of the group.
+QUANTILES: dict[str, tuple[str, str, float]] = {
+    "latency_p50": ("lat_q", "duration_ms", 0.5),
+    "latency_p90": ("lat_q", "duration_ms", 0.9),
+    "latency_p95": ("lat_q", "duration_ms", 0.95),
+    "latency_p99": ("lat_q", "duration_ms", 0.99),
+    "ttft_p50": ("ttft_q", "ttft_ms", 0.5),
+    "ttft_p95": ("ttft_q", "ttft_ms", 0.95),
+}
+
+
+def quantile_sql(metrics: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+    """(base aggregate SQL for each quantile base, metric SQL) computing just the requested fractions."""
+    wanted: dict[str, list[float]] = {}
+    for m in metrics:
+        if m in QUANTILES:
+            base, _, q = QUANTILES[m]
+            wanted.setdefault(base, [])
+            if q not in wanted[base]:
+                wanted[base].append(q)
+    bases, exprs = {}, {}
+    for base, qs in wanted.items():
+        qs.sort()
+        column = next(c for b, c, _ in QUANTILES.values() if b == base)
+        bases[base] = f"quantile_cont({column}, [{', '.join(repr(q) for q in qs)}])"
+    for m in metrics:
+        if m in QUANTILES:
+            base, _, q = QUANTILES[m]
+            exprs[m] = f"{base}[{sorted(wanted[base]).index(q) + 1}]"
+    return bases, exprs
+
+
 def base_needed(metrics: tuple[str, ...]) -> list[str]:
     needed: list[str] = []
     for name in metrics:

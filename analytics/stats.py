@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from analytics import rollups
 from analytics.dimensions import resolve
-from analytics.metrics import ADDITIVE_BASE, BASE, METRICS, base_needed
+from analytics.metrics import ADDITIVE_BASE, BASE, METRICS, base_needed, quantile_sql
 from analytics.query import Params, Selection, dimension_sql
 from analytics.timewin import Bucketing, QueryError
 
@@ -63,6 +63,7 @@ def _sql(query: StatsQuery, params: Params, top_values: list | None = None, fold
     """The statistics query; with `folded_us` (the rollup watermark) it reads rollups plus the raw remainder."""
     groups = _group_exprs(query, params, top_values)
     needed = base_needed(query.metrics)
+    quantile_bases, quantile_exprs = quantile_sql(query.metrics)
     select = [f"{expr} AS {quote(name)}" for name, expr in groups]
     keys = [quote(name) for name, _ in groups]
     if query.bucketing is not None:
@@ -72,7 +73,7 @@ def _sql(query: StatsQuery, params: Params, top_values: list | None = None, fold
         select += [f"{rollups.MERGE[b]} AS {b}" for b in needed]
         source = rollups.source_sql(query.selection, params)
     else:
-        select += [f"{BASE[b]} AS {b}" for b in needed]
+        select += [f"{quantile_bases.get(b, BASE[b])} AS {b}" for b in needed]
         source = query.selection.source(params, query.group_by)
     inner = f"SELECT {', '.join(select)} FROM {source}"
     if keys:
@@ -85,7 +86,7 @@ def _sql(query: StatsQuery, params: Params, top_values: list | None = None, fold
             f"SELECT k.bucket_key, {', '.join(filled)} FROM (SELECT unnest({all_keys}::BIGINT[]) AS bucket_key) k"
             f" LEFT JOIN ({inner}) i USING (bucket_key)"
         )
-    outer = [*keys, *(f"{METRICS[m].sql} AS {quote(m)}" for m in query.metrics)]
+    outer = [*keys, *(f"{quantile_exprs.get(m, METRICS[m].sql)} AS {quote(m)}" for m in query.metrics)]
     sql = f"SELECT {', '.join(outer)} FROM ({inner})"
     order = []
     if query.bucketing is not None:

@@ -11,6 +11,10 @@ import os
 import sys
 from pathlib import Path
 
+# Children are started with fork+exec (and ingest workers with spawn): gRPC's fork handlers are never needed,
+# and with them on, gRPC logs a warning for every child started while its threads run.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 from callscope import __version__
 from callscope.settings import SETTINGS, Settings, SettingsError, load_settings
 
@@ -52,6 +56,8 @@ def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S"
     )
+    if level != "DEBUG":  # one line per scheduled run is noise; the jobs log what they did themselves
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
