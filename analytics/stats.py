@@ -7,12 +7,13 @@ from dataclasses import dataclass, replace
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from analytics import rollups
 from analytics.dimensions import resolve
 from analytics.metrics import ADDITIVE_BASE, BASE, METRICS, base_needed, quantile_sql
 from analytics.query import Params, Selection, dimension_sql
-from analytics.timewin import Bucketing, QueryError
+from analytics.timewin import Bucketing, QueryError, to_us
 
 OTHER = "(other)"
 
@@ -127,9 +128,11 @@ def run(db: duckdb.DuckDBPyConnection, query: StatsQuery) -> pa.Table:
 
 
 def _bucket_starts(table: pa.Table, bucketing: Bucketing) -> pa.Table:
-    keys = table.column("bucket_key").to_pylist()
-    starts = {k: bucketing.key_to_start(k) for k in set(keys)}
-    column = pa.array([starts[k] for k in keys], type=pa.timestamp("us", tz=bucketing.zone.key))
+    """Replace bucket keys by the buckets' first instants (computed once per distinct key, then taken by index)."""
+    keys = table.column("bucket_key")
+    distinct = pc.unique(keys)
+    starts_us = pa.array([to_us(bucketing.key_to_start(k)) for k in distinct.to_pylist()], pa.int64())
+    column = starts_us.take(pc.index_in(keys, value_set=distinct)).cast(pa.timestamp("us", tz=bucketing.zone.key))
     index = table.schema.get_field_index("bucket_key")
     return table.set_column(index, "bucket", column)
 

@@ -6,8 +6,8 @@ Method
    demo) written straight into a fresh store, or an existing store reused with --data-dir (generated once if it
    has fewer calls than --calls).
 2. Start `callscope serve` over it and wait until the rollup job has folded the store (its first run).
-3. Time each question as the dashboard asks it, over HTTP with JSON answers, --repeat times after one warm-up
-   run; print min / median / max seconds:
+3. Time each question as the dashboard asks it, over HTTP with Arrow answers (`format=arrow`, as the dashboard's
+   client asks; --json for JSON), --repeat times after one warm-up run; print min / median / max seconds:
    - overview: KPIs with the previous-period comparison (spend, calls, error rate, p95, ttft, tokens), the hourly
      spend/calls series, and p50/p95/p99 per model per hour, for 30 days (the three run one after another; the
      sum is the overview's time);
@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--data-dir", type=Path, help="reuse (or create) this store instead of a temporary one")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="ask for JSON instead of Arrow")
     args = parser.parse_args()
 
     temp = None if args.data_dir else Path(tempfile.mkdtemp(prefix="callscope-query-bench-"))
@@ -159,6 +160,8 @@ def main() -> None:
             }
             results: dict[str, list[float]] = {}
             for name, (path, params) in questions.items():
+                if path == "/stats" or path == "/calls":
+                    params = {**params, "format": "json" if args.json else "arrow"}
                 timed(client, path, params)  # warm-up
                 results[name] = [timed(client, path, params) for _ in range(args.repeat)]
         rss = psutil.Process(server.pid).memory_full_info().rss
