@@ -8,20 +8,23 @@ tests/artifacts/browser/ (ignored by git) for a person to look at.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 
 from tests.browser import CHROMIUM, EXCEPTION_BOX, PAGES, UpProcess, launch, wait_rendered
 from tests.dashboard_seed import AGENT_TRACE, CHILD_SPANS, seed
 from tests.helpers import ROOT
 
-# The one line to change once `callscope up --demo` (branch demo) is on main: UP_ARGS = ["--demo"]. Until then the
-# store is seeded here with tests/dashboard_seed.py before `callscope up` starts over it.
-UP_ARGS: list[str] = []
+# A real `callscope up --demo` on an empty store: the pages show the shipped demo traffic once it has arrived.
+# (Without --demo the store is seeded with tests/dashboard_seed.py instead.)
+UP_ARGS: list[str] = ["--demo"]
+DEMO_CALLS = 40_000
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
 TITLES = {"overview": "Overview", "cost": "Cost", "latency": "Latency", "errors": "Errors", "calls": "Calls"}
 
@@ -40,8 +43,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
     if "--demo" not in UP_ARGS:
         seed(data, now - timedelta(days=2), now, n=3000, trace_at=now - timedelta(hours=1))
     up = UpProcess(data, UP_ARGS).start(timeout=180)
+    if "--demo" in UP_ARGS:
+        wait_for_demo(up)
     yield up
     assert up.stop() == 0, up.log()
+
+
+def wait_for_demo(up: UpProcess, timeout: float = 120.0) -> None:
+    """Until the demo dataset has gone through the collector (it loads in ~7 s on 2 cores)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = httpx.get(up.api_url + "/stats", params={"last": "30d", "metrics": "calls"}, timeout=30).json()
+        if body["data"][0]["calls"] >= DEMO_CALLS:
+            return
+        assert time.monotonic() < deadline, f"the demo loaded only {body['data'][0]['calls']} calls:\n{up.log()}"
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +122,18 @@ def test_drill_down_chart_to_calls_to_call_to_trace(stack: UpProcess, page: Page
     shot(page, "drill_2_call")
 
     if "--demo" in UP_ARGS:
-        return  # the seeded agent trace below is not in the demo's store
+        # A multi-span trace of the demo: a research-agent run (a root span, model calls, tool calls).
+        call = httpx.get(
+            stack.api_url + "/calls", params={"last": "30d", "service": "research-agent", "limit": 1}, timeout=30
+        ).json()["data"][0]
+        trace = httpx.get(stack.api_url + f"/traces/{call['trace_id']}", timeout=30).json()
+        assert trace["span_count"] >= 3
+        page.goto(f"{stack.dashboard_url}/call?trace={call['trace_id']}&span={call['span_id']}")
+        wait_rendered(page)
+        assert page.locator("[data-testid='stPlotlyChart'] .barlayer .point").count() == trace["span_count"]
+        assert page.get_by_text(f"{trace['span_count']} spans over").count() == 1
+        shot(page, "drill_3_trace")
+        return
     # A multi-span trace: the agent run and its two model calls, drawn as a waterfall.
     page.goto(f"{stack.dashboard_url}/call?trace={AGENT_TRACE.hex()}&span={CHILD_SPANS[0].hex()}")
     wait_rendered(page)
