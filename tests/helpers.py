@@ -24,6 +24,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+RUNNING: list[ServerProcess] = []  # every server a test started; conftest kills those a failed test left running
+
+
 @dataclass
 class ServerProcess:
     data_dir: Path
@@ -61,6 +64,7 @@ class ServerProcess:
         ]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        RUNNING.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
