@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, Query, Request
 
 from analytics.dimensions import DIMENSIONS
-from analytics.query import Filters, Selection
-from analytics.timewin import QueryError, parse_range, parse_zone
+from analytics.query import Selection, parse_selection
+from analytics.timewin import QueryError
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,11 @@ def _window_dependency():
         )
 
     def window(**kwargs: Any) -> Window:
-        zone = parse_zone(kwargs["tz"])
-        time_range = parse_range(kwargs["from_"], kwargs["to"], kwargs["last"], zone)
         dims = {name: kwargs[name] for name in DIMENSIONS if kwargs.get(name)}
-        filters = Filters.parse(dims, kwargs["meta"] or (), kwargs["q"])
-        return Window(Selection(time_range, filters), zone)
+        selection, zone = parse_selection(
+            kwargs["from_"], kwargs["to"], kwargs["last"], kwargs["tz"], dims, kwargs["meta"] or (), kwargs["q"]
+        )
+        return Window(selection, zone)
 
     window.__signature__ = inspect.Signature(params, return_annotation=Window)  # type: ignore[attr-defined]
     return window

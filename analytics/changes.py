@@ -55,9 +55,8 @@ def _parts(db: duckdb.DuckDBPyConnection, selection: Selection, dims: tuple[str,
     spec = METRICS[metric]
     params = Params()
     groups = [f"{dimension_sql(resolve(d), params)} AS {quote(d)}" for d in dims]
-    needed = [b for b in BASE if b in f"{spec.numerator} {spec.denominator or ''}"]
     inner = (
-        f"SELECT {', '.join([*groups, *(f'{BASE[b]} AS {b}' for b in needed)])}"
+        f"SELECT {', '.join([*groups, *(f'{BASE[b]} AS {b}' for b in spec.needs)])}"
         f" FROM {selection.source(params, dims)} GROUP BY ALL"
     )
     den = f"coalesce({spec.denominator}, 0)" if spec.denominator else "NULL"

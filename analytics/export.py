@@ -167,14 +167,19 @@ def write_export(
 
 def export_from_store(db_path: Path, fmt: ExportFormat, window: dict[str, list[str]], out: BinaryIO) -> int:
     """Export a stopped store's calls in the window, with the same filters as the read API."""
-    from analytics.query import Filters, Params, Selection
-    from analytics.timewin import parse_range, parse_zone
+    from analytics.query import Params, parse_selection
     from callscope.store import connect
 
-    zone = parse_zone(_one(window, "tz"))
-    time_range = parse_range(_one(window, "from"), _one(window, "to"), _one(window, "last"), zone)
     dims = {k: v for k, v in window.items() if k not in ("from", "to", "last", "tz", "meta", "q")}
-    selection = Selection(time_range, Filters.parse(dims, window.get("meta", []), _one(window, "q")))
+    selection, _ = parse_selection(
+        _one(window, "from"),
+        _one(window, "to"),
+        _one(window, "last"),
+        _one(window, "tz"),
+        dims,
+        window.get("meta", []),
+        _one(window, "q"),
+    )
     params = Params()
     where = selection.where(params)
     db = connect(db_path, read_only=True)

@@ -38,24 +38,24 @@ BASE: dict[str, str] = {
     "unpriced_tokens": f"coalesce(sum({_TOKENS}) FILTER (WHERE pricing = 'unpriced'), 0)::BIGINT",
     "all_tokens": f"coalesce(sum({_TOKENS}), 0)::BIGINT",
     "reported_cost": "sum(reported_cost_usd)",
-    "lat_q": "quantile_cont(duration_ms, [0.5, 0.9, 0.95, 0.99])",
     "lat_max": "max(duration_ms)",
     "lat_avg": "avg(duration_ms)",
-    "ttft_q": "quantile_cont(ttft_ms, [0.5, 0.95])",
     "tps_p50": (
         f"quantile_cont(output_tokens / {_GEN_SECONDS}, 0.5)"
         f" FILTER (WHERE status = 'ok' AND output_tokens > 0 AND {_GEN_SECONDS} > 0)"
     ),
 }
+# Percentile bases: a list of quantiles of one column, holding just the fractions a question asks for (each one
+# more is another selection over every value of the group); see aggregate_plan().
+QUANTILE_COLUMNS: dict[str, str] = {"lat_q": "duration_ms", "ttft_q": "ttft_ms"}
 # Zero for an empty bucket (the others are NULL there).
-ADDITIVE_BASE = {k for k in BASE if k not in {"cost_sum", "reported_cost", "lat_q", "lat_max", "lat_avg", "ttft_q"}}
-ADDITIVE_BASE -= {"tps_p50"}
+ADDITIVE_BASE = set(BASE) - {"cost_sum", "reported_cost", "lat_max", "lat_avg", "tps_p50"}
 
 
 @dataclass(frozen=True)
 class Metric:
     name: str
-    sql: str  # over the base aggregates
+    sql: str  # over the base aggregates (percentiles: "", aggregate_plan derives it)
     needs: tuple[str, ...]
     unit: str
     help: str
@@ -136,14 +136,14 @@ METRICS: dict[str, Metric] = {
             "all_tokens",
         ),
         _m("reported_cost_usd", "reported_cost", ("reported_cost",), "USD", "cost the clients reported"),
-        _m("latency_p50", "lat_q[1]", ("lat_q",), "ms", "median duration"),
-        _m("latency_p90", "lat_q[2]", ("lat_q",), "ms", "90th percentile duration"),
-        _m("latency_p95", "lat_q[3]", ("lat_q",), "ms", "95th percentile duration"),
-        _m("latency_p99", "lat_q[4]", ("lat_q",), "ms", "99th percentile duration"),
+        _m("latency_p50", "", ("lat_q",), "ms", "median duration"),
+        _m("latency_p90", "", ("lat_q",), "ms", "90th percentile duration"),
+        _m("latency_p95", "", ("lat_q",), "ms", "95th percentile duration"),
+        _m("latency_p99", "", ("lat_q",), "ms", "99th percentile duration"),
         _m("latency_max", "lat_max", ("lat_max",), "ms", "longest duration"),
         _m("latency_avg", "lat_avg", ("lat_avg",), "ms", "mean duration"),
-        _m("ttft_p50", "ttft_q[1]", ("ttft_q",), "ms", "median time to first token"),
-        _m("ttft_p95", "ttft_q[2]", ("ttft_q",), "ms", "95th percentile time to first token"),
+        _m("ttft_p50", "", ("ttft_q",), "ms", "median time to first token"),
+        _m("ttft_p95", "", ("ttft_q",), "ms", "95th percentile time to first token"),
         _m("output_tokens_per_s", "tps_p50", ("tps_p50",), "tokens/s", "median generation speed"),
     )
 }
@@ -166,37 +166,15 @@ def parse_metrics(raw: list[str] | None) -> tuple[str, ...]:
     return tuple(out) or DEFAULT_METRICS
 
 
-# Percentile metrics: (list base, column, fraction). Only the fractions a question asks for are computed: each one
-# more is another selection over every value of the group.
-QUANTILES: dict[str, tuple[str, str, float]] = {
-    "latency_p50": ("lat_q", "duration_ms", 0.5),
-    "latency_p90": ("lat_q", "duration_ms", 0.9),
-    "latency_p95": ("lat_q", "duration_ms", 0.95),
-    "latency_p99": ("lat_q", "duration_ms", 0.99),
-    "ttft_p50": ("ttft_q", "ttft_ms", 0.5),
-    "ttft_p95": ("ttft_q", "ttft_ms", 0.95),
+# Percentile metrics: the quantile base they read and their fraction.
+QUANTILES: dict[str, tuple[str, float]] = {
+    "latency_p50": ("lat_q", 0.5),
+    "latency_p90": ("lat_q", 0.9),
+    "latency_p95": ("lat_q", 0.95),
+    "latency_p99": ("lat_q", 0.99),
+    "ttft_p50": ("ttft_q", 0.5),
+    "ttft_p95": ("ttft_q", 0.95),
 }
-
-
-def quantile_sql(metrics: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
-    """(base aggregate SQL for each quantile base, metric SQL) computing just the requested fractions."""
-    wanted: dict[str, list[float]] = {}
-    for m in metrics:
-        if m in QUANTILES:
-            base, _, q = QUANTILES[m]
-            wanted.setdefault(base, [])
-            if q not in wanted[base]:
-                wanted[base].append(q)
-    bases, exprs = {}, {}
-    for base, qs in wanted.items():
-        qs.sort()
-        column = next(c for b, c, _ in QUANTILES.values() if b == base)
-        bases[base] = f"quantile_cont({column}, [{', '.join(repr(q) for q in qs)}])"
-    for m in metrics:
-        if m in QUANTILES:
-            base, _, q = QUANTILES[m]
-            exprs[m] = f"{base}[{sorted(wanted[base]).index(q) + 1}]"
-    return bases, exprs
 
 
 def base_needed(metrics: tuple[str, ...]) -> list[str]:
@@ -206,3 +184,26 @@ def base_needed(metrics: tuple[str, ...]) -> list[str]:
             if base not in needed:
                 needed.append(base)
     return needed
+
+
+def aggregate_plan(metrics: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+    """(SQL of every base aggregate the metrics need, in order; SQL of each metric over those bases)."""
+    fractions: dict[str, list[float]] = {}
+    for m in metrics:
+        if m in QUANTILES:
+            base, q = QUANTILES[m]
+            fractions[base] = sorted({*fractions.get(base, []), q})
+    bases = {}
+    for b in base_needed(metrics):
+        if b in QUANTILE_COLUMNS:
+            bases[b] = f"quantile_cont({QUANTILE_COLUMNS[b]}, [{', '.join(repr(q) for q in fractions[b])}])"
+        else:
+            bases[b] = BASE[b]
+    exprs = {}
+    for m in metrics:
+        if m in QUANTILES:
+            base, q = QUANTILES[m]
+            exprs[m] = f"{base}[{fractions[base].index(q) + 1}]"
+        else:
+            exprs[m] = METRICS[m].sql
+    return bases, exprs

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from analytics.dimensions import META_PREFIX, Dimension, parse_value, resolve
-from analytics.timewin import QueryError, TimeRange
+from analytics.timewin import QueryError, TimeRange, parse_range, parse_zone
 
 Value = str | int | bool | None
 
@@ -135,3 +136,17 @@ def parse_group_by(names: Sequence[str], *, limit: int = 4) -> tuple[str, ...]:
     if len(out) > limit:
         raise QueryError(f"group by at most {limit} dimensions")
     return tuple(out)
+
+
+def parse_selection(
+    start: str | None,
+    end: str | None,
+    last: str | None,
+    tz: str | None,
+    dims: Mapping[str, Sequence[str]],
+    meta: Sequence[str] = (),
+    search: str | None = None,
+) -> tuple[Selection, ZoneInfo]:
+    """The calls a request (API parameters or `callscope export` flags) is about, and the zone it speaks in."""
+    zone = parse_zone(tz)
+    return Selection(parse_range(start, end, last, zone), Filters.parse(dims, meta, search)), zone

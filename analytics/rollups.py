@@ -72,13 +72,19 @@ MERGE: dict[str, str] = {
 }
 
 
-def fold_select(where: str, source: str = "calls") -> str:
-    """Calls grouped by hour and the rollup dimensions, in the call_rollups column order."""
-    aggs = [f"{BASE[b]} AS {b}" for b in STORED] + ["max(duration_ms) AS lat_max", "sum(duration_ms) AS lat_sum"]
-    return (
-        f"SELECT (epoch_us(start_time) // {HOUR_US}) * {HOUR_US} AS hour_us, {', '.join(ROLLUP_COLUMNS)},"
-        f" {', '.join(aggs)} FROM {source} WHERE {where} GROUP BY ALL"
-    )
+_HOUR = f"(epoch_us(start_time) // {HOUR_US}) * {HOUR_US}"  # the UTC hour a call started in, as a rollup key
+
+
+def _rollup_shaped(values: dict[str, str], where: str) -> str:
+    """SELECT over calls giving the call_rollups columns: hour, the rollup dimensions, then `values`."""
+    exprs = ", ".join(f"{sql} AS {name}" for name, sql in values.items())
+    return f"SELECT {_HOUR} AS hour_us, {', '.join(ROLLUP_COLUMNS)}, {exprs} FROM calls WHERE {where}"
+
+
+def fold_select(where: str) -> str:
+    """Calls grouped by hour and the rollup dimensions."""
+    aggs = {b: BASE[b] for b in STORED} | {"lat_max": "max(duration_ms)", "lat_sum": "sum(duration_ms)"}
+    return _rollup_shaped(aggs, where) + " GROUP BY ALL"
 
 
 _TOKENS = "(coalesce(input_tokens, 0) + coalesce(output_tokens, 0))"
@@ -88,7 +94,10 @@ _AS_ROLLUP_ROW = {
     "n": "1::BIGINT",
     "errors": "(status = 'error')::BIGINT",
     "rate_limited": "coalesce(http_status = 429, false)::BIGINT",
-    **{t: f"coalesce({t}, 0)::BIGINT" for t in STORED if t.endswith("_tokens") and t in BASE and "(" not in t},
+    **{
+        t: f"coalesce({t}, 0)::BIGINT"
+        for t in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+    },
     "cost_sum": "cost_usd",
     "priced": "(cost_usd IS NOT NULL)::BIGINT",
     "priced_tokens": f"CASE WHEN cost_usd IS NOT NULL THEN {_TOKENS} ELSE 0 END::BIGINT",
@@ -103,11 +112,7 @@ _AS_ROLLUP_ROW = {
 
 def rows_select(where: str) -> str:
     """Calls as one-call rollup rows."""
-    exprs = [f"{_AS_ROLLUP_ROW[c]} AS {c}" for c in (*STORED, "lat_max", "lat_sum")]
-    return (
-        f"SELECT (epoch_us(start_time) // {HOUR_US}) * {HOUR_US} AS hour_us, {', '.join(ROLLUP_COLUMNS)},"
-        f" {', '.join(exprs)} FROM calls WHERE {where}"
-    )
+    return _rollup_shaped(_AS_ROLLUP_ROW, where)
 
 
 def watermark(db: duckdb.DuckDBPyConnection) -> int:
@@ -145,17 +150,14 @@ def fold(
     db.execute("BEGIN TRANSACTION")
     try:
         touched = db.execute(
-            f"SELECT DISTINCT (epoch_us(start_time) // {HOUR_US}) * {HOUR_US} FROM calls"
+            f"SELECT DISTINCT {_HOUR} FROM calls"
             " WHERE received_at > make_timestamptz($old::BIGINT) AND received_at <= make_timestamptz($new::BIGINT)",
             {"old": old, "new": new},
         ).fetchall()
         hours = [h for (h,) in touched]
         if hours:
             db.execute("DELETE FROM call_rollups WHERE list_contains($hours, hour_us)", {"hours": hours})
-            where = (
-                f"list_contains($hours, (epoch_us(start_time) // {HOUR_US}) * {HOUR_US})"
-                " AND received_at <= make_timestamptz($new::BIGINT)"
-            )
+            where = f"list_contains($hours, {_HOUR}) AND received_at <= make_timestamptz($new::BIGINT)"
             db.execute(f"INSERT INTO call_rollups BY NAME {fold_select(where)}", {"hours": hours, "new": new})
         db.execute(
             "INSERT INTO rollup_state VALUES ($name, $new) ON CONFLICT (name) DO UPDATE SET folded_through_us = $new",
@@ -182,7 +184,8 @@ def eligible(selection: Selection, group_by: tuple[str, ...], bases: list[str], 
         pieces = offset_pieces(bucketing.zone, selection.range.start_us, selection.range.end_us)
         if any(offset % HOUR_US for _, offset in pieces):  # e.g. India: its hours do not align with UTC hours
             return False
-    return whole_hours(selection)[1] > whole_hours(selection)[0]
+    start, end = whole_hours(selection)
+    return end > start
 
 
 def whole_hours(selection: Selection) -> tuple[int, int]:

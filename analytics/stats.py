@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from analytics import rollups
 from analytics.dimensions import resolve
-from analytics.metrics import ADDITIVE_BASE, BASE, METRICS, base_needed, quantile_sql
+from analytics.metrics import ADDITIVE_BASE, aggregate_plan, base_needed
 from analytics.query import Params, Selection, dimension_sql
 from analytics.timewin import Bucketing, QueryError, to_us
 
@@ -63,18 +63,17 @@ def _group_exprs(query: StatsQuery, params: Params, top_values: list | None) -> 
 def _sql(query: StatsQuery, params: Params, top_values: list | None = None, folded_us: int | None = None) -> str:
     """The statistics query; with `folded_us` (the rollup watermark) it reads rollups plus the raw remainder."""
     groups = _group_exprs(query, params, top_values)
-    needed = base_needed(query.metrics)
-    quantile_bases, quantile_exprs = quantile_sql(query.metrics)
+    bases, exprs = aggregate_plan(query.metrics)
     select = [f"{expr} AS {quote(name)}" for name, expr in groups]
     keys = [quote(name) for name, _ in groups]
     if query.bucketing is not None:
         select.append(f"{query.bucketing.key_sql('hour_us' if folded_us else 'epoch_us(start_time)')} AS bucket_key")
         keys.append("bucket_key")
     if folded_us:
-        select += [f"{rollups.MERGE[b]} AS {b}" for b in needed]
+        select += [f"{rollups.MERGE[b]} AS {b}" for b in bases]
         source = rollups.source_sql(query.selection, params)
     else:
-        select += [f"{quantile_bases.get(b, BASE[b])} AS {b}" for b in needed]
+        select += [f"{sql} AS {b}" for b, sql in bases.items()]
         source = query.selection.source(params, query.group_by)
     inner = f"SELECT {', '.join(select)} FROM {source}"
     if keys:
@@ -82,12 +81,12 @@ def _sql(query: StatsQuery, params: Params, top_values: list | None = None, fold
     if query.bucketing is not None and not query.group_by:
         # Every bucket of the range, empty ones with zero counts, so charts show gaps as zeros.
         all_keys = params.add(query.bucketing.all_keys())
-        filled = [f"coalesce(i.{b}, 0) AS {b}" if b in ADDITIVE_BASE else f"i.{b} AS {b}" for b in needed]
+        filled = [f"coalesce(i.{b}, 0) AS {b}" if b in ADDITIVE_BASE else f"i.{b} AS {b}" for b in bases]
         inner = (
             f"SELECT k.bucket_key, {', '.join(filled)} FROM (SELECT unnest({all_keys}::BIGINT[]) AS bucket_key) k"
             f" LEFT JOIN ({inner}) i USING (bucket_key)"
         )
-    outer = [*keys, *(f"{quantile_exprs.get(m, METRICS[m].sql)} AS {quote(m)}" for m in query.metrics)]
+    outer = [*keys, *(f"{exprs[m]} AS {quote(m)}" for m in query.metrics)]
     sql = f"SELECT {', '.join(outer)} FROM ({inner})"
     order = []
     if query.bucketing is not None:

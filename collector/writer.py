@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from callscope.records import (
@@ -380,5 +381,5 @@ def _now_us() -> int:
 def _stamped(calls: pa.Table, stamp_us: int) -> pa.Table:
     """The calls with received_at = the moment their transaction starts (what the rollup job folds by)."""
     index = calls.schema.get_field_index("received_at")
-    column = pa.array([stamp_us] * calls.num_rows, pa.int64()).cast(calls.schema.field(index).type)
+    column = pa.array(np.full(calls.num_rows, stamp_us, dtype=np.int64)).cast(calls.schema.field(index).type)
     return calls.set_column(index, "received_at", column)

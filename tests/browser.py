@@ -14,9 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, wait_for_url
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -74,17 +72,7 @@ class UpProcess:
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         for url in (f"http://127.0.0.1:{self.http_port}/healthz", f"{self.dashboard_url}/_stcore/health"):
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"callscope up exited with {self.proc.returncode}:\n{self.log()}")
-                try:
-                    if httpx.get(url, timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{url} did not answer:\n{self.log()}")
-                time.sleep(0.1)
+            wait_for_url(self.proc, url, deadline, self.log)
         return self
 
     def log(self) -> str:

@@ -9,13 +9,42 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+# The conventions the demo traffic speaks (sample_data/catalog.py): every one must arrive through the collector.
+DEMO_CONVENTIONS = frozenset(
+    {
+        "otel_genai",
+        "otel_genai_deprecated",
+        "openllmetry",
+        "openinference",
+        "vercel_ai",
+        "langfuse",
+        "openlit",
+        "logfire",
+    }
+)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def wait_for_url(proc: subprocess.Popen, url: str, deadline: float, log: Callable[[], str]) -> None:
+    """Until `url` answers 200; fails with the process's log if it exits or the deadline passes."""
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the process exited with {proc.returncode} before {url} answered:\n{log()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer:\n{log()}")
+        time.sleep(0.05)
 
 
 def free_port() -> int:
@@ -65,17 +94,8 @@ class ServerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         RUNNING.append(self)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.http_url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"server did not become healthy:\n{self.log()}")
+        wait_for_url(self.proc, self.http_url + "/healthz", time.monotonic() + timeout, self.log)
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""

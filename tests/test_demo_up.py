@@ -20,18 +20,7 @@ from sample_data.otlp import rows_of
 from sample_data.script import script_for
 from sample_data.send import send_table
 from sample_data.traffic import World, generate
-from tests.helpers import ROOT, ServerProcess, export_rows, free_port
-
-CONVENTIONS = {
-    "otel_genai",
-    "otel_genai_deprecated",
-    "openllmetry",
-    "openinference",
-    "vercel_ai",
-    "langfuse",
-    "openlit",
-    "logfire",
-}
+from tests.helpers import DEMO_CONVENTIONS, ROOT, ServerProcess, export_rows, free_port
 
 
 def _start_up(data_dir: Path, log: Path) -> tuple[subprocess.Popen, int]:
@@ -80,7 +69,7 @@ def test_up_demo_loads_the_dataset_through_the_collector_and_stops_cleanly(tmp_p
     finally:
         db.close()
     assert n >= dataset.CALLS  # the dataset, plus any live call of the trickle
-    assert conventions == CONVENTIONS
+    assert conventions == DEMO_CONVENTIONS
     assert spans["ai.toolCall"] > 0 and spans["rag-search"] > 0  # trace structure went through too
     # the data was shifted to end "now" and written by the collector (received during this test)
     assert abs(last_end - started.timestamp()) < 120
@@ -148,4 +137,4 @@ def test_generated_calls_survive_the_collector_row_by_row(server: ServerProcess)
             a, b = row[col], exp[col]
             assert (a is None) == (b is None) and (a is None or abs(a - b) <= 1e-6 * max(1.0, abs(b))), (col, a, b)
         assert (row["metadata"] or {}) == dict(exp["metadata"] or [])
-    assert seen == CONVENTIONS
+    assert seen == DEMO_CONVENTIONS

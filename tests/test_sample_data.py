@@ -14,6 +14,7 @@ from sample_data import dataset
 from sample_data import script as sc
 from sample_data.catalog import UNPRICED_MODEL
 from sample_data.traffic import World, generate
+from tests.helpers import DEMO_CONVENTIONS
 
 END = datetime(2026, 2, 20, 18, tzinfo=UTC)
 DAYS = 10
@@ -133,13 +134,4 @@ def test_shipped_dataset_is_what_the_generator_makes() -> None:
     assert shipped.table.num_rows == fresh.num_rows == dataset.CALLS
     for col in ("span_id", "cost_usd", "input_tokens", "service", "convention", "request_model"):
         assert shipped.table.column(col).to_pylist() == fresh.column(col).to_pylist(), col
-    assert set(shipped.table["convention"].to_pylist()) == {
-        "otel_genai",
-        "otel_genai_deprecated",
-        "openllmetry",
-        "openinference",
-        "vercel_ai",
-        "langfuse",
-        "openlit",
-        "logfire",
-    }
+    assert set(shipped.table["convention"].to_pylist()) == DEMO_CONVENTIONS
