@@ -5,16 +5,19 @@ from __future__ import annotations
 import streamlit as st
 
 from callscope import __version__
-from dashboard import data, nav, sidebar, ui
+from dashboard import data, nav, plot, sidebar, ui
 from dashboard.api_client import ApiError
 
 st.set_page_config(page_title="callscope", page_icon=":material/monitoring:", layout="wide")
 page = st.navigation(nav.pages())
+plot.preload()
+draw_pickers = sidebar.render()
 try:
-    sidebar.render()
     page.run()
 except ApiError as exc:
     ui.show_api_error(exc)
+finally:
+    draw_pickers()
 # Last element of every run: a footer, and for browser tests and the benchmark the sign that the page is complete.
 with st.container(key="rendered"):
     st.caption(f"callscope {__version__} · data from {data.config().url}")

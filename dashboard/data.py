@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -179,9 +179,24 @@ def parallel(*calls: Callable[[], Any]) -> list[Any]:
             add_script_run_ctx(ctx=ctx)
         return call()
 
-    with ThreadPoolExecutor(max_workers=min(len(calls), 6), thread_name_prefix="callscope-data") as pool:
+    with ThreadPoolExecutor(max_workers=min(len(calls), 12), thread_name_prefix="callscope-data") as pool:
         futures = [pool.submit(run, call) for call in calls]
         return [f.result() for f in futures]
+
+
+_background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="callscope-background")
+
+
+def background(call: Callable[[], Any]) -> Future:
+    """Start `call` now (with this script run's context) and collect its result later with `.result()`."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+
+    def run() -> Any:
+        if ctx is not None:
+            add_script_run_ctx(ctx=ctx)
+        return call()
+
+    return _background.submit(run)
 
 
 def dimension_values(filters: ViewFilters, dims: Sequence[str]) -> dict[str, list[Any]]:

@@ -48,6 +48,8 @@ def streamlit_command(settings: Settings) -> list[str]:
         "viewer",
         "--client.showErrorDetails",
         "none",
+        "--server.enableStaticServing",
+        "true",
         "--theme.base",
         "light",
     ]

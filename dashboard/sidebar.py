@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -76,8 +77,13 @@ def drill_down(page: Any, filters: ViewFilters, **page_params: str) -> None:
     st.switch_page(page, query_params={**filters.to_query(), **page_params})
 
 
-def render() -> ViewFilters:
-    """Draw the filter widgets; return the filters and write them into the URL."""
+def render() -> Callable[[], None]:
+    """Draw the filter widgets and write the filters into the URL; return the function that draws the pickers.
+
+    The dimension pickers need each dimension's values from the API, but the filters they stand for are known
+    from the session already. So their values are fetched in the background while the page runs, and the app
+    calls the returned function after the page to draw them in their place.
+    """
     query = query_dict(st.query_params)
     if _PENDING in st.session_state:
         _load(st.session_state.pop(_PENDING), int(st.session_state.get(_KEYS["refresh"], 0)))
@@ -99,20 +105,12 @@ def render() -> ViewFilters:
     if not _zone_ok(tz):
         sb.error(f"Unknown time zone {tz!r}; using UTC.")
 
-    try:
-        known = data.dimension_values(draft, FILTER_DIMS)
-    except ApiError:  # the page says what is wrong; the pickers keep what is selected
-        known = {}
-    dims: dict[str, tuple[str, ...]] = {}
-    for dim in FILTER_DIMS:
-        key = _dim_key(dim)
-        chosen = [str(v) for v in st.session_state.get(key, [])]
-        options = [str(v) for v in known.get(dim, []) if v is not None]
-        options += [v for v in chosen if v not in options]
-        picked = sb.multiselect(LABELS[dim], options, key=key, placeholder="All")
-        if picked:
-            dims[dim] = tuple(picked)
-    filters = ViewFilters(draft.range, draft.start, draft.end, draft.tz, dims)
+    known = data.background(lambda: data.dimension_values(draft, FILTER_DIMS))
+    chosen = {dim: [str(v) for v in st.session_state.get(_dim_key(dim), [])] for dim in FILTER_DIMS}
+    pickers = sb.container()
+    filters = ViewFilters(
+        draft.range, draft.start, draft.end, draft.tz, {dim: tuple(v) for dim, v in chosen.items() if v}
+    )
 
     refresh = sb.selectbox(
         "Auto-refresh", list(REFRESH_CHOICES), format_func=REFRESH_CHOICES.__getitem__, key=_KEYS["refresh"]
@@ -125,7 +123,18 @@ def render() -> ViewFilters:
     _write_url(filters, refresh)
     if refresh:
         _auto_refresh(refresh)
-    return filters
+
+    def draw_pickers() -> None:
+        try:
+            values = known.result()
+        except ApiError:  # the page says what is wrong; the pickers keep what is selected
+            values = {}
+        for dim in FILTER_DIMS:
+            options = [str(v) for v in values.get(dim, []) if v is not None]
+            options += [v for v in chosen[dim] if v not in options]
+            pickers.multiselect(LABELS[dim], options, key=_dim_key(dim), placeholder="All")
+
+    return draw_pickers
 
 
 def _zone_ok(name: str) -> bool:

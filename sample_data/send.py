@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from tqdm import tqdm
 
 from sample_data.otlp import Row, rows_of, spans_for
-from sample_data.traffic import World, _intensity, generate
+from sample_data.traffic import World, generate, intensity
 
 log = logging.getLogger(__name__)
 BATCH_SPANS = 2000
@@ -109,7 +109,7 @@ def live(
     last_us = int(time.time() * 1e6)
     while not stop.wait(tick_s):
         now_us = int(time.time() * 1e6)
-        expected = calls_per_minute * (now_us - last_us) / 60e6 * float(_intensity(np.array([now_us]))[0])
+        expected = calls_per_minute * (now_us - last_us) / 60e6 * float(intensity(np.array([now_us]))[0])
         n = int(rng.poisson(expected))
         if n:
             pending.extend(rows_of(generate(world, rng, n, start_us=last_us, end_us=now_us)))

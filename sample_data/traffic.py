@@ -174,7 +174,7 @@ def span_name(convention: str, model: cat.Model, streaming: bool) -> str:
 # ---------------------------------------------------------------------------------------------- seasonality
 
 
-def _intensity(t_us: np.ndarray) -> np.ndarray:
+def intensity(t_us: np.ndarray) -> np.ndarray:
     """Relative request rate at instants t: a working-day curve (UTC, Europe + US afternoon), quiet weekends."""
     hours = (t_us / (3600 * _US)) % 24
     day = (t_us // (86400 * _US) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
@@ -186,7 +186,7 @@ def _intensity(t_us: np.ndarray) -> np.ndarray:
 def _sample_times(rng: np.random.Generator, n: int, start_us: int, end_us: int) -> np.ndarray:
     edges = np.arange(start_us, end_us, 60 * _US, dtype=np.int64)
     widths = np.diff(np.append(edges, end_us))
-    weights = _intensity(edges + widths // 2) * widths
+    weights = intensity(edges + widths // 2) * widths
     bins = rng.choice(len(edges), size=n, p=weights / weights.sum())
     return edges[bins] + (rng.random(n) * widths[bins]).astype(np.int64)
 

@@ -27,6 +27,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PAGES = {"overview": "", "cost": "cost", "latency": "latency", "errors": "errors", "calls": "calls"}
+# A chart drawn by dashboard/plot.py (plotly.js inside a Streamlit component).
+CHART = ".callscope-plot"
 EXCEPTION_BOX = "[data-testid='stException']"
 RUNNING = "[data-testid='stStatusWidget']"
 
@@ -97,7 +99,7 @@ def wait_rendered(page, *, timeout_ms: float = 30_000) -> None:
     page.wait_for_function(
         """(sel) => {
             if (document.querySelector(sel)) return false;
-            const plots = document.querySelectorAll('[data-testid="stPlotlyChart"]');
+            const plots = document.querySelectorAll('[data-testid="stBidiComponent"]');
             for (const p of plots) { if (!p.querySelector('.main-svg')) return false; }
             return document.querySelectorAll('[data-testid="stSkeleton"]').length === 0;
         }""",

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from tests.browser import CHROMIUM, EXCEPTION_BOX, PAGES, UpProcess, launch, wait_rendered
+from tests.browser import CHART, CHROMIUM, EXCEPTION_BOX, PAGES, UpProcess, launch, wait_rendered
 from tests.dashboard_seed import AGENT_TRACE, CHILD_SPANS, seed
 from tests.helpers import ROOT
 
@@ -84,14 +84,14 @@ def test_every_page_renders(stack: UpProcess, page: Page) -> None:
         assert page.locator("h1").first.inner_text().strip() == TITLES[name]
         assert page.locator("[data-testid='stAlertContentError']").count() == 0, name
         if name != "calls":
-            assert page.locator("[data-testid='stPlotlyChart'] .main-svg").count() >= 2, name
+            assert page.locator(f"{CHART} .main-svg").count() >= 2, name
         assert shot(page, name).stat().st_size > 10_000
 
 
 def test_drill_down_chart_to_calls_to_call_to_trace(stack: UpProcess, page: Page) -> None:
     page.goto(stack.dashboard_url)
     wait_rendered(page)
-    calls_chart = page.locator("[data-testid='stPlotlyChart']").nth(1)
+    calls_chart = page.locator(CHART).nth(1)
     bars = calls_chart.locator(".barlayer .point path")
     assert bars.count() > 10
     box = bars.nth(bars.count() - 2).bounding_box()  # a recent bucket
@@ -118,7 +118,7 @@ def test_drill_down_chart_to_calls_to_call_to_trace(stack: UpProcess, page: Page
     call_query = parse_qs(urlparse(page.url).query)
     assert len(call_query["trace"][0]) == 32 and len(call_query["span"][0]) == 16
     assert page.get_by_text("Trace timeline").count() == 1
-    assert page.locator("[data-testid='stPlotlyChart'] .barlayer .point").count() >= 1
+    assert page.locator(f"{CHART} .barlayer .point").count() >= 1
     shot(page, "drill_2_call")
 
     if "--demo" in UP_ARGS:
@@ -130,13 +130,38 @@ def test_drill_down_chart_to_calls_to_call_to_trace(stack: UpProcess, page: Page
         assert trace["span_count"] >= 3
         page.goto(f"{stack.dashboard_url}/call?trace={call['trace_id']}&span={call['span_id']}")
         wait_rendered(page)
-        assert page.locator("[data-testid='stPlotlyChart'] .barlayer .point").count() == trace["span_count"]
+        assert page.locator(f"{CHART} .barlayer .point").count() == trace["span_count"]
         assert page.get_by_text(f"{trace['span_count']} spans over").count() == 1
         shot(page, "drill_3_trace")
         return
     # A multi-span trace: the agent run and its two model calls, drawn as a waterfall.
     page.goto(f"{stack.dashboard_url}/call?trace={AGENT_TRACE.hex()}&span={CHILD_SPANS[0].hex()}")
     wait_rendered(page)
-    assert page.locator("[data-testid='stPlotlyChart'] .barlayer .point").count() == 3
+    assert page.locator(f"{CHART} .barlayer .point").count() == 3
     assert page.get_by_text("3 spans over").count() == 1
     shot(page, "drill_3_trace")
+
+
+def test_box_selection_on_latency_shows_what_changed(stack: UpProcess, page: Page) -> None:
+    """Dragging across the percentile chart picks a window; the page compares it with the window before it."""
+    page.goto(f"{stack.dashboard_url}/latency")
+    wait_rendered(page)
+    plot = page.locator(f"{CHART} .nsewdrag").first  # the chart's drag surface
+    box = plot.bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.55, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=8)
+    page.mouse.move(box["x"] + box["width"] * 0.8, y, steps=8)
+    page.mouse.up()
+    heading = page.get_by_text("What changed in the selected window")
+    heading.wait_for(timeout=30_000)
+    wait_rendered(page)
+    assert page.locator(EXCEPTION_BOX).count() == 0
+    caption = page.locator(
+        "[data-testid='stCaptionContainer']", has_text="against the same length of time"
+    ).inner_text()
+    start, end = caption.split(" against")[0].split(" to ")
+    assert datetime.fromisoformat(start.strip()) < datetime.fromisoformat(end.strip())
+    shot(page, "latency_what_changed")

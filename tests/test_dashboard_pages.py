@@ -83,6 +83,11 @@ def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
+def figures(at: AppTest) -> list[dict[str, Any]]:
+    """The plotly figures the page drew (dashboard.plot sends each as JSON to its component)."""
+    return [json.loads(json.loads(c.proto.json)["figure"]) for c in at.get("bidi_component")]
+
+
 def in_window(rows: list[dict[str, Any]], **where: str) -> list[dict[str, Any]]:
     start, end = MID, END
     return [r for r in rows if start <= r["start_time"] < end and all(r[k] == v for k, v in where.items())]
@@ -118,7 +123,7 @@ def test_overview_kpis_equal_the_api(api: str, store: tuple[str, list[dict[str, 
     assert shown["Tokens"] == fmt.compact(want["total_tokens"])
     calls_tile = next(m for m in at.metric if m.label == "Calls")
     assert calls_tile.proto.delta == fmt.signed_pct(want["calls_delta_pct"])  # against the day before
-    assert len(at.get("plotly_chart")) == 2
+    assert len(figures(at)) == 2
     movers = table(at, "model", "cost_usd_delta")
     assert set(movers["model"]) == {r["response_model"] for r in in_window(store[1])}
 
@@ -154,7 +159,7 @@ def test_cost_page_numbers_and_unpriced_models(api: str) -> None:
     assert list(unpriced["model"]) == ["acme-large"]
     # A breakdown by provider: the spend chart has one series per provider that has a price.
     at.segmented_control(key="cost_by").set_value("provider").run()
-    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    figure = figures(at)[0]
     assert {trace["name"] for trace in figure["data"]} == {"openai", "anthropic", "google", "acme"}
     assert figure["layout"]["yaxis"]["title"]["text"] == "Spend (USD)"
 
@@ -167,7 +172,7 @@ def test_latency_page_percentiles_histogram_and_slowest(api: str, store: tuple[s
     assert shown["p50 latency"] == fmt.ms(row["latency_p50"])
     assert shown["p95 latency"] == fmt.ms(row["latency_p95"])
     assert shown["p99 latency"] == fmt.ms(row["latency_p99"])
-    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    specs = figures(at)
     percentile_chart = specs[0]
     assert [t["name"] for t in percentile_chart["data"]] == ["p50", "p90", "p95", "p99"]
     assert all(t["type"] == "scatter" for t in percentile_chart["data"])  # lines, never stacked
@@ -226,7 +231,7 @@ def test_call_page_fields_cost_and_trace(api: str, store: tuple[str, list[dict[s
     assert fields["parent_span_id"] == "01" * 8
     shown = metrics(at)
     assert shown["Duration"] == fmt.ms(row["duration_ms"]) and shown["Cost"] == fmt.usd(row["cost_usd"])
-    waterfall = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    waterfall = figures(at)[0]["data"][0]
     assert len(waterfall["y"]) == 3 and waterfall["y"][0].startswith("agent run")
     assert waterfall["base"][0] == 0 and waterfall["base"][2] > waterfall["base"][1] > 0  # the steps follow each other
 
@@ -239,7 +244,7 @@ def test_empty_store_explains_how_to_send_data(tmp_path: Path, monkeypatch: pyte
         assert "No calls recorded yet" in at.info[0].value
         assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318" in at.code[0].value
         assert "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf" in at.code[0].value
-        assert not at.get("plotly_chart")
+        assert not figures(at)
     finally:
         proc.stop()
 

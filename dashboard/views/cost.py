@@ -35,30 +35,29 @@ def month_to_date(filters) -> float | None:
 filters = sidebar.current()
 st.title("Cost")
 st.caption(f"Spend of priced calls in the {filters.describe()}, in USD.")
-if ui.guard_data(filters):
-    tiles = st.container()
-    dim = (
-        st.segmented_control(
-            "Break spend down by", list(BREAKDOWNS), format_func=BREAKDOWNS.__getitem__, default="model", key="cost_by"
-        )
-        or "model"
-    )
-    top_metrics = ("cost_usd", "calls")
-    kpis, mtd, series, per, top_user, top_session, top_tag, unpriced = data.parallel(
-        lambda: data.compare(filters, [k.metric for k in KPIS]),
-        lambda: month_to_date(filters),
-        lambda: data.stats(filters, ("cost_usd",), group_by=(dim,), bucket="auto", top_groups=8),
-        lambda: data.stats(filters, PER_GROUP, group_by=(dim,), order_by="cost_usd", limit=20),
-        lambda: data.stats(filters, top_metrics, group_by=("user",), order_by="cost_usd", limit=10),
-        lambda: data.stats(filters, top_metrics, group_by=("session",), order_by="cost_usd", limit=10),
-        lambda: data.stats(filters, top_metrics, group_by=("tag",), order_by="cost_usd", limit=10),
-        lambda: data.stats(filters, UNPRICED, group_by=("provider", "model"), order_by="unpriced_calls", limit=50),
-    )
+# The breakdown picker is drawn below the tiles; its value from the last run is known already.
+dim = st.session_state.get("cost_by") or "model"
+top_metrics = ("cost_usd", "calls")
+loaded = ui.load(
+    filters,
+    lambda: data.compare(filters, [k.metric for k in KPIS]),
+    lambda: month_to_date(filters),
+    lambda: data.stats(filters, ("cost_usd",), group_by=(dim,), bucket="auto", top_groups=8),
+    lambda: data.stats(filters, PER_GROUP, group_by=(dim,), order_by="cost_usd", limit=20),
+    lambda: data.stats(filters, top_metrics, group_by=("user",), order_by="cost_usd", limit=10),
+    lambda: data.stats(filters, top_metrics, group_by=("session",), order_by="cost_usd", limit=10),
+    lambda: data.stats(filters, top_metrics, group_by=("tag",), order_by="cost_usd", limit=10),
+    lambda: data.stats(filters, UNPRICED, group_by=("provider", "model"), order_by="unpriced_calls", limit=50),
+)
+if loaded is not None:
+    kpis, mtd, series, per, top_user, top_session, top_tag, unpriced = loaded
     row = kpis.row(0, named=True)
-    with tiles:
-        ui.kpi_row(row, KPIS)
-        mtd_col, _ = st.columns([1, 3])
-        mtd_col.metric("Month to date", fmt.usd(mtd), border=True, help="Spend since the 1st, in the view's zone.")
+    ui.kpi_row(row, KPIS)
+    mtd_col, _ = st.columns([1, 3])
+    mtd_col.metric("Month to date", fmt.usd(mtd), border=True, help="Spend since the 1st, in the view's zone.")
+    st.segmented_control(
+        "Break spend down by", list(BREAKDOWNS), format_func=BREAKDOWNS.__getitem__, default="model", key="cost_by"
+    )
     event = ui.chart(
         charts.series(
             series,

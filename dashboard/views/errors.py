@@ -31,20 +31,18 @@ RECENT = (
 filters = sidebar.current()
 st.title("Errors")
 st.caption(f"Failed calls in the {filters.describe()}.")
-if ui.guard_data(filters):
-    kind = (
-        st.segmented_control(
-            "Errors by", list(KINDS), format_func=KINDS.__getitem__, default="error_type", key="errors_by"
-        )
-        or "error_type"
-    )
-    kpis, overall, by_provider, by_kind, (recent, total) = data.parallel(
-        lambda: data.compare(filters, [k.metric for k in KPIS]),
-        lambda: data.stats(filters, ("error_rate", "rate_limited_share"), bucket="auto"),
-        lambda: data.stats(filters, ("error_rate",), group_by=("provider",), bucket="auto", top_groups=6),
-        lambda: data.stats(filters, ("errors",), extra=ERRORS_ONLY, group_by=(kind,), bucket="auto", top_groups=8),
-        lambda: data.calls(filters, extra=ERRORS_ONLY, limit=50),
-    )
+# The breakdown picker is drawn further down; its value from the last run is known already.
+kind = st.session_state.get("errors_by") or "error_type"
+loaded = ui.load(
+    filters,
+    lambda: data.compare(filters, [k.metric for k in KPIS]),
+    lambda: data.stats(filters, ("error_rate", "rate_limited_share"), bucket="auto"),
+    lambda: data.stats(filters, ("error_rate",), group_by=("provider",), bucket="auto", top_groups=6),
+    lambda: data.stats(filters, ("errors",), extra=ERRORS_ONLY, group_by=(kind,), bucket="auto", top_groups=8),
+    lambda: data.calls(filters, extra=ERRORS_ONLY, limit=50),
+)
+if loaded is not None:
+    kpis, overall, by_provider, by_kind, (recent, total) = loaded
     ui.kpi_row(kpis.row(0, named=True), KPIS)
 
     left, right = st.columns(2)
@@ -65,6 +63,7 @@ if ui.guard_data(filters):
             "error_rate_provider",
         )
 
+    st.segmented_control("Errors by", list(KINDS), format_func=KINDS.__getitem__, default="error_type", key="errors_by")
     event = ui.chart(
         charts.series(
             by_kind,

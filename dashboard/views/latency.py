@@ -73,17 +73,19 @@ def what_changed(filters: ViewFilters, start, end) -> None:
 filters = sidebar.current()
 st.title("Latency")
 st.caption(f"Call durations in the {filters.describe()}, in milliseconds.")
-if ui.guard_data(filters):
-    # The per-model percentile picker is drawn further down; its value from the last run is known already.
-    chosen = st.session_state.get("per_model_pct", "latency_p95")
-    kpis, overall, per_model, speed, hist, (slow, _) = data.parallel(
-        lambda: data.compare(filters, [k.metric for k in KPIS]),
-        lambda: data.stats(filters, tuple(PERCENTILES), bucket="auto"),
-        lambda: data.stats(filters, (chosen,), group_by=("model",), bucket="auto", top_groups=8),
-        lambda: data.stats(filters, ("ttft_p50", "ttft_p95", "output_tokens_per_s"), bucket="auto"),
-        lambda: data.histogram(filters),
-        lambda: data.calls(filters, order_by="duration_ms", limit=20),
-    )
+# The per-model percentile picker is drawn further down; its value from the last run is known already.
+chosen = st.session_state.get("per_model_pct", "latency_p95")
+loaded = ui.load(
+    filters,
+    lambda: data.compare(filters, [k.metric for k in KPIS]),
+    lambda: data.stats(filters, tuple(PERCENTILES), bucket="auto"),
+    lambda: data.stats(filters, (chosen,), group_by=("model",), bucket="auto", top_groups=8),
+    lambda: data.stats(filters, ("ttft_p50", "ttft_p95", "output_tokens_per_s"), bucket="auto"),
+    lambda: data.histogram(filters),
+    lambda: data.calls(filters, order_by="duration_ms", limit=20),
+)
+if loaded is not None:
+    kpis, overall, per_model, speed, hist, (slow, _) = loaded
     ui.kpi_row(kpis.row(0, named=True), KPIS)
 
     event = ui.chart(

@@ -19,12 +19,14 @@ KPIS = (
 filters = sidebar.current()
 st.title("Overview")
 st.caption(f"All calls in the {filters.describe()}.")
-if ui.guard_data(filters):
-    kpis, series, movers = data.parallel(
-        lambda: data.compare(filters, [k.metric for k in KPIS]),
-        lambda: data.stats(filters, ("cost_usd", "calls"), bucket="auto"),
-        lambda: data.compare(filters, ("cost_usd", "calls"), group_by=("model",)),
-    )
+loaded = ui.load(
+    filters,
+    lambda: data.compare(filters, [k.metric for k in KPIS]),
+    lambda: data.stats(filters, ("cost_usd", "calls"), bucket="auto"),
+    lambda: data.compare(filters, ("cost_usd", "calls"), group_by=("model",)),
+)
+if loaded is not None:
+    kpis, series, movers = loaded
     ui.kpi_row(kpis.row(0, named=True), KPIS)
 
     left, right = st.columns(2)

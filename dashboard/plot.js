@@ -1,0 +1,52 @@
+// Draws a plotly figure with plotly.js "basic" (scatter, bar, pie: 1.2 MB, against the 4.7 MB full bundle
+// st.plotly_chart loads in every new tab), and reports clicks and box selections back as the "selection" state.
+function loadPlotly(src) {
+  // One load per page, shared with the early start in dashboard/plot.py's preload().
+  if (!window.callscopePlotly) {
+    window.callscopePlotly = new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = src;
+      script.onload = () => resolve(window.Plotly);
+      script.onerror = () => { window.callscopePlotly = null; reject(new Error(`could not load ${src}`)); };
+      document.head.appendChild(script);
+    });
+  }
+  return window.callscopePlotly;
+}
+
+function pointsOf(event) {
+  return (event && event.points ? event.points : []).map((p) => ({
+    x: p.x,
+    y: p.y,
+    customdata: p.customdata,
+    curve_number: p.curveNumber,
+    point_index: p.pointIndex ?? p.pointNumber,
+  }));
+}
+
+export default function (component) {
+  const { data, parentElement, setStateValue } = component;
+  let div = parentElement.querySelector(".callscope-plot");
+  if (!div) {
+    div = document.createElement("div");
+    div.className = "callscope-plot";
+    div.style.width = "100%";
+    parentElement.appendChild(div);
+  }
+  div.callscopeReport = setStateValue;
+  const figure = JSON.parse(data.figure);
+  loadPlotly(data.src).then((Plotly) => {
+    Plotly.react(div, figure.data, figure.layout, data.config).then(() => {
+      if (!data.select || div.callscopeBound) return;
+      div.callscopeBound = true;
+      const report = (selection) => div.callscopeReport("selection", selection);
+      div.on("plotly_click", (e) => report({ points: pointsOf(e), box: [] }));
+      div.on("plotly_selected", (e) => {
+        if (!e) return;
+        const box = e.range && e.range.x ? [{ x: e.range.x, y: e.range.y }] : [];
+        report({ points: pointsOf(e), box });
+      });
+      div.on("plotly_deselect", () => report(null));
+    });
+  });
+}

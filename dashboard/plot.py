@@ -1,0 +1,64 @@
+"""Plotly charts drawn with plotly.js "basic" through a Streamlit component instead of st.plotly_chart.
+
+Why: st.plotly_chart makes every new browser tab load and run the full plotly.js (4.7 MB), which took about a
+second of the page's 2 s budget on a 2-core machine. The charts here only use scatter and bar traces, which the
+1.2 MB basic bundle (dashboard/static, MIT licence, served by Streamlit's static file serving) draws the same.
+Selections come back in st.plotly_chart's shape ({"selection": {"points": [...], "box": [...]}}).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+PLOTLY_JS = "plotly-basic-4.1.1.min.js"
+CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["toImage", "lasso2d"], "responsive": True}
+FONT = {"family": '"Source Sans", "Source Sans Pro", sans-serif', "size": 13, "color": "#31333F"}
+
+_component = st.components.v2.component(
+    "callscope_plot",
+    js=(Path(__file__).parent / "plot.js").read_text(),
+    isolate_styles=False,  # plotly.js puts its styles in the page's <head>
+)
+
+
+def draw(fig: go.Figure, key: str, *, select: str | tuple[str, ...] | None = None) -> dict[str, Any] | None:
+    """Draw `fig`; with `select` ("points", "box" or both), return the current selection like st.plotly_chart."""
+    modes = (select,) if isinstance(select, str) else tuple(select or ())
+    fig.update_layout(template="plotly_white", font=FONT, autosize=True)
+    if "box" in modes:
+        fig.update_layout(dragmode="select", selectdirection="h")
+    elif modes:
+        fig.update_layout(clickmode="event")
+    result = _component(
+        key=key,
+        data={"figure": fig.to_json(), "config": CONFIG, "select": bool(modes), "src": _src()},
+        default={"selection": None},
+        on_selection_change=lambda: None,
+    )
+    if not modes:
+        return None
+    return {"selection": result.selection} if result.selection else None
+
+
+def preload() -> None:
+    """Start loading plotly.js while the page waits for its numbers, so charts draw as soon as they arrive.
+
+    A script in the sidebar (the first thing a run draws); it starts the same shared load plot.js waits on.
+    """
+    st.sidebar.html(
+        f"<script>window.callscopePlotly = window.callscopePlotly || new Promise((ok, fail) => {{"
+        f" const s = document.createElement('script'); s.src = {json.dumps(_src())};"
+        " s.onload = () => ok(window.Plotly); s.onerror = fail; document.head.appendChild(s); });</script>",
+        unsafe_allow_javascript=True,
+    )
+
+
+def _src() -> str:
+    """Where Streamlit serves dashboard/static (server.enableStaticServing), honouring a base URL path."""
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"/{base}/app/static/{PLOTLY_JS}" if base else f"/app/static/{PLOTLY_JS}"
