@@ -11,7 +11,7 @@ import contextlib
 import hmac
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import duckdb
@@ -43,10 +43,18 @@ PERCENTILE_DEFINITION = (
 class ReadApi:
     """What the routes need from the server: a connection to read through and the read keys."""
 
-    def __init__(self, db: duckdb.DuckDBPyConnection, read_keys: frozenset[str], max_queries: int) -> None:
+    def __init__(
+        self,
+        db: duckdb.DuckDBPyConnection,
+        read_keys: frozenset[str],
+        max_queries: int,
+        cost_parts: Callable[[dict[str, Any]], dict[str, float] | None] | None = None,
+    ) -> None:
         self.db = db
         self.read_keys = read_keys
         self.slots = threading.BoundedSemaphore(max_queries)
+        # Splits a call's cost by token kind with the collector's prices (the server passes Pricer.cost_parts).
+        self.cost_parts = cost_parts
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -250,6 +258,7 @@ def create_app(read_api: ReadApi, version: str) -> FastAPI:
             call = calls_mod.get_call(db, trace_id, span_id)
         if call is None:
             raise HTTPException(404, f"no call {trace_id}/{span_id}")
+        call["cost_parts"] = api.cost_parts(call) if api.cost_parts else None
         return call
 
     @app.get("/traces/{trace_id}", summary="A trace as a span tree (calls and other spans) with timing")

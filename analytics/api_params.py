@@ -61,7 +61,10 @@ def _window_dependency():
         inspect.Parameter(
             "q",
             inspect.Parameter.KEYWORD_ONLY,
-            default=Query(None, description="search text: model, service, user, session, span name, error, trace id"),
+            default=Query(
+                None,
+                description="search text: model, service, user, session, span name, error type or message, trace id",
+            ),
             annotation=str | None,
         ),
     ]

@@ -50,6 +50,7 @@ EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "status"),
     ("error_type", "error_type"),
     ("http_status", "http_status"),
+    ("error_message", "error_message"),
     ("finish_reason", "finish_reason"),
     ("user_id", "user_id"),
     ("session_id", "session_id"),

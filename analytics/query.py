@@ -69,7 +69,16 @@ def _values_sql(expr: str, values: tuple[Value, ...], params: Params) -> str:
     return "(" + " OR ".join(parts) + ")"
 
 
-_SEARCHED = ("span_name", "request_model", "response_model", "user_id", "session_id", "error_type", "service")
+_SEARCHED = (
+    "span_name",
+    "request_model",
+    "response_model",
+    "user_id",
+    "session_id",
+    "error_type",
+    "error_message",
+    "service",
+)
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,8 @@ def _insert_generated(db, n_calls: int, days: int, end: datetime) -> None:
            CASE WHEN r_err < 0.03 THEN NULL ELSE 'stop' END,
            'user-' || user_n, 'session-' || (i // 5),
            CASE WHEN beta THEN ['beta'] ELSE [] END, MAP {{'team': 'search'}}, 'otel_genai',
-           'chat ' || m.model, NULL, NULL, now()
+           'chat ' || m.model, NULL, NULL, now(),
+           CASE WHEN r_err < 0.03 THEN 'Error code: ' || (CASE WHEN r_429 < 0.5 THEN 429 ELSE 500 END) END
     FROM base JOIN models m ON m.mid = base.mi
     """
     db.execute(sql)

@@ -173,3 +173,9 @@ def m005_call_rollups(db: duckdb.DuckDBPyConnection) -> None:
         """
     )
     db.execute("CREATE TABLE rollup_state (name VARCHAR PRIMARY KEY, folded_through_us BIGINT NOT NULL)")
+
+
+@migration
+def m006_call_error_message(db: duckdb.DuckDBPyConnection) -> None:
+    """Why a failed call failed (the client's status or exception message), shown on the Errors and call pages."""
+    db.execute("ALTER TABLE calls ADD COLUMN error_message VARCHAR")

@@ -73,7 +73,11 @@ CALL_COLUMNS: tuple[Column, ...] = (
     Column("input_content", pa.string(), "VARCHAR"),
     Column("output_content", pa.string(), "VARCHAR"),
     Column("received_at", _TS, "TIMESTAMP WITH TIME ZONE"),
+    # Why a call failed, as the client reported it (span status message or exception message): secrets and
+    # personal data redacted, cut at ERROR_MESSAGE_MAX_CHARS. Added by m006, hence after received_at.
+    Column("error_message", pa.string(), "VARCHAR"),
 )
+ERROR_MESSAGE_MAX_CHARS = 500
 
 SPAN_COLUMNS: tuple[Column, ...] = (
     Column("trace_id", pa.binary(), "BLOB"),

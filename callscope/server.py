@@ -130,7 +130,8 @@ def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
     async def metrics(_: Request) -> PlainTextResponse:
         return PlainTextResponse(stats.render(), media_type="text/plain; version=0.0.4")
 
-    api = create_app(ReadApi(db, settings.read_keys, settings.api_max_queries), __version__)
+    pricer = Pricer(settings.price_overrides)
+    api = create_app(ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts), __version__)
     routes = [
         *receiver.routes(),
         Route("/healthz", healthz),

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from callscope.records import Status
+from callscope.records import ERROR_MESSAGE_MAX_CHARS, Status
 from collector import conventions as cv
 from collector.attributes import (
     attributes,
@@ -256,6 +256,18 @@ def _indexed_content(attrs: dict[str, Any], prefixes: tuple[str, ...]) -> str | 
     return orjson.dumps([messages[k] for k in sorted(messages)]).decode()
 
 
+def error_message(text: str | None) -> str | None:
+    """An error message as stored: redacted like content (keys, e-mails, numbers), cut at a few hundred chars.
+
+    Stored whether or not content capture is on: it says why a call failed, which the Errors page needs, and
+    providers' messages name limits and codes rather than the prompt. Redaction covers the keys some echo back.
+    """
+    if not text:
+        return None
+    s = redact(text.strip())
+    return s if len(s) <= ERROR_MESSAGE_MAX_CHARS else s[:ERROR_MESSAGE_MAX_CHARS] + "…"
+
+
 def stored_content(text: Any, options: ContentOptions) -> str | None:
     """Content as stored: JSON text, redacted, cut at options.max_chars."""
     if text is None:
@@ -388,7 +400,7 @@ class SpanNormalizer:
         error_type = _error_type(_first(attrs, "error_type", src))
         ttft = to_float(_first(attrs, "ttft_ms", src))
         http_status = to_int(_first(attrs, "http_status", src))
-        input_content = output_content = None
+        input_content = output_content = exception_message = None
         for event in span.events:
             ev_name = event.name
             if ev_name in cv.FIRST_TOKEN_EVENTS:
@@ -397,8 +409,9 @@ class SpanNormalizer:
             elif ev_name == "exception":
                 ev = attributes(event.attributes)
                 error_type = error_type or _error_type(ev.get("exception.type"))
+                exception_message = exception_message or to_str(ev.get("exception.message"))
                 if http_status is None:
-                    http_status = _http_status_from(to_str(ev.get("exception.message")))
+                    http_status = _http_status_from(exception_message)
             elif self.content.capture and ev_name in cv.CONTENT_EVENTS:
                 target, key = cv.CONTENT_EVENTS[ev_name]
                 value = attributes(event.attributes).get(key)
@@ -474,6 +487,7 @@ class SpanNormalizer:
             input_content=stored_content(input_content, self.content) if input_content else None,
             output_content=stored_content(output_content, self.content) if output_content else None,
             received_at=received_us,
+            error_message=error_message(status_message or exception_message) if is_error else None,
         )
         if stream_log is not None:
             rec["_stream_log"] = True

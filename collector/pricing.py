@@ -8,11 +8,13 @@ exactly as the library prices it; a call large enough to reach a tier is priced 
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib.metadata import version
+from typing import Any
 
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import TieredPrices
@@ -38,14 +40,18 @@ class Rates:
     pricing: Pricing
     model_price: object | None = None  # the genai-prices ModelPrice, for calls beyond max_input
 
-    def cost(self, inp: int, out: int, cache_read: int, cache_write: int) -> float:
+    def parts(self, inp: int, out: int, cache_read: int, cache_write: int) -> dict[str, float]:
+        """USD per token kind (cached tokens are inside input_tokens, so uncached input is the rest)."""
         uncached = max(inp - cache_read - cache_write, 0)
-        return (
-            uncached * self.uncached_input
-            + cache_read * self.cache_read
-            + cache_write * self.cache_write
-            + out * self.output
-        )
+        return {
+            "input": uncached * self.uncached_input,
+            "cache_read": cache_read * self.cache_read,
+            "cache_write": cache_write * self.cache_write,
+            "output": out * self.output,
+        }
+
+    def cost(self, inp: int, out: int, cache_read: int, cache_write: int) -> float:
+        return sum(self.parts(inp, out, cache_read, cache_write).values())  # same order and floats as the parts
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,32 @@ class Pricer:
         if rates.max_input is None or inp <= rates.max_input:
             return Price(rates.cost(inp, out, cr, cw), rates.pricing, rates.source)
         return Price(self._library_cost(rates, inp, out, cr, cw), rates.pricing, rates.source)
+
+    def cost_parts(self, call: dict[str, Any]) -> dict[str, float] | None:
+        """A stored call's cost split by token kind, priced as at ingest (the call's model, provider and time).
+
+        None when the call is unpriced, has no usage, reached a tier genai-prices prices as a whole, or was priced
+        with prices that have changed since.
+        """
+        model = call.get("response_model") or call.get("request_model")
+        if not model or call.get("cost_usd") is None or not call.get("start_time"):
+            return None
+        at = datetime.fromisoformat(str(call["start_time"]).replace("Z", "+00:00"))
+        rates = self.rates(call.get("provider"), model, int(at.timestamp() * 1e9))
+        inp = int(call.get("input_tokens") or 0)
+        if rates is None or (rates.max_input is not None and inp > rates.max_input):
+            return None
+        parts = rates.parts(
+            inp,
+            int(call.get("output_tokens") or 0),
+            int(call.get("cache_read_tokens") or 0),
+            int(call.get("cache_write_tokens") or 0),
+        )
+        # Prices changed since ingest (a new genai-prices, an edited override): these parts would not add up to
+        # the stored cost, so show none rather than a split of a different amount.
+        if not math.isclose(sum(parts.values()), call["cost_usd"], rel_tol=1e-9, abs_tol=1e-12):
+            return None
+        return parts
 
     def _lookup(self, provider: str | None, model: str) -> Rates | _TimeDependent | None:
         model_l = model.lower()

@@ -25,6 +25,7 @@ def cost_rows(call: dict[str, Any]) -> pl.DataFrame:
         ("Output tokens (all)", fmt.count(n("output_tokens"))),
         ("  of which reasoning", fmt.count(n("reasoning_tokens"))),
         ("Cost (USD)", fmt.usd_exact(call.get("cost_usd")) if call.get("cost_usd") is not None else "unpriced"),
+        *_part_rows(call.get("cost_parts")),
         ("Pricing", str(call.get("pricing") or "")),
         ("Price source", str(call.get("price_source") or "—")),
         ("Cost reported by the client (USD)", fmt.usd_exact(call.get("reported_cost_usd"))),
@@ -32,8 +33,23 @@ def cost_rows(call: dict[str, Any]) -> pl.DataFrame:
     return pl.DataFrame({"item": [r[0] for r in rows], "value": [r[1] for r in rows]})
 
 
+PARTS = {
+    "input": "  uncached input",
+    "cache_read": "  cache reads",
+    "cache_write": "  cache writes",
+    "output": "  output (with reasoning)",
+}
+
+
+def _part_rows(parts: dict[str, float] | None) -> list[tuple[str, str]]:
+    """The cost by token kind, as the server priced it; nothing when it cannot be split (unpriced, tiered)."""
+    if not parts:
+        return []
+    return [(f"{label} (USD)", fmt.usd_exact(parts.get(kind))) for kind, label in PARTS.items()]
+
+
 def field_rows(call: dict[str, Any]) -> pl.DataFrame:
-    skip = {"content_events", "input_content", "output_content"}
+    skip = {"content_events", "input_content", "output_content", "cost_parts"}
     names, values = [], []
     for key, value in call.items():
         if key in skip:

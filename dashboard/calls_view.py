@@ -24,6 +24,7 @@ COLUMNS: dict[str, Any] = {
     "request_model": "Model",
     "status": "Status",
     "error_type": "Error",
+    "error_message": "Error message",
     "duration_ms": st.column_config.NumberColumn("Duration (ms)", format="%.0f"),
     "ttft_ms": st.column_config.NumberColumn("TTFT (ms)", format="%.0f"),
     "input_tokens": st.column_config.NumberColumn("Input tokens", format="localized"),

@@ -506,6 +506,7 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
     ]
     name_codes = (svc * n_models + model) * 2 + c["streaming"]
     err_types = [e.error_type for e in cat.ERRORS] + [None]
+    err_messages = [e.message for e in cat.ERRORS] + [None]
     http = np.array([e.http_status or -1 for e in cat.ERRORS] + [-1])[kind]
 
     columns = {
@@ -548,6 +549,7 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
         "input_content": pa.nulls(n, pa.string()),
         "output_content": pa.nulls(n, pa.string()),
         "received_at": _ts(end + (c["received_lag"] * 1000).astype(np.int64)),
+        "error_message": _take(err_messages, np.where(ok, -1, kind)),
     }
     return pa.Table.from_arrays([columns[col.name] for col in CALL_COLUMNS], names=[col.name for col in CALL_COLUMNS])
 

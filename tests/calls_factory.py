@@ -84,6 +84,7 @@ def make_calls(
                 "input_content": None,
                 "output_content": None,
                 "received_at": datetime.now(UTC),
+                "error_message": (f"Error code: {http_status} - test failure {i}" if error else None),
             }
         )
     return rows

@@ -194,6 +194,10 @@ def test_errors_page(api: str, store: tuple[str, list[dict[str, Any]]]) -> None:
     recent = table(at, "error_type", "http_status")
     assert len(recent) == min(50, len(errors)) and recent["error_type"].notna().all()
     assert set(recent["error_type"]) <= {"RateLimitError", "InternalServerError"}
+    by_span = {r["span_id"].hex(): r for r in errors}
+    assert all(
+        by_span[s]["error_message"] == m for s, m in zip(recent["span_id"], recent["error_message"], strict=True)
+    )
 
 
 def test_calls_explorer_search_status_and_pages(api: str, store: tuple[str, list[dict[str, Any]]]) -> None:

@@ -31,6 +31,8 @@ st.markdown(
     f"**{model}** via {call.get('provider') or '?'} · service **{call.get('service') or '?'}** · "
     f"{call['start_time']} · {status}" + (f" (**{call['error_type']}**)" if call.get("error_type") else "")
 )
+if call.get("error_message"):
+    st.error(f"**{call.get('error_type') or 'Error'}**: {call['error_message']}", icon=":material/error:")
 ui.kpi_row(
     call,
     (

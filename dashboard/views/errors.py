@@ -18,6 +18,7 @@ RECENT = (
     "start_time",
     "error_type",
     "http_status",
+    "error_message",
     "finish_reason",
     "service",
     "provider",
@@ -89,6 +90,7 @@ if loaded is not None:
             column_config={
                 "start_time": "Started (UTC)",
                 "error_type": "Error",
+                "error_message": st.column_config.TextColumn("Message", width="large"),
                 "http_status": st.column_config.NumberColumn("HTTP", format="localized"),
                 "duration_ms": st.column_config.NumberColumn("Duration (ms)", format="%.0f"),
             },
