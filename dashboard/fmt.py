@@ -12,13 +12,16 @@ def _missing(value: float | None) -> bool:
 
 
 def usd(value: float | None) -> str:
-    """$1,234.57 for dollars; four decimals under a dollar; three significant figures under a cent."""
+    """$12,346 from a thousand dollars (cents would not fit a KPI tile), $123.46 for dollars, four decimals under a
+    dollar, three significant figures under a cent."""
     if _missing(value):
         return DASH
     assert value is not None
     sign, v = ("-" if value < 0 else ""), abs(value)
     if v == 0:
         return "$0.00"
+    if v >= 1000:
+        return f"{sign}${v:,.0f}"
     if v >= 1:
         return f"{sign}${v:,.2f}"
     if v >= 0.01:
