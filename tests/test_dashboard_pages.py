@@ -274,11 +274,15 @@ def test_unreachable_server_and_wrong_key_are_messages_not_tracebacks(
 
 
 def test_formats() -> None:
-    assert [fmt.usd(v) for v in (None, 0, 1234.567, 0.01234, 0.000123, -2.5)] == [
+    # Whole dollars from a thousand (a KPI tile has no room for cents of thousands), cents for dollars.
+    assert [fmt.usd(v) for v in (None, 0, 49_874.894, -1_234.5, 684.5337, 0.01234, 0.00691, 0.000123, -2.5)] == [
         "—",
         "$0.00",
-        "$1,234.57",
+        "$49,875",
+        "-$1,234",  # Python rounds half to even
+        "$684.53",
         "$0.0123",
+        "$0.00691",
         "$0.000123",
         "-$2.50",
     ]

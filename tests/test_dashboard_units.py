@@ -63,16 +63,3 @@ def test_launcher_runs_headless_without_telemetry_and_keeps_the_key_off_the_comm
     child = dashboard_env(explicit, base={})
     assert child["CALLSCOPE_API_KEY"] == "my-own-key" and child["CALLSCOPE_API_URL"] == "http://x:1/api/v1"
     assert "my-own-key" not in str(explicit.describe())
-
-
-def test_money_precision_fits_the_amount() -> None:
-    from dashboard import fmt
-
-    assert fmt.usd(49_874.894) == "$49,875"  # a KPI tile has no room for cents of thousands
-    assert fmt.usd(-1_234.5) == "-$1,234"  # Python rounds half to even
-    assert fmt.usd(684.5337) == "$684.53"
-    assert fmt.usd(0.06912) == "$0.0691"
-    assert fmt.usd(0.00691) == "$0.00691"
-    assert fmt.usd(0.001323) == "$0.00132"
-    assert fmt.usd(0.0) == "$0.00"
-    assert fmt.usd(None) == fmt.DASH

@@ -48,7 +48,9 @@ ui.kpi_row(
 left, right = st.columns([2, 3])
 with left:
     st.subheader("Tokens and cost")
-    st.dataframe(cost_rows(call), hide_index=True, key="cost_breakdown")
+    breakdown = cost_rows(call)
+    # Tall enough for every line (header + rows of 35 px), so the cost split never hides behind a scroll bar.
+    st.dataframe(breakdown, hide_index=True, key="cost_breakdown", height=35 * (breakdown.height + 1) + 3)
 with right:
     st.subheader("Trace")
     trace = data.trace(trace_id)
