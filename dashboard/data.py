@@ -172,23 +172,13 @@ def parallel(*calls: Callable[[], Any]) -> list[Any]:
     """
     if len(calls) <= 1:
         return [call() for call in calls]
-    ctx = get_script_run_ctx(suppress_warning=True)
-
-    def run(call: Callable[[], Any]) -> Any:
-        if ctx is not None:
-            add_script_run_ctx(ctx=ctx)
-        return call()
-
     with ThreadPoolExecutor(max_workers=min(len(calls), 12), thread_name_prefix="callscope-data") as pool:
-        futures = [pool.submit(run, call) for call in calls]
+        futures = [pool.submit(_in_this_run(call)) for call in calls]
         return [f.result() for f in futures]
 
 
-_background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="callscope-background")
-
-
-def background(call: Callable[[], Any]) -> Future:
-    """Start `call` now (with this script run's context) and collect its result later with `.result()`."""
+def _in_this_run(call: Callable[[], Any]) -> Callable[[], Any]:
+    """`call` for another thread, carrying this script run's context (so st.cache_data works there)."""
     ctx = get_script_run_ctx(suppress_warning=True)
 
     def run() -> Any:
@@ -196,7 +186,15 @@ def background(call: Callable[[], Any]) -> Future:
             add_script_run_ctx(ctx=ctx)
         return call()
 
-    return _background.submit(run)
+    return run
+
+
+_background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="callscope-background")
+
+
+def background(call: Callable[[], Any]) -> Future:
+    """Start `call` now (with this script run's context) and collect its result later with `.result()`."""
+    return _background.submit(_in_this_run(call))
 
 
 def dimension_values(filters: ViewFilters, dims: Sequence[str]) -> dict[str, list[Any]]:

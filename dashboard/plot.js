@@ -1,19 +1,6 @@
 // Draws a plotly figure with plotly.js "basic" (scatter, bar, pie: 1.2 MB, against the 4.7 MB full bundle
 // st.plotly_chart loads in every new tab), and reports clicks and box selections back as the "selection" state.
-function loadPlotly(src) {
-  // One load per page, shared with the early start in dashboard/plot.py's preload().
-  if (!window.callscopePlotly) {
-    window.callscopePlotly = new Promise((resolve, reject) => {
-      const script = document.createElement("script");
-      script.src = src;
-      script.onload = () => resolve(window.Plotly);
-      script.onerror = () => { window.callscopePlotly = null; reject(new Error(`could not load ${src}`)); };
-      document.head.appendChild(script);
-    });
-  }
-  return window.callscopePlotly;
-}
-
+// dashboard/plot.py puts plotly_loader.js (window.callscopeLoadPlotly) in front of this module.
 function pointsOf(event) {
   return (event && event.points ? event.points : []).map((p) => ({
     x: p.x,
@@ -35,7 +22,7 @@ export default function (component) {
   }
   div.callscopeReport = setStateValue;
   const figure = JSON.parse(data.figure);
-  loadPlotly(data.src).then((Plotly) => {
+  window.callscopeLoadPlotly(data.src).then((Plotly) => {
     Plotly.react(div, figure.data, figure.layout, data.config).then(() => {
       if (!data.select || div.callscopeBound) return;
       div.callscopeBound = true;

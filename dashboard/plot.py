@@ -19,15 +19,18 @@ PLOTLY_JS = "plotly-basic-4.1.1.min.js"
 CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["toImage", "lasso2d"], "responsive": True}
 FONT = {"family": '"Source Sans", "Source Sans Pro", sans-serif', "size": 13, "color": "#31333F"}
 
+_HERE = Path(__file__).parent
+LOADER_JS = (_HERE / "plotly_loader.js").read_text()
 _component = st.components.v2.component(
     "callscope_plot",
-    js=(Path(__file__).parent / "plot.js").read_text(),
+    js=LOADER_JS + "\n" + (_HERE / "plot.js").read_text(),
     isolate_styles=False,  # plotly.js puts its styles in the page's <head>
 )
 
 
 def draw(fig: go.Figure, key: str, *, select: str | tuple[str, ...] | None = None) -> dict[str, Any] | None:
-    """Draw `fig`; with `select` ("points", "box" or both), return the current selection like st.plotly_chart."""
+    """Draw `fig` (its layout gets the dashboard's look); with `select` ("points", "box" or both), return the
+    current selection as st.plotly_chart would."""
     modes = (select,) if isinstance(select, str) else tuple(select or ())
     fig.update_layout(template="plotly_white", font=FONT, autosize=True)
     if "box" in modes:
@@ -48,12 +51,10 @@ def draw(fig: go.Figure, key: str, *, select: str | tuple[str, ...] | None = Non
 def preload() -> None:
     """Start loading plotly.js while the page waits for its numbers, so charts draw as soon as they arrive.
 
-    A script in the sidebar (the first thing a run draws); it starts the same shared load plot.js waits on.
+    A script in the sidebar (the first thing a run draws); it starts the one shared load plot.js waits on.
     """
     st.sidebar.html(
-        f"<script>window.callscopePlotly = window.callscopePlotly || new Promise((ok, fail) => {{"
-        f" const s = document.createElement('script'); s.src = {json.dumps(_src())};"
-        " s.onload = () => ok(window.Plotly); s.onerror = fail; document.head.appendChild(s); });</script>",
+        f"<script>{LOADER_JS}\nwindow.callscopeLoadPlotly({json.dumps(_src())});</script>",
         unsafe_allow_javascript=True,
     )
 
