@@ -1,1 +1,1 @@
-"""alerts: to be built (see ARCHITECTURE.md)."""
+"""alerts: threshold rules over the read API's statistics, their evaluation, and notification (e-mail, webhook)."""

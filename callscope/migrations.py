@@ -179,3 +179,27 @@ def m005_call_rollups(db: duckdb.DuckDBPyConnection) -> None:
 def m006_call_error_message(db: duckdb.DuckDBPyConnection) -> None:
     """Why a failed call failed (the client's status or exception message), shown on the Errors and call pages."""
     db.execute("ALTER TABLE calls ADD COLUMN error_message VARCHAR")
+
+
+@migration
+def m008_alert_instances(db: duckdb.DuckDBPyConnection) -> None:
+    """One row per alert instance (rule x group-by values x severity), written by evaluation in the transaction of
+    its state change and read by notification (alerts/model.py). m007 is reserved for the collector."""
+    db.execute(
+        """
+        CREATE TABLE alert_instances (
+            fingerprint VARCHAR PRIMARY KEY,
+            rule_id VARCHAR NOT NULL,
+            labels MAP(VARCHAR, VARCHAR) NOT NULL,
+            annotations MAP(VARCHAR, VARCHAR),
+            state VARCHAR NOT NULL,
+            value DOUBLE,
+            threshold DOUBLE,
+            active_at TIMESTAMPTZ,
+            starts_at TIMESTAMPTZ,
+            ends_at TIMESTAMPTZ,
+            last_eval_at TIMESTAMPTZ,
+            error VARCHAR
+        )
+        """
+    )

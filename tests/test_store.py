@@ -31,6 +31,7 @@ def test_migrations_create_the_whole_schema(tmp_path):
         "WHERE constraint_type = 'PRIMARY KEY' ORDER BY table_name"
     ).fetchall()
     assert keys == [
+        ("alert_instances", "PRIMARY KEY(fingerprint)"),
         ("calls", "PRIMARY KEY(trace_id, span_id)"),
         ("content_events", "PRIMARY KEY(event_id)"),
         ("metric_points", "PRIMARY KEY(point_id)"),
