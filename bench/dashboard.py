@@ -28,8 +28,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from callscope.store import connect  # noqa: E402
-from tests.browser import PAGES, UpProcess, launch, wait_rendered  # noqa: E402
+from bench.stack import PAGES, UpProcess, launch, wait_rendered  # noqa: E402
+from core.store import connect  # noqa: E402
 
 # (provider, model, USD per input token, USD per output token); one model is unpriced, as in real stores.
 MODELS = [

@@ -41,12 +41,12 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import free_port  # noqa: E402
+from bench.stack import free_port  # noqa: E402
 
 
 def ensure_store(data_dir: Path, calls: int, days: int, end: datetime) -> float:
     """Generate the calls unless the store already holds them; returns the seconds spent generating."""
-    from callscope.store import connect
+    from core.store import connect
 
     db = connect(data_dir / "callscope.duckdb")
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from callscope import __version__
-from callscope.settings import SETTINGS, Settings, SettingsError, load_settings
+from core.settings import SETTINGS, Settings, SettingsError, load_settings
 
 # Secrets are never taken as flags: command lines are visible to every user of the machine (ps).
 _NO_FLAG = {s.name for s in SETTINGS if s.secret}
@@ -38,8 +38,10 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
                 help=f"{s.help} [env {s.env}]",
             )
         else:
+            old_flag = ["--" + s.renamed_from.replace("_", "-")] if s.renamed_from else []
             group.add_argument(
                 s.flag,
+                *old_flag,
                 dest=s.name,
                 default=None,
                 metavar=s.name.upper(),
@@ -62,7 +64,7 @@ def _setup_logging(level: str) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from callscope.server import StartupError, serve
-    from callscope.store import StoreLockedError
+    from core.store import StoreLockedError
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
@@ -76,8 +78,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from callscope.server import StartupError
-    from callscope.store import StoreLockedError
     from callscope.up import run_up
+    from core.store import StoreLockedError
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
@@ -90,7 +92,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from dashboard.launch import dashboard_url, run_dashboard
+    from callscope.dashboard_launch import dashboard_url, run_dashboard
 
     settings = _settings(args)
     print(f"callscope dashboard on {dashboard_url(settings)}, reading {settings.read_api_url}", flush=True)
@@ -119,9 +121,10 @@ def _export_window(args: argparse.Namespace) -> dict[str, list[str]]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from analytics.export import ExportFormat, export_from_server, export_from_store
+    from analytics.export import ExportFormat, export_from_store
     from analytics.timewin import QueryError
-    from callscope.store import StoreLockedError
+    from callscope.export_client import export_from_server
+    from core.store import StoreLockedError
 
     settings = _settings(args)
     fmt = ExportFormat(args.format)
@@ -143,7 +146,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo_bulk(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from callscope.store import StoreLockedError, connect
+    from core.store import StoreLockedError, connect
     from sample_data.bulk import write_calls
 
     settings = _settings(args)

@@ -21,11 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
-from analytics.api import ReadApi, create_app
+from analytics.api import create_app
+from analytics.api_context import ReadApi
 from analytics.jobs import Jobs
 from callscope import __version__
-from callscope.settings import Settings
-from callscope.store import connect
 from collector.grpc_receiver import OtlpGrpcReceiver
 from collector.http_receiver import OtlpHttpReceiver
 from collector.ingest import Ingestor
@@ -35,6 +34,8 @@ from collector.pricing import Pricer
 from collector.selfmetrics import CollectorStats
 from collector.workers import WorkerConfig, WorkerPool
 from collector.writer import Writer
+from core.settings import Settings
+from core.store import connect
 
 log = logging.getLogger("callscope.server")
 
@@ -105,8 +106,8 @@ def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
     writer = Writer(
         db,
         stats,
-        queue_max_rows=settings.queue_max_spans,
-        batch_max_rows=settings.batch_max_spans,
+        queue_max_rows=settings.queue_max_rows,
+        batch_max_rows=settings.batch_max_rows,
         batch_max_wait_s=settings.batch_max_wait_ms / 1000,
         retry_after_s=settings.retry_after_seconds,
     )

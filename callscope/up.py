@@ -17,10 +17,11 @@ import sys
 from dataclasses import dataclass, field
 
 from callscope import __version__
+from callscope.dashboard_launch import dashboard_url
 from callscope.server import serve
-from callscope.settings import Settings
-from callscope.store import connect
-from dashboard.launch import dashboard_url, die_with_parent
+from core.process import die_with_parent
+from core.settings import Settings
+from core.store import connect
 
 log = logging.getLogger("callscope.up")
 DEMO_RATE_PER_MINUTE = 30.0  # the gentle live trickle after the demo data is loaded

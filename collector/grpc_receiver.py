@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from collector.auth import Unauthorized, project_for
 from collector.decode import DecodeFailure, Encoding, Signal
 from collector.ingest import Ingestor
 from collector.writer import Overloaded, WriterClosed
+from core.keys import Unauthorized, presented_key_in_metadata, project_for
 
 log = logging.getLogger(__name__)
 
@@ -19,15 +19,6 @@ _SERVICES = {
     Signal.METRICS: "opentelemetry.proto.collector.metrics.v1.MetricsService",
     Signal.LOGS: "opentelemetry.proto.collector.logs.v1.LogsService",
 }
-
-
-def _key_from_metadata(context: grpc.aio.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-api-key" and value:
-            return value.strip()
-        if key == "authorization" and value.lower().startswith("bearer "):
-            return value[7:].strip()
-    return None
 
 
 class OtlpGrpcReceiver:
@@ -61,7 +52,7 @@ class OtlpGrpcReceiver:
 
     async def _handle(self, signal: Signal, raw: bytes, context: grpc.aio.ServicerContext) -> object:
         try:
-            project = project_for(self.api_keys, _key_from_metadata(context))
+            project = project_for(self.api_keys, presented_key_in_metadata(context.invocation_metadata()))
         except Unauthorized as exc:
             await self._abort(context, signal, grpc.StatusCode.UNAUTHENTICATED, str(exc))
         if len(raw) > self.max_body:

@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from collector.auth import Unauthorized, key_from_headers, project_for
 from collector.decode import (
     DecodeFailure,
     Encoding,
@@ -24,6 +23,7 @@ from collector.decode import (
 )
 from collector.ingest import Ingestor
 from collector.writer import Overloaded, WriterClosed
+from core.keys import Unauthorized, presented_key, project_for
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class OtlpHttpReceiver:
         try:
             project = project_for(
                 self.api_keys,
-                key_from_headers(request.headers.get("authorization"), request.headers.get("x-api-key")),
+                presented_key(request.headers.get("authorization"), request.headers.get("x-api-key")),
             )
         except Unauthorized as exc:
             return _status_response(401, str(exc), encoding)

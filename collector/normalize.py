@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 
-from callscope.records import ERROR_MESSAGE_MAX_CHARS, Status
 from collector import conventions as cv
 from collector.attributes import (
     attributes,
@@ -25,6 +24,7 @@ from collector.attributes import (
 )
 from collector.pricing import Pricer
 from collector.redact import redact
+from core.records import ERROR_MESSAGE_MAX_CHARS, Status
 
 _CLASS_REPR = re.compile(r"^<class '([\w.]+)'>$")
 _HTTP_IN_MESSAGE = re.compile(r"(?:Error code|status(?:[ _]code)?|HTTP)[:= ]+([1-5]\d\d)\b", re.IGNORECASE)

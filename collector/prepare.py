@@ -14,10 +14,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from callscope.records import CALL_COLUMNS, CONTENT_COLUMNS, METRIC_COLUMNS, SPAN_COLUMNS, Column, arrow_schema
 from collector.decode import DecodeFailure, Encoding, Signal, decode_request, decompress
 from collector.normalize import ContentOptions, SpanNormalizer
 from collector.signals import content_rows, metric_rows
+from core.records import CALL_COLUMNS, CONTENT_COLUMNS, METRIC_COLUMNS, SPAN_COLUMNS, Column, arrow_schema
 
 _SCHEMAS: dict[tuple[Column, ...], pa.Schema] = {}
 TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {

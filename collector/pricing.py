@@ -19,9 +19,9 @@ from typing import Any
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import TieredPrices
 
-from callscope.records import Pricing
-from callscope.settings import PriceOverride
 from collector.conventions import PRICING_PROVIDERS
+from core.records import Pricing
+from core.settings import PriceOverride
 
 log = logging.getLogger(__name__)
 GENAI_PRICES_VERSION = version("genai-prices")

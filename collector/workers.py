@@ -15,15 +15,12 @@ requests in flight. A worker that dies is replaced and its request answered with
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import logging
 import multiprocessing as mp
 import os
 import pickle
 import queue
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -33,11 +30,11 @@ from typing import Any
 
 from collector.decode import Encoding, Signal
 from collector.prepare import Prepared
+from core.process import die_with_parent
 
 log = logging.getLogger(__name__)
 
 _READY = b"ready"
-_PR_SET_PDEATHSIG = 1
 
 
 class WorkerError(RuntimeError):
@@ -55,18 +52,9 @@ class WorkerConfig:
     log_level: str
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(0)
-
-
 def worker_main(conn: Connection, config: WorkerConfig, parent_pid: int) -> None:
     """Entry point of a worker process: serve requests from `conn` until end-of-file."""
-    _die_with_parent(parent_pid)
+    die_with_parent(signal.SIGKILL, parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")

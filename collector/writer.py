@@ -24,16 +24,16 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from callscope.records import (
+from collector.normalize import call_as_span
+from collector.prepare import arrow_table
+from collector.selfmetrics import CollectorStats
+from core.records import (
     CALL_COLUMNS,
     CONTENT_COLUMNS,
     METRIC_COLUMNS,
     SPAN_COLUMNS,
     Column,
 )
-from collector.normalize import call_as_span
-from collector.prepare import arrow_table
-from collector.selfmetrics import CollectorStats
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 import streamlit as st
 
-from callscope import __version__
 from dashboard import data, nav, plot, sidebar, ui
 from dashboard.api_client import ApiError
 
@@ -20,4 +21,4 @@ finally:
     draw_pickers()
 # Last element of every run: a footer, and for browser tests and the benchmark the sign that the page is complete.
 with st.container(key="rendered"):
-    st.caption(f"callscope {__version__} · data from {data.config().url}")
+    st.caption(f"callscope {version('callscope')} · data from {data.config().url}")

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from callscope.records import CALL_COLUMNS, Pricing, Status, arrow_schema
+from core.records import CALL_COLUMNS, Pricing, Status, arrow_schema
 from sample_data import catalog as cat
 from sample_data import script as sc
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from callscope.records import CALL_COLUMNS, arrow_schema
-from callscope.store import connect
+from core.records import CALL_COLUMNS, arrow_schema
+from core.store import connect
 
 MODELS = (
     ("openai", "gpt-4o-mini", 0.15e-6, 0.6e-6),

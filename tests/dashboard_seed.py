@@ -9,8 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from callscope.records import SPAN_COLUMNS, arrow_schema
-from callscope.store import connect
+from core.records import SPAN_COLUMNS, arrow_schema
+from core.store import connect
 from tests.calls_factory import make_calls, write_calls
 
 AGENT_TRACE = bytes.fromhex("ab" * 16)

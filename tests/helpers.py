@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from bench.stack import free_port, wait_for_url
 
 ROOT = Path(__file__).resolve().parent.parent
 # The conventions the demo traffic speaks (sample_data/catalog.py): every one must arrive through the collector.
@@ -30,27 +30,6 @@ DEMO_CONVENTIONS = frozenset(
     }
 )
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-def wait_for_url(proc: subprocess.Popen, url: str, deadline: float, log: Callable[[], str]) -> None:
-    """Until `url` answers 200; fails with the process's log if it exits or the deadline passes."""
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the process exited with {proc.returncode} before {url} answered:\n{log()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer:\n{log()}")
-        time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 RUNNING: list[ServerProcess] = []  # every server a test started; conftest kills those a failed test left running

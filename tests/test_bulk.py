@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from callscope.records import CALL_COLUMNS
-from callscope.store import connect
+from core.records import CALL_COLUMNS
+from core.store import connect
 from sample_data.bulk import write_calls
 from sample_data.catalog import UNPRICED_MODEL
 

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from callscope.records import ERROR_MESSAGE_MAX_CHARS
+from core.records import ERROR_MESSAGE_MAX_CHARS
 from tests.helpers import ServerProcess
 
 KEY = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0" * 2

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from tests.browser import CHART, CHROMIUM, EXCEPTION_BOX, PAGES, UpProcess, launch, wait_rendered
+from bench.stack import CHART, CHROMIUM, EXCEPTION_BOX, PAGES, UpProcess, launch, wait_rendered
 from tests.dashboard_seed import AGENT_TRACE, CHILD_SPANS, seed
 from tests.helpers import ROOT
 

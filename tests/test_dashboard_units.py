@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from callscope.settings import load_settings
+from callscope.dashboard_launch import dashboard_env, streamlit_command
+from core.settings import load_settings
 from dashboard.filters import ViewFilters
-from dashboard.launch import dashboard_env, streamlit_command
 from dashboard.ui import selected_window
 
 

@@ -80,7 +80,7 @@ def test_sigkill_loses_nothing_acknowledged_and_retries_do_not_duplicate(tmp_pat
 
 def test_overload_answers_retry_after_keeps_memory_bounded_and_loses_no_ack(tmp_path):
     server = ServerProcess(
-        tmp_path / "data", env={"CALLSCOPE_QUEUE_MAX_SPANS": "2000", "CALLSCOPE_MAX_INFLIGHT_REQUESTS": "4"}
+        tmp_path / "data", env={"CALLSCOPE_QUEUE_MAX_ROWS": "2000", "CALLSCOPE_MAX_INFLIGHT_REQUESTS": "4"}
     ).start()
     proc = psutil.Process(server.proc.pid)
     bodies = [genai_request(i, 1000) for i in range(24)]

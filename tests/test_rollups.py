@@ -8,7 +8,7 @@ from pathlib import Path
 
 from analytics import rollups
 from analytics.timewin import to_us
-from callscope.store import connect
+from core.store import connect
 from tests.calls_factory import make_calls, write_calls
 
 START = datetime(2026, 6, 1, tzinfo=UTC)

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from callscope.cli import main
-from callscope.settings import SETTINGS, SettingsError, load_settings
+from core.settings import SETTINGS, SettingsError, load_settings
 from tests.helpers import ROOT
 
 
@@ -72,3 +72,21 @@ def test_refuses_open_bind_without_keys(tmp_path, capsys):
     code = main(["serve", "--data-dir", str(tmp_path), "--host", "0.0.0.0"])
     assert code == 2
     assert "API keys" in capsys.readouterr().err
+
+
+def test_a_renamed_setting_still_answers_to_its_former_name(tmp_path):
+    env = {"CALLSCOPE_DATA_DIR": str(tmp_path), "CALLSCOPE_QUEUE_MAX_SPANS": "1234"}
+    assert load_settings(env=env).queue_max_rows == 1234
+    assert load_settings({"queue_max_rows": "99"}, env=env).queue_max_rows == 99  # the flag wins
+    (tmp_path / "callscope.toml").write_text("batch_max_spans = 777\n")
+    assert load_settings(env={"CALLSCOPE_DATA_DIR": str(tmp_path)}).batch_max_rows == 777
+
+
+def test_settings_fields_are_the_settings_table():
+    from dataclasses import fields
+
+    from core.settings import Settings
+
+    names = [f.name for f in fields(Settings)]
+    assert names[: len(SETTINGS)] == [s.name for s in SETTINGS]
+    assert names[len(SETTINGS) :] == ["price_overrides", "config_file"]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from analytics.rollups import ROLLUP_COLUMNS, STORED
-from callscope.migrations import MIGRATIONS
-from callscope.records import TABLES
-from callscope.store import applied_migrations, connect, migrate
+from core.migrations import MIGRATIONS
+from core.records import TABLES
+from core.store import applied_migrations, connect, migrate
 
 
 def test_migrations_create_the_whole_schema(tmp_path):

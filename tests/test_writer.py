@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from callscope.store import connect
 from collector.decode import Encoding, Signal
 from collector.normalize import ContentOptions, SpanNormalizer
 from collector.prepare import Preparer
 from collector.pricing import Pricer
 from collector.selfmetrics import CollectorStats
 from collector.writer import WriteJob, Writer
+from core.store import connect
 from tests.load import genai_request
 
 

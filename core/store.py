@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from callscope.migrations import MIGRATIONS
+from core.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Starting the dashboard: `streamlit run dashboard/app.py`, headless, local, telemetry off, pointed at the API.
+"""Launching the dashboard: `streamlit run dashboard/app.py`, headless, local, telemetry off, pointed at the API.
 
 `callscope dashboard` runs it in the foreground; `callscope up` calls `start_dashboard()` to run it as a child
 process next to the server. The read key travels in the environment (CALLSCOPE_API_KEY), never on the command
@@ -8,17 +8,18 @@ line, where every user of the machine could read it.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from callscope.settings import Settings
+import dashboard
+from core.process import die_with_parent
+from core.settings import Settings
 from dashboard.api_client import ENV_KEY, ENV_URL
 
-APP = Path(__file__).resolve().parent / "app.py"
+APP = Path(dashboard.__file__).resolve().parent / "app.py"
 
 
 def streamlit_command(settings: Settings) -> list[str]:
@@ -72,15 +73,6 @@ def dashboard_env(settings: Settings, base: Mapping[str, str] | None = None) -> 
 def dashboard_url(settings: Settings) -> str:
     host = "127.0.0.1" if settings.dashboard_host in ("0.0.0.0", "::", "") else settings.dashboard_host
     return f"http://{host}:{settings.dashboard_port}"
-
-
-def die_with_parent() -> None:
-    """In the child, before exec: on Linux, get SIGTERM when the parent dies, even by SIGKILL (no orphans)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def start_dashboard(settings: Settings, **popen: Any) -> subprocess.Popen:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,10 +131,17 @@ class Setting:
     help: str
     parse: Callable[[Any], Any] = str
     secret: bool = False
+    # A former name still accepted (flag, environment and config file), so a rename breaks no deployment.
+    renamed_from: str | None = None
 
     @property
     def env(self) -> str:
         return ENV_PREFIX + self.name.upper()
+
+    def names(self, *, env: bool) -> list[str]:
+        """The names this setting goes by (environment variables, or config-file keys), current name first."""
+        names = [self.name, *([self.renamed_from] if self.renamed_from else [])]
+        return [ENV_PREFIX + n.upper() if env else n for n in names]
 
     @property
     def flag(self) -> str:
@@ -205,11 +212,12 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
-        "queue_max_spans",
+        "queue_max_rows",
         200_000,
-        "Spans that may wait for the writer; beyond it requests get HTTP 429"
-        " (gRPC UNAVAILABLE) with Retry-After, so memory stays bounded.",
+        "Rows (calls, spans, content events, metric points) that may wait for the writer; beyond it requests"
+        " get HTTP 429 (gRPC UNAVAILABLE) with Retry-After, so memory stays bounded.",
         _positive_int,
+        renamed_from="queue_max_spans",
     ),
     Setting(
         "max_inflight_requests",
@@ -217,7 +225,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Requests decoded at once; beyond it requests get HTTP 503 with Retry-After before their body is read.",
         _positive_int,
     ),
-    Setting("batch_max_spans", 50_000, "Most rows the writer commits in one transaction.", _positive_int),
+    Setting(
+        "batch_max_rows",
+        50_000,
+        "Most rows the writer commits in one transaction.",
+        _positive_int,
+        renamed_from="batch_max_spans",
+    ),
     Setting(
         "batch_max_wait_ms",
         20.0,
@@ -302,32 +316,35 @@ class PriceOverride:
 
 @dataclass(frozen=True)
 class Settings:
+    """The resolved settings (load_settings builds it). One field per entry of SETTINGS, which holds the defaults,
+    the help and the validation: no default is written twice."""
+
     data_dir: Path
-    host: str = "127.0.0.1"
-    otlp_http_port: int = 4318
-    otlp_grpc_port: int = 4317
-    allow_open: bool = False
-    api_keys: Mapping[str, str] = field(default_factory=dict)
-    read_keys: frozenset[str] = frozenset()
-    api_max_queries: int = 4
-    rollup_interval_seconds: float = 60.0
-    rollup_lag_seconds: float = 60.0
-    max_body_bytes: int = 20 * 1024 * 1024
-    queue_max_spans: int = 200_000
-    max_inflight_requests: int = 64
-    batch_max_spans: int = 50_000
-    batch_max_wait_ms: float = 20.0
-    checkpoint_mb: int = 256
-    duckdb_threads: int = 0
-    ingest_workers: int = field(default_factory=default_ingest_workers)
-    retry_after_seconds: int = 1
-    capture_content: bool = False
-    content_max_chars: int = 16_384
-    log_level: str = "INFO"
-    dashboard_host: str = "127.0.0.1"
-    dashboard_port: int = 8501
-    api_url: str | None = None
-    api_key: str | None = None
+    host: str
+    otlp_http_port: int
+    otlp_grpc_port: int
+    allow_open: bool
+    api_keys: Mapping[str, str]
+    read_keys: frozenset[str]
+    api_max_queries: int
+    rollup_interval_seconds: float
+    rollup_lag_seconds: float
+    max_body_bytes: int
+    queue_max_rows: int
+    max_inflight_requests: int
+    batch_max_rows: int
+    batch_max_wait_ms: float
+    checkpoint_mb: int
+    duckdb_threads: int
+    ingest_workers: int
+    retry_after_seconds: int
+    capture_content: bool
+    content_max_chars: int
+    log_level: str
+    dashboard_host: str
+    dashboard_port: int
+    api_url: str | None
+    api_key: str | None
     price_overrides: tuple[PriceOverride, ...] = ()
     config_file: Path | None = None
 
@@ -410,7 +427,8 @@ def load_settings(
         raise SettingsError(f"config file {path} does not exist")
     file_values = _read_config_file(path) if path.is_file() else {}
 
-    unknown = set(file_values) - set(SETTINGS_BY_NAME) - {"prices"}
+    known = {name for s in SETTINGS for name in s.names(env=False)}
+    unknown = set(file_values) - known - {"prices"}
     if unknown:
         raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}")
 
@@ -423,8 +441,8 @@ def load_settings(
             ("environment " + s.env, env),
             (f"{path}", file_values),
         ):
-            key = s.name if store is not env else s.env
-            if key in store:
+            key = next((k for k in s.names(env=store is env) if k in store), None)
+            if key is not None:
                 raw = store[key]
                 try:
                     values[s.name] = s.parse(raw)

@@ -1,20 +1,25 @@
-"""A real browser on a real stack: `callscope up` (server + dashboard) and Debian's Chromium driven by Playwright.
+"""A real stack driven from outside, for benchmarks and tests alike: processes on free ports, waiting for their
+URLs, and `callscope up` (server + dashboard) seen through Debian's Chromium driven by Playwright.
 
 Playwright never downloads a browser here: it drives /usr/bin/chromium (`apt-get install chromium`, done by
-.ci/run when missing). Shared by tests/test_dashboard_browser.py and bench/dashboard.py.
+.ci/run when missing). Used by bench/ and tests/ (bench never imports tests).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.helpers import ROOT, free_port, wait_for_url
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -31,6 +36,27 @@ PAGES = {"overview": "", "cost": "cost", "latency": "latency", "errors": "errors
 CHART = ".callscope-plot"
 EXCEPTION_BOX = "[data-testid='stException']"
 RUNNING = "[data-testid='stStatusWidget']"
+
+
+def wait_for_url(proc: subprocess.Popen, url: str, deadline: float, log: Callable[[], str]) -> None:
+    """Until `url` answers 200; fails with the process's log if it exits or the deadline passes."""
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the process exited with {proc.returncode} before {url} answered:\n{log()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer:\n{log()}")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @dataclass
