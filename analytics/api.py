@@ -18,8 +18,8 @@ from starlette.responses import Response
 from analytics import routes_calls, routes_stats
 from analytics.api_context import PERCENTILE_DEFINITION, ReadApi, check_read_key
 from analytics.api_params import reject_unknown_params
+from analytics.errors import QueryError
 from analytics.responses import OrjsonResponse
-from analytics.timewin import QueryError
 
 log = logging.getLogger("callscope.api")
 

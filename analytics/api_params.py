@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, Query, Request
 
 from analytics.dimensions import DIMENSIONS
+from analytics.errors import QueryError
 from analytics.query import Selection, parse_selection
-from analytics.timewin import QueryError
 
 
 @dataclass(frozen=True)

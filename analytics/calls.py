@@ -9,9 +9,9 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from analytics.errors import QueryError
 from analytics.export import EXPORT_COLUMNS
 from analytics.query import Params, Selection
-from analytics.timewin import QueryError
 
 SORTABLE = {
     "start_time": "start_time",

@@ -16,10 +16,11 @@ import duckdb
 import polars as pl
 
 from analytics.dimensions import resolve
+from analytics.errors import QueryError
 from analytics.metrics import BASE, METRICS
 from analytics.query import Params, Selection, dimension_sql
 from analytics.stats import quote
-from analytics.timewin import QueryError, TimeRange
+from analytics.timewin import TimeRange
 
 DECOMPOSABLE = tuple(name for name, m in METRICS.items() if m.numerator is not None)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from analytics.timewin import QueryError
+from analytics.errors import QueryError
 
 
 @dataclass(frozen=True)

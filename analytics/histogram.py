@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from analytics.errors import QueryError
 from analytics.query import Params, Selection
-from analytics.timewin import QueryError
 
 FIELDS = {"duration_ms": "duration_ms", "ttft_ms": "ttft_ms"}
 SCALES = ("log", "linear")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analytics.timewin import QueryError
+from analytics.errors import QueryError
 
 _TOKENS = "(coalesce(input_tokens, 0) + coalesce(output_tokens, 0))"
 _GEN_SECONDS = "((duration_ms - coalesce(ttft_ms, 0)) / 1000.0)"

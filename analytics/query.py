@@ -8,7 +8,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from analytics.dimensions import META_PREFIX, Dimension, parse_value, resolve
-from analytics.timewin import QueryError, TimeRange, parse_range, parse_zone
+from analytics.errors import QueryError
+from analytics.timewin import TimeRange, parse_range, parse_zone
 
 Value = str | int | bool | None
 

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from starlette.responses import JSONResponse, Response
 
-from analytics.timewin import QueryError
+from analytics.errors import QueryError
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 

@@ -11,10 +11,10 @@ from starlette.responses import Response, StreamingResponse
 from analytics import calls as calls_mod
 from analytics.api_context import Api, Format
 from analytics.api_params import WindowParam
+from analytics.errors import QueryError
 from analytics.export import ExportFormat, export_chunks
 from analytics.query import Params
 from analytics.responses import choose_format, table_response
-from analytics.timewin import QueryError
 
 router = APIRouter()
 

@@ -12,13 +12,14 @@ from analytics.api_context import PERCENTILE_DEFINITION, Api, Format, ReadApi
 from analytics.api_params import WindowParam
 from analytics.changes import DECOMPOSABLE, what_changed
 from analytics.dimensions import DIMENSIONS, resolve
+from analytics.errors import QueryError
 from analytics.histogram import HistogramQuery, histogram
 from analytics.metrics import METRICS, parse_metrics
 from analytics.query import parse_group_by
 from analytics.responses import choose_format, table_response
 from analytics.rollups import watermark as rollup_watermark
 from analytics.stats import StatsQuery, compare_previous, run
-from analytics.timewin import Bucket, Bucketing, QueryError, TimeRange, from_us, parse_bucket, parse_instant
+from analytics.timewin import Bucket, Bucketing, TimeRange, from_us, parse_bucket, parse_instant
 
 router = APIRouter()
 

@@ -11,9 +11,10 @@ import pyarrow.compute as pc
 
 from analytics import rollups
 from analytics.dimensions import resolve
+from analytics.errors import QueryError
 from analytics.metrics import ADDITIVE_BASE, aggregate_plan, base_needed
 from analytics.query import Params, Selection, dimension_sql
-from analytics.timewin import Bucketing, QueryError, to_us
+from analytics.timewin import Bucketing, to_us
 
 OTHER = "(other)"
 

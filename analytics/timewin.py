@@ -19,14 +19,12 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from analytics.errors import QueryError
+
 US = 1_000_000
 _DAY_US = 86_400 * US
 _RELATIVE = re.compile(r"^(\d{1,4})(m|h|d|w)$")
 _RELATIVE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-class QueryError(ValueError):
-    """The caller asked for something invalid; the message says what and is safe to return as a 400."""
 
 
 class Bucket(StrEnum):
@@ -43,10 +41,6 @@ class Bucket(StrEnum):
     def width_us(self) -> int | None:
         """Fixed width of an instant bucket; None for calendar buckets."""
         return _WIDTHS.get(self)
-
-    @property
-    def calendar(self) -> bool:
-        return self in (Bucket.DAY, Bucket.WEEK, Bucket.MONTH)
 
 
 _WIDTHS = {

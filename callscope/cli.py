@@ -121,8 +121,8 @@ def _export_window(args: argparse.Namespace) -> dict[str, list[str]]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from analytics.errors import QueryError
     from analytics.export import ExportFormat, export_from_store
-    from analytics.timewin import QueryError
     from callscope.export_client import export_from_server
     from core.store import StoreLockedError
 

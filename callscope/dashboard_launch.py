@@ -1,21 +1,18 @@
 """Launching the dashboard: `streamlit run dashboard/app.py`, headless, local, telemetry off, pointed at the API.
 
-`callscope dashboard` runs it in the foreground; `callscope up` calls `start_dashboard()` to run it as a child
-process next to the server. The read key travels in the environment (CALLSCOPE_API_KEY), never on the command
+`callscope dashboard` becomes the Streamlit process (`run_dashboard`); `callscope up` starts `callscope dashboard`
+as a child next to the server. The read key travels in the environment (CALLSCOPE_API_KEY), never on the command
 line, where every user of the machine could read it.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import dashboard
-from core.process import die_with_parent
 from core.settings import Settings
 from dashboard.api_client import ENV_KEY, ENV_URL
 
@@ -75,24 +72,7 @@ def dashboard_url(settings: Settings) -> str:
     return f"http://{host}:{settings.dashboard_port}"
 
 
-def start_dashboard(settings: Settings, **popen: Any) -> subprocess.Popen:
-    """The dashboard as a child process (for `callscope up`); stop it with stop_dashboard()."""
-    return subprocess.Popen(
-        streamlit_command(settings), env=dashboard_env(settings), preexec_fn=die_with_parent, **popen
-    )
-
-
 def run_dashboard(settings: Settings) -> int:
     """`callscope dashboard`: become the Streamlit process, so signals (Ctrl-C, SIGTERM) reach it directly."""
     command = streamlit_command(settings)
     os.execve(command[0], command, dashboard_env(settings))
-
-
-def stop_dashboard(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)

@@ -143,28 +143,51 @@ def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or SIGTERM/SIGINT). Every part is registered on one exit stack as it starts, so a
+    failed start and a clean stop take the same way down, in reverse: receivers stop accepting and finish
+    in-flight requests, jobs stop, workers drain, the writer commits its queue, the store checkpoints."""
     check_exposure(settings)
-    pool = worker_pool(settings, CollectorStats())
-    if pool is not None:
-        pool.start()  # the workers import and warm up while the store opens
-    try:
-        db = connect(settings.db_path, checkpoint_mb=settings.checkpoint_mb, threads=settings.duckdb_threads or None)
-    except BaseException:
+    stop = _stop_on_signals(stop)
+    async with contextlib.AsyncExitStack() as down:
+        pool = worker_pool(settings, CollectorStats())
         if pool is not None:
-            pool.close()
-        raise
-    parts = build(settings, db, pool)
-    parts.writer.start()
-    if pool is not None:
-        try:
+            pool.start()  # the workers import and warm up while the store opens
+            down.callback(pool.close)
+        db = connect(settings.db_path, checkpoint_mb=settings.checkpoint_mb, threads=settings.duckdb_threads or None)
+        down.callback(_close_store, db)
+        parts = build(settings, db, pool)
+        parts.writer.start()
+        down.push_async_callback(asyncio.to_thread, parts.writer.close)
+        down.push_async_callback(asyncio.to_thread, parts.ingestor.close)
+        if pool is not None:
             await asyncio.to_thread(pool.wait_ready)
-        except BaseException:
-            pool.close()
-            parts.writer.close()
-            db.close()
-            raise
-    writer = parts.writer
+        jobs = _start_jobs(settings, db, parts.writer)
+        down.push_async_callback(asyncio.to_thread, jobs.stop)
+        grpc_target = await _start_grpc(settings, parts, down)
+        await _start_http(settings, parts.app, down)
+        log.info(
+            "callscope %s: OTLP/HTTP on http://%s:%d, OTLP/gRPC on %s, store %s, %d ingest worker process(es)",
+            __version__,
+            settings.host,
+            settings.otlp_http_port,
+            grpc_target,
+            settings.db_path,
+            pool.size if pool is not None else 0,
+        )
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("shutting down: finishing in-flight requests and committing the queue")
+    log.info("stopped cleanly")
 
+
+def _close_store(db) -> None:
+    with contextlib.suppress(Exception):  # a store that failed mid-start may refuse the checkpoint; close anyway
+        db.execute("CHECKPOINT")
+    db.close()
+
+
+def _start_jobs(settings: Settings, db, writer: Writer) -> Jobs:
     def writer_horizon() -> int | None:
         with writer.stamp_lock:
             return writer.open_since_us
@@ -176,33 +199,36 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         writer_horizon=writer_horizon,
     )
     jobs.start()
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
+    return jobs
 
-    grpc_server = grpc.aio.server(
+
+async def _start_grpc(settings: Settings, parts: Components, down: contextlib.AsyncExitStack) -> str:
+    server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_body_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
         ]
     )
-    grpc_server.add_generic_rpc_handlers(
+    server.add_generic_rpc_handlers(
         OtlpGrpcReceiver(
             parts.ingestor, api_keys=dict(settings.api_keys), max_body_bytes=settings.max_body_bytes
         ).handlers()
     )
-    grpc_target = f"{settings.host}:{settings.otlp_grpc_port}"
-    if grpc_server.add_insecure_port(grpc_target) == 0:
-        parts.ingestor.close()
-        parts.writer.close()
-        db.close()
-        raise StartupError(f"cannot listen for OTLP/gRPC on {grpc_target}")
-    await grpc_server.start()
+    target = f"{settings.host}:{settings.otlp_grpc_port}"
+    try:
+        bound = server.add_insecure_port(target)
+    except RuntimeError:  # grpcio >= 1.58 raises where older versions returned 0
+        bound = 0
+    if bound == 0:
+        raise StartupError(f"cannot listen for OTLP/gRPC on {target} (is the port in use?)")
+    await server.start()
+    down.push_async_callback(server.stop, 10)
+    return target
 
+
+async def _start_http(settings: Settings, app: Starlette, down: contextlib.AsyncExitStack) -> None:
     config = uvicorn.Config(
-        parts.app,
+        app,
         host=settings.host,
         port=settings.otlp_http_port,
         log_level="warning",
@@ -211,38 +237,38 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         timeout_graceful_shutdown=30,
         limit_concurrency=max(256, settings.max_inflight_requests * 4),
     )
-    http_server = _Uvicorn(config)
-    http_task = asyncio.create_task(http_server.serve())
-    while not http_server.started and not http_task.done():
+    sock = _bind(settings.host, settings.otlp_http_port)  # uvicorn would sys.exit() on a taken port
+    server = _Uvicorn(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+
+    async def stop_http() -> None:
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
+
+    down.push_async_callback(stop_http)
+    while not server.started and not task.done():
         await asyncio.sleep(0.02)
-    if http_task.done():
-        await grpc_server.stop(None)
-        jobs.stop()
-        parts.ingestor.close()
-        parts.writer.close()
-        db.close()
+    if task.done():
         raise StartupError(f"cannot listen for OTLP/HTTP on {settings.host}:{settings.otlp_http_port}")
 
-    log.info(
-        "callscope %s: OTLP/HTTP on http://%s:%d, OTLP/gRPC on %s, store %s, %d ingest worker process(es)",
-        __version__,
-        settings.host,
-        settings.otlp_http_port,
-        grpc_target,
-        settings.db_path,
-        pool.size if pool is not None else 0,
-    )
-    if ready is not None:
-        ready.set()
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        await stop.wait()
-    finally:
-        log.info("shutting down: finishing in-flight requests and committing the queue")
-        http_server.should_exit = True
-        await asyncio.gather(grpc_server.stop(grace=10), http_task, return_exceptions=True)
-        await asyncio.to_thread(parts.ingestor.close)
-        await asyncio.to_thread(parts.writer.close)
-        await asyncio.to_thread(jobs.stop)
-        db.execute("CHECKPOINT")
-        db.close()
-        log.info("stopped cleanly")
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen for OTLP/HTTP on {host}:{port}: {exc.strerror}") from exc
+    return sock
+
+
+def _stop_on_signals(stop: asyncio.Event | None) -> asyncio.Event:
+    """The event that ends the server, set by SIGTERM/SIGINT too (also during start-up, which then unwinds)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop

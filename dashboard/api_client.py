@@ -7,7 +7,7 @@ Every failure becomes an `ApiError` whose message a person can act on; pages nev
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,16 +169,3 @@ def _raise_for(response: httpx.Response, url: str) -> None:
     if status == 400:
         raise ApiError("bad_request", f"the server rejected the question: {reason}", url)
     raise ApiError("server", f"the callscope server answered HTTP {status}: {reason}", url)
-
-
-def as_params(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """A dict (values may be lists) as repeatable query parameters, None and empty lists left out."""
-    out: list[tuple[str, str]] = []
-    for key, value in mapping.items():
-        if value is None:
-            continue
-        if isinstance(value, list | tuple):
-            out += [(key, _text(v)) for v in value]
-        else:
-            out.append((key, _text(value)))
-    return out

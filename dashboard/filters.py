@@ -1,10 +1,10 @@
 """The global filters: which calls every page is about, kept in the URL so a copied link reproduces the view.
 
-`ViewFilters` is plain data (URL query string <-> read-API parameters). `sidebar()` draws the widgets and keeps
-three places in step: the widgets' session state (the truth while a session lives, so switching pages keeps the
-filters), the URL (written after every run; read when a session starts), and the API parameters pages use.
-A drill-down (chart point -> its calls) goes through `drill_down()`, which queues the new filter values for the
-next run, because Streamlit forbids changing a widget's value after the widget was drawn in the same run.
+`ViewFilters` is plain data (URL query string <-> read-API parameters). `sidebar.render()` draws the widgets and
+keeps three places in step: the widgets' session state (the truth while a session lives, so switching pages keeps
+the filters), the URL (written after every run; read when a session starts), and the API parameters pages use.
+A drill-down (chart point -> its calls) goes through `sidebar.drill_down()`, which queues the new filter values
+for the next run, because Streamlit forbids changing a widget's value after the widget was drawn in the same run.
 """
 
 from __future__ import annotations

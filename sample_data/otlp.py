@@ -216,10 +216,6 @@ def _usage(row: Row, **names: str) -> Attrs:
     return {key: row[field] for field, key in names.items() if row[field] is not None}
 
 
-def _model(row: Row) -> cat.Model:
-    return cat.MODELS[cat.MODEL_INDEX[row["request_model"]]]
-
-
 # ---------------------------------------------------------------------------------------------- encoders
 
 

@@ -60,7 +60,6 @@ class _Tables:
     svc_stream: np.ndarray
     svc_agent: np.ndarray
     svc_user: np.ndarray
-    svc_conv: np.ndarray  # convention code per service
     conventions: tuple[str, ...]
     m_provider: np.ndarray  # provider code per model
     providers: tuple[str, ...]
@@ -83,7 +82,6 @@ def _tables() -> _Tables:
         svc_stream=np.array([s.stream_p for s in cat.SERVICES]),
         svc_agent=np.array([s.agent for s in cat.SERVICES]),
         svc_user=np.array([s.has_user for s in cat.SERVICES]),
-        svc_conv=np.array([conventions.index(s.convention) for s in cat.SERVICES]),
         conventions=conventions,
         m_provider=np.array([providers.index(m.provider) for m in cat.MODELS]),
         providers=providers,
@@ -552,10 +550,3 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
         "error_message": _take(err_messages, np.where(ok, -1, kind)),
     }
     return pa.Table.from_arrays([columns[col.name] for col in CALL_COLUMNS], names=[col.name for col in CALL_COLUMNS])
-
-
-def expected_calls_per_trace() -> float:
-    """Mean calls per trace over the service mix (for rate planning)."""
-    w = np.array([s.weight for s in cat.SERVICES])
-    per = np.array([2.0 if s.embedding_model else (1 + 1 / 0.4 if s.agent else 1.0) for s in cat.SERVICES])
-    return float((w * per).sum() / w.sum())

@@ -90,7 +90,7 @@ def make_calls(
     return rows
 
 
-def write_calls(data_dir: Path, rows: list[dict[str, Any]]) -> Path:
+def store_rows(data_dir: Path, rows: list[dict[str, Any]]) -> Path:
     """Write rows into <data_dir>/callscope.duckdb (created and migrated if missing). The server must be stopped."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "callscope.duckdb"

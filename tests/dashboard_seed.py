@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from core.records import SPAN_COLUMNS, arrow_schema
 from core.store import connect
-from tests.calls_factory import make_calls, write_calls
+from tests.calls_factory import make_calls, store_rows
 
 AGENT_TRACE = bytes.fromhex("ab" * 16)
 ROOT_SPAN = bytes.fromhex("01" * 8)
@@ -66,7 +66,7 @@ def seed(
     rows = make_calls(n, start, end, seed=seed)
     trace_calls, root = agent_trace(trace_at or start + (end - start) / 2, rows[0])
     rows += trace_calls
-    write_calls(data_dir, rows)
+    store_rows(data_dir, rows)
     db = connect(data_dir / "callscope.duckdb")
     try:
         db.register("new_spans", pa.Table.from_pylist([root], schema=arrow_schema(SPAN_COLUMNS)))

@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.calls_factory import make_calls, write_calls
+from tests.calls_factory import make_calls, store_rows
 from tests.helpers import ServerProcess
 
 START = datetime(2026, 10, 23, tzinfo=UTC)
@@ -40,7 +40,7 @@ ROWS.append(BOUNDARY_CALL)
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("stats")
-    write_calls(data, ROWS)
+    store_rows(data, ROWS)
     proc = ServerProcess(Path(data), env={"CALLSCOPE_ROLLUP_LAG_SECONDS": "0"}).start()
     url = proc.http_url + "/api/v1"
     deadline = time.monotonic() + 30

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from analytics.histogram import edges_for
-from tests.calls_factory import make_calls, write_calls
+from tests.calls_factory import make_calls, store_rows
 from tests.helpers import ServerProcess
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -23,7 +23,7 @@ WINDOW = {"from": START.isoformat(), "to": END.isoformat()}
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("histogram")
-    write_calls(data, ROWS)
+    store_rows(data, ROWS)
     proc = ServerProcess(Path(data)).start()
     yield proc.http_url + "/api/v1"
     proc.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 from analytics import rollups
 from analytics.timewin import to_us
 from core.store import connect
-from tests.calls_factory import make_calls, write_calls
+from tests.calls_factory import make_calls, store_rows
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -32,7 +32,7 @@ def test_watermark_stays_below_an_open_transaction_and_late_calls_refold(tmp_pat
     received = START + timedelta(days=1)
     for i, row in enumerate(rows):
         row["received_at"] = received + timedelta(seconds=i % 2)  # half at +0 s, half at +1 s
-    write_calls(tmp_path, rows)
+    store_rows(tmp_path, rows)
     db = connect(tmp_path / "callscope.duckdb")
     try:
         horizon = to_us(received) + 500_000  # the writer's open transaction was stamped at +0.5 s
@@ -48,7 +48,7 @@ def test_watermark_stays_below_an_open_transaction_and_late_calls_refold(tmp_pat
         db.execute("CHECKPOINT")
     finally:
         db.close()
-    write_calls(tmp_path, late)
+    store_rows(tmp_path, late)
     db = connect(tmp_path / "callscope.duckdb")
     try:
         result = rollups.fold(db, lag_s=0, now=received + timedelta(hours=2))

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboard import charts, data, fmt, nav, sidebar, ui
 from dashboard.api_client import ApiError
-from dashboard.call_view import cost_rows, field_rows
+from dashboard.call_layout import cost_rows, field_rows
 
 trace_id = st.query_params.get("trace", "")
 span_id = st.query_params.get("span", "")

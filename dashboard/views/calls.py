@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import data, fmt, nav, sidebar
-from dashboard.calls_view import COLUMNS, SORTS, PageState
+from dashboard.calls_explorer import COLUMNS, SORTS, PageState
 
 PAGE_SIZE = 50
 

@@ -18,7 +18,7 @@ KPIS = (
 PERCENTILES = {"latency_p50": "p50", "latency_p90": "p90", "latency_p95": "p95", "latency_p99": "p99"}
 
 
-def what_changed(filters: ViewFilters, start, end) -> None:
+def show_what_changed(filters: ViewFilters, start, end) -> None:
     """The picked window against the window of the same length just before it."""
     window = filters.with_window(start, end)
     st.subheader("What changed in the selected window")
@@ -129,7 +129,7 @@ if loaded is not None:
     ui.chart(charts.histogram(hist, "Distribution of durations (calls per bin, log scale)"), "latency_histogram")
 
     if picked is not None:
-        what_changed(filters, *picked)
+        show_what_changed(filters, *picked)
 
     st.subheader("Slowest calls")
     selection = st.dataframe(
