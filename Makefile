@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-fast lint format bench dataset clean
+.PHONY: setup run test test-fast test-unit lint format bench dataset clean
 
 $(BIN)/callscope: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,8 +23,13 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
+# Without the slow tests (crash safety, overload, the demo through `up`, the browser).
 test-fast: setup
 	$(BIN)/pytest -m "not slow"
+
+# Only the tests that need no server (seconds).
+test-unit: setup
+	$(BIN)/pytest tests/unit
 
 lint: setup
 	$(BIN)/ruff check .

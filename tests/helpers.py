@@ -56,7 +56,8 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self.log_path = self.data_dir / "server.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "CALLSCOPE_LOG_LEVEL": "info", **self.env}
+        # One ingest worker unless a test asks for more: the worker path is exercised, at the cost of one process.
+        env = {**os.environ, "CALLSCOPE_LOG_LEVEL": "info", "CALLSCOPE_INGEST_WORKERS": "1", **self.env}
         cmd = [
             sys.executable,
             "-m",

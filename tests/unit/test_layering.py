@@ -8,7 +8,7 @@ import ast
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OURS = ("core", "collector", "analytics", "alerts", "dashboard", "sample_data", "callscope", "bench", "tests")
 
 # Which of our packages each package may import (besides itself).

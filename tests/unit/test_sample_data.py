@@ -53,10 +53,10 @@ def _mean(table: pa.Table, col: str) -> float:
 
 
 def test_same_seed_same_calls_other_seed_other_calls(world: World, calls: pa.Table) -> None:
-    again = generate(world, np.random.default_rng(42), 200_000)
-    assert again.equals(calls)
-    other = generate(world, np.random.default_rng(43), 200_000)
-    assert not other.column("trace_id").equals(calls.column("trace_id"))
+    few = generate(world, np.random.default_rng(7), 20_000)
+    assert generate(world, np.random.default_rng(7), 20_000).equals(few)
+    other = generate(world, np.random.default_rng(8), 20_000)
+    assert not other.column("trace_id").equals(few.column("trace_id"))
     assert len(set(zip(calls["trace_id"].to_pylist(), calls["span_id"].to_pylist(), strict=True))) == 200_000
 
 

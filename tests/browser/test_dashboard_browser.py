@@ -35,6 +35,8 @@ if not Path(CHROMIUM).exists():
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpProcess]:
