@@ -59,6 +59,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def callscope_argv(command: str, data_dir: Path, http_port: int, grpc_port: int, *extra: str) -> list[str]:
+    """`callscope <command>` over `data_dir` on the given ports, run by this interpreter."""
+    argv = [sys.executable, "-m", "callscope.cli", command, "--data-dir", str(data_dir)]
+    return [*argv, "--otlp-http-port", str(http_port), "--otlp-grpc-port", str(grpc_port), *extra]
+
+
 @dataclass
 class UpProcess:
     """`callscope up` on free ports over `data_dir`; `extra_args` e.g. ["--demo"] once that flag exists."""
@@ -81,21 +87,10 @@ class UpProcess:
     def start(self, timeout: float = 60.0) -> UpProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir / "up.log").open("ab")
-        cmd = [
-            sys.executable,
-            "-m",
-            "callscope.cli",
-            "up",
-            "--data-dir",
-            str(self.data_dir),
-            "--otlp-http-port",
-            str(self.http_port),
-            "--otlp-grpc-port",
-            str(self.grpc_port),
-            "--dashboard-port",
-            str(self.dashboard_port),
-            *self.extra_args,
-        ]
+        cmd = callscope_argv(
+            "up", self.data_dir, self.http_port, self.grpc_port, "--dashboard-port", str(self.dashboard_port)
+        )
+        cmd += self.extra_args
         env = {k: v for k, v in os.environ.items() if k not in ("CALLSCOPE_API_URL", "CALLSCOPE_API_KEY")}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 # Children are started with fork+exec (and ingest workers with spawn): gRPC's fork handlers are never needed,
 # and with them on, gRPC logs a warning for every child started while its threads run.
@@ -62,33 +65,31 @@ def _setup_logging(level: str) -> None:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from callscope.server import StartupError, serve
+def _run_server(args: argparse.Namespace, main: Callable[[Settings], Coroutine[Any, Any, None]]) -> int:
+    """Run `main` (serve, or up) until it stops; a server that cannot start says why and exits 2."""
+    from callscope.server import StartupError
     from core.store import StoreLockedError
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(main(settings))
     except (StartupError, StoreLockedError) as exc:
         print(f"callscope: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from callscope.server import serve
+
+    return _run_server(args, serve)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from callscope.server import StartupError
     from callscope.up import run_up
-    from core.store import StoreLockedError
 
-    settings = _settings(args)
-    _setup_logging(settings.log_level)
-    try:
-        asyncio.run(run_up(settings, demo=args.demo))
-    except (StartupError, StoreLockedError) as exc:
-        print(f"callscope: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return _run_server(args, functools.partial(run_up, demo=args.demo))
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:

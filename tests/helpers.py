@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.stack import free_port, wait_for_url
+from bench.stack import callscope_argv, free_port, wait_for_url
 
 ROOT = Path(__file__).resolve().parent.parent
 # The conventions the demo traffic speaks (sample_data/catalog.py): every one must arrive through the collector.
@@ -58,19 +58,7 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # One ingest worker unless a test asks for more: the worker path is exercised, at the cost of one process.
         env = {**os.environ, "CALLSCOPE_LOG_LEVEL": "info", "CALLSCOPE_INGEST_WORKERS": "1", **self.env}
-        cmd = [
-            sys.executable,
-            "-m",
-            "callscope.cli",
-            "serve",
-            "--data-dir",
-            str(self.data_dir),
-            "--otlp-http-port",
-            str(self.http_port),
-            "--otlp-grpc-port",
-            str(self.grpc_port),
-            *self.extra_args,
-        ]
+        cmd = callscope_argv("serve", self.data_dir, self.http_port, self.grpc_port, *self.extra_args)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         RUNNING.append(self)
