@@ -14,7 +14,8 @@ $(BIN)/callscope: pyproject.toml
 setup: $(BIN)/callscope
 
 # The demo: the collector on 127.0.0.1, filled with sample traffic over OTLP, a live trickle. `make run ARGS=...`
-# passes flags to `callscope up` (e.g. ARGS="--data-dir /tmp/cs --otlp-http-port 14318").
+# passes flags to `callscope up` (e.g. ARGS="--data-dir /tmp/cs --otlp-http-port 14318 --otlp-grpc-port 14317
+# --dashboard-port 18501").
 run: setup
 	$(BIN)/callscope up --demo $(ARGS)
 

@@ -37,8 +37,10 @@ class Jobs:
         try:
             cur.execute("SET TimeZone = 'UTC'")
             result = rollups.fold(cur, lag_s=self._lag, writer_horizon=self._horizon)
+            # The current hour is re-folded every run: say so only when it is news (a backlog, late data, slow).
+            level = logging.INFO if result.hours > 1 or result.seconds > 1 else logging.DEBUG
             if result.hours:
-                log.info("rollups: re-folded %d hour(s) in %.2fs", result.hours, result.seconds)
+                log.log(level, "rollups: re-folded %d hour(s) in %.2fs", result.hours, result.seconds)
         except Exception:
             self.fold_failures += 1
             log.exception("rollups: folding failed; the next run retries (queries stay exact meanwhile)")

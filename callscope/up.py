@@ -86,6 +86,7 @@ def banner(settings: Settings, children: list[Child]) -> str:
         "Point your application at it:",
         f"  export OTEL_EXPORTER_OTLP_ENDPOINT={base}",
         "  export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+        "  export OTEL_SERVICE_NAME=my-app   # recorded as the call's service",
         "",
         "Press Ctrl-C to stop.",
     ]

@@ -54,6 +54,7 @@ def test_up_demo_loads_the_dataset_through_the_collector_and_stops_cleanly(tmp_p
         text = log.read_text()
         assert f"export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{http_port}" in text
         assert "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf" in text
+        assert "export OTEL_SERVICE_NAME=" in text  # the three variables the README says `up` prints
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, log.read_text()
     finally:
