@@ -117,7 +117,9 @@ def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
     else:
         ingestor = Ingestor(writer, stats, pool=pool)
     receiver = OtlpHttpReceiver(
-        ingestor,
+        ingestor.export_raw,
+        ingestor.has_room,
+        stats,
         api_keys=dict(settings.api_keys),
         max_body_bytes=settings.max_body_bytes,
         max_inflight=settings.max_inflight_requests,
@@ -189,7 +191,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     )
     grpc_server.add_generic_rpc_handlers(
         OtlpGrpcReceiver(
-            parts.ingestor, api_keys=dict(settings.api_keys), max_body_bytes=settings.max_body_bytes
+            parts.ingestor.export_raw,
+            parts.stats,
+            api_keys=dict(settings.api_keys),
+            max_body_bytes=settings.max_body_bytes,
         ).handlers()
     )
     grpc_target = f"{settings.host}:{settings.otlp_grpc_port}"
