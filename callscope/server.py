@@ -26,6 +26,7 @@ from analytics.jobs import Jobs
 from callscope import __version__
 from callscope.settings import Settings
 from callscope.store import connect
+from collector.aggregates import AggregateTracker
 from collector.grpc_receiver import OtlpGrpcReceiver
 from collector.http_receiver import OtlpHttpReceiver
 from collector.ingest import Ingestor
@@ -109,6 +110,7 @@ def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
         batch_max_rows=settings.batch_max_spans,
         batch_max_wait_s=settings.batch_max_wait_ms / 1000,
         retry_after_s=settings.retry_after_seconds,
+        aggregates=AggregateTracker(),
     )
     content = ContentOptions(capture=settings.capture_content, max_chars=settings.content_max_chars)
     if pool is None:

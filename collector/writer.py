@@ -64,8 +64,9 @@ class Writer:
         batch_max_rows: int,
         batch_max_wait_s: float,
         retry_after_s: int,
-        recent_call_memory: int = 500_000,
+        aggregates: AggregateTracker | None = None,
     ) -> None:
+        """`aggregates` decides, once per transaction, which calls are aggregates (collector/aggregates.py)."""
         self._db = db
         self._stats = stats
         # received_at of calls is stamped here, inside the writer, just before their transaction; while it is
@@ -80,7 +81,7 @@ class Writer:
         self._wait = batch_max_wait_s
         self._retry_after = retry_after_s
         self._closing = False
-        self._aggregates = AggregateTracker(recent_call_memory)
+        self._aggregates = aggregates if aggregates is not None else AggregateTracker()
         self._thread = threading.Thread(target=self._run, name="callscope-writer", daemon=True)
 
     def start(self) -> None:

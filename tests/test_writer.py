@@ -8,6 +8,7 @@ import json
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from callscope.store import connect
+from collector.aggregates import AggregateTracker
 from collector.decode import Encoding, Signal
 from collector.normalize import ContentOptions, SpanNormalizer
 from collector.prepare import Preparer
@@ -37,7 +38,7 @@ def test_resent_rows_are_stored_once_by_either_insert_path(tmp_path):
         batch_max_rows=50_000,
         batch_max_wait_s=0.001,
         retry_after_s=1,
-        recent_call_memory=10,
+        aggregates=AggregateTracker(memory=10),
     )
     writer.start()
     preparer = Preparer(SpanNormalizer(Pricer()), ContentOptions(), 20 * 2**20)
