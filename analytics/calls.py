@@ -21,7 +21,8 @@ SORTABLE = {
     "input_tokens": "input_tokens",
     "output_tokens": "output_tokens",
 }
-_LIST_COLUMNS = [(n, e) for n, e in EXPORT_COLUMNS if n not in ("parent_span_id", "price_source", "reported_cost_usd")]
+_NOT_LISTED = ("parent_span_id", "price_source", "reported_cost_usd", "provider_source")
+_LIST_COLUMNS = [(n, e) for n, e in EXPORT_COLUMNS if n not in _NOT_LISTED]
 _LIST_SELECT = ", ".join(f"{expr} AS {name}" for name, expr in _LIST_COLUMNS)
 _HEX_ID = re.compile(r"^[0-9a-fA-F]+$")
 MAX_PAGE = 1000

@@ -34,6 +34,7 @@ EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("service", "service"),
     ("environment", "environment"),
     ("provider", "provider"),
+    ("provider_source", "provider_source"),
     ("operation", "operation"),
     ("request_model", "request_model"),
     ("response_model", "response_model"),
@@ -58,6 +59,9 @@ EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("metadata", "metadata"),
     ("convention", "convention"),
 )
+# Stored call columns that are not exported: internal bookkeeping, the span's own name, and content (opt-in, large;
+# the call page shows it). Every other column of CALL_COLUMNS is exported (tests/test_records.py checks it).
+NOT_EXPORTED = frozenset({"span_name", "input_content", "output_content", "end_time", "received_at"})
 _FLAT = {"tags": "array_to_string(tags, ',')", "metadata": "CAST(to_json(metadata) AS VARCHAR)"}
 _BATCH_ROWS = 50_000
 

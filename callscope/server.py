@@ -25,6 +25,7 @@ from analytics.api import create_app
 from analytics.api_context import ReadApi
 from analytics.jobs import Jobs
 from callscope import __version__
+from collector.aggregates import AggregateTracker
 from collector.grpc_receiver import OtlpGrpcReceiver
 from collector.http_receiver import OtlpHttpReceiver
 from collector.ingest import Ingestor
@@ -110,6 +111,7 @@ def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
         batch_max_rows=settings.batch_max_rows,
         batch_max_wait_s=settings.batch_max_wait_ms / 1000,
         retry_after_s=settings.retry_after_seconds,
+        aggregates=AggregateTracker(),
     )
     content = ContentOptions(capture=settings.capture_content, max_chars=settings.content_max_chars)
     if pool is None:
@@ -118,7 +120,9 @@ def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
     else:
         ingestor = Ingestor(writer, stats, pool=pool)
     receiver = OtlpHttpReceiver(
-        ingestor,
+        ingestor.export_raw,
+        ingestor.has_room,
+        stats,
         api_keys=dict(settings.api_keys),
         max_body_bytes=settings.max_body_bytes,
         max_inflight=settings.max_inflight_requests,
@@ -211,7 +215,10 @@ async def _start_grpc(settings: Settings, parts: Components, down: contextlib.As
     )
     server.add_generic_rpc_handlers(
         OtlpGrpcReceiver(
-            parts.ingestor, api_keys=dict(settings.api_keys), max_body_bytes=settings.max_body_bytes
+            parts.ingestor.export_raw,
+            parts.stats,
+            api_keys=dict(settings.api_keys),
+            max_body_bytes=settings.max_body_bytes,
         ).handlers()
     )
     target = f"{settings.host}:{settings.otlp_grpc_port}"

@@ -20,22 +20,12 @@ class Convention:
     scope_prefixes: tuple[str, ...] = ()  # instrumentation scope name prefixes
     scope_names: tuple[str, ...] = ()  # exact instrumentation scope names (too short to be prefixes)
     sdk_names: tuple[str, ...] = ()  # resource telemetry.sdk.name values
-    # Token semantics: True when the library's input count EXCLUDES cached tokens (the opposite of OTel) /
-    # its output count excludes reasoning tokens. The normaliser adds them back.
-    input_excludes_cache: bool = False
-    output_excludes_reasoning: bool = False
 
 
 # Detection order matters: the most specific markers first.
 CONVENTIONS: tuple[Convention, ...] = (
     Convention("logfire", markers=("logfire.span_type", "logfire.msg_template"), scope_prefixes=("logfire",)),
-    Convention(
-        "langfuse",
-        marker_prefixes=("langfuse.",),
-        scope_prefixes=("langfuse",),
-        input_excludes_cache=True,
-        output_excludes_reasoning=True,
-    ),
+    Convention("langfuse", marker_prefixes=("langfuse.",), scope_prefixes=("langfuse",)),
     # Vercel AI SDK: tracer "ai" (legacy ai.* spans) or "gen_ai" (the GenAI OpenTelemetry integration). Exact
     # names: a prefix "ai" would also claim "aiohttp", "aiokafka" ...
     Convention("vercel_ai", markers=("ai.operationId", "ai.model.id"), scope_names=("ai", "gen_ai")),
@@ -181,8 +171,6 @@ FIELDS: dict[str, tuple[Source, ...]] = {
             "ai.usage.promptTokens",
             "llm.usage.prompt_tokens",
         ),
-        Source("langfuse.observation.usage_details", json_key="input"),
-        Source("langfuse.observation.usage_details", json_key="prompt_tokens"),
         # Logfire: an OpenAI chat stream's usage is only in the log's response_data (OpenAI meaning: cached inside)
         Source("response_data", json_key="usage.prompt_tokens"),
     ),
@@ -195,8 +183,6 @@ FIELDS: dict[str, tuple[Source, ...]] = {
             "ai.usage.completionTokens",
             "llm.usage.completion_tokens",
         ),
-        Source("langfuse.observation.usage_details", json_key="output"),
-        Source("langfuse.observation.usage_details", json_key="completion_tokens"),
         Source("response_data", json_key="usage.completion_tokens"),
     ),
     "cache_read_tokens": (
@@ -207,9 +193,6 @@ FIELDS: dict[str, tuple[Source, ...]] = {
             "ai.usage.cachedInputTokens",
             "llm.usage.cache_read_input_tokens",
         ),
-        Source("langfuse.observation.usage_details", json_key="cache_read_input_tokens"),
-        Source("langfuse.observation.usage_details", json_key="input_cached_tokens"),
-        Source("langfuse.observation.usage_details", json_key="input_cache_read"),
         Source("response_data", json_key="usage.prompt_tokens_details.cached_tokens"),
     ),
     "cache_write_tokens": (
@@ -219,8 +202,6 @@ FIELDS: dict[str, tuple[Source, ...]] = {
             "llm.token_count.prompt_details.cache_write",
             "llm.usage.cache_creation_input_tokens",
         ),
-        Source("langfuse.observation.usage_details", json_key="cache_creation_input_tokens"),
-        Source("langfuse.observation.usage_details", json_key="input_cache_creation"),
     ),
     "reasoning_tokens": (
         *_s(
@@ -230,9 +211,6 @@ FIELDS: dict[str, tuple[Source, ...]] = {
             "llm.token_count.completion_details.reasoning",
             "ai.usage.reasoningTokens",
         ),
-        Source("langfuse.observation.usage_details", json_key="output_reasoning_tokens"),
-        Source("langfuse.observation.usage_details", json_key="output_reasoning"),
-        Source("langfuse.observation.usage_details", json_key="reasoning_tokens"),
         Source("response_data", json_key="usage.completion_tokens_details.reasoning_tokens"),
     ),
     "reported_cost_usd": (
@@ -273,6 +251,7 @@ FIELDS: dict[str, tuple[Source, ...]] = {
         "ai.response.finishReason",
         "gen_ai.completion.0.finish_reason",
         "llm.completions.0.finish_reason",
+        "langfuse.observation.metadata.finish_reason",  # the Langfuse OpenAI integration, on streamed calls
     ),
     "user_id": _s(
         "user.id",
@@ -312,6 +291,10 @@ FIELDS: dict[str, tuple[Source, ...]] = {
     ),
 }
 
+# Attributes holding a whole usage object (JSON) in a provider's or Langfuse's own shape (collector/usage.py reads
+# every shape). Their counts fill the token fields the sources above left empty.
+USAGE_OBJECTS: tuple[str, ...] = ("langfuse.observation.usage_details",)
+
 # Free-form metadata: attributes under these prefixes become metadata keys (prefix stripped).
 METADATA_PREFIXES: tuple[str, ...] = (
     "traceloop.association.properties.",
@@ -321,8 +304,10 @@ METADATA_PREFIXES: tuple[str, ...] = (
     "metadata.",
 )
 METADATA_JSON_KEYS: tuple[str, ...] = ("metadata",)  # a JSON object string (OpenInference)
+# Metadata attributes whose values the SDK JSON-encodes (Langfuse writes the string "support" as '"support"').
+METADATA_JSON_VALUE_PREFIXES: tuple[str, ...] = ("langfuse.trace.metadata.", "langfuse.observation.metadata.")
 # metadata keys that are already fields of the record
-METADATA_SKIP = frozenset({"user_id", "session_id", "userId", "sessionId", "tags"})
+METADATA_SKIP = frozenset({"user_id", "session_id", "userId", "sessionId", "tags", "finish_reason"})
 
 # Indexed content attributes (flattened message lists), read only when content capture is on.
 INPUT_CONTENT_PREFIXES: tuple[str, ...] = ("gen_ai.prompt.", "llm.input_messages.", "llm.prompts.")
@@ -400,6 +385,23 @@ PRICING_PROVIDERS: dict[str, str | None] = {
     "azure.ai.inference": "azure",
     "mistral_ai": "mistral",
     "x_ai": "x-ai",
+    "groq": "groq",
+    "deepseek": "deepseek",
+    "cohere": "cohere",
+    "perplexity": "perplexity",
+}
+
+# genai-prices provider ids -> our provider names, for a provider inferred from the model (collector/pricing.py).
+# A genai-prices id not listed here is used as it is. Google's models match "google" whichever Google API served
+# them, so the inferred name is OTel's catch-all for Google's generative AI endpoints.
+INFERRED_PROVIDERS: dict[str, str] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "google": "gcp.gen_ai",
+    "aws": "aws.bedrock",
+    "azure": "azure.ai.openai",
+    "mistral": "mistral_ai",
+    "x-ai": "x_ai",
     "groq": "groq",
     "deepseek": "deepseek",
     "cohere": "cohere",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from dataclasses import dataclass
 from enum import StrEnum
 
 import orjson
@@ -59,12 +58,6 @@ class DecodeFailure(ValueError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass(frozen=True)
-class Body:
-    encoding: Encoding
-    data: bytes
 
 
 def content_encoding_of(content_type: str | None) -> Encoding:

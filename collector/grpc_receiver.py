@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import grpc
 
 from collector.decode import DecodeFailure, Encoding, Signal
-from collector.ingest import Ingestor
-from collector.writer import Overloaded, WriterClosed
+from collector.errors import Overloaded, ShuttingDown
+from collector.selfmetrics import CollectorStats
 from core.keys import Unauthorized, presented_key_in_metadata, project_for
+
+if TYPE_CHECKING:
+    from collector.ingest import Export
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +26,11 @@ _SERVICES = {
 
 
 class OtlpGrpcReceiver:
-    def __init__(self, ingestor: Ingestor, *, api_keys: dict[str, str], max_body_bytes: int) -> None:
-        self.ingestor = ingestor
+    """`export` hands a request over (collector.ingest.Export)."""
+
+    def __init__(self, export: Export, stats: CollectorStats, *, api_keys: dict[str, str], max_body_bytes: int) -> None:
+        self.export = export
+        self.stats = stats
         self.api_keys = api_keys
         self.max_body = max_body_bytes
 
@@ -45,7 +52,7 @@ class OtlpGrpcReceiver:
     def _export(self, signal: Signal) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[object]]:
         async def export(raw: bytes, context: grpc.aio.ServicerContext) -> object:
             response = await self._handle(signal, raw, context)  # failures abort (raise) inside
-            self.ingestor.stats.inc("callscope_requests_total", signal=signal.value, transport="grpc", code="OK")
+            self.stats.inc("callscope_requests_total", signal=signal.value, transport="grpc", code="OK")
             return response
 
         return export
@@ -63,14 +70,14 @@ class OtlpGrpcReceiver:
                 f"request of {len(raw)} bytes is over the limit of {self.max_body}",
             )
         try:
-            result = await self.ingestor.export_raw(signal, Encoding.PROTOBUF, None, raw, project)
+            result = await self.export(signal, Encoding.PROTOBUF, None, raw, project)
         except DecodeFailure as exc:
             code = grpc.StatusCode.RESOURCE_EXHAUSTED if exc.status == 413 else grpc.StatusCode.INVALID_ARGUMENT
             await self._abort(context, signal, code, str(exc))
         except Overloaded as exc:
             # UNAVAILABLE is retried by every OTLP exporter; RESOURCE_EXHAUSTED only with RetryInfo.
             await self._abort(context, signal, grpc.StatusCode.UNAVAILABLE, str(exc))
-        except WriterClosed as exc:
+        except ShuttingDown as exc:
             await self._abort(context, signal, grpc.StatusCode.UNAVAILABLE, str(exc))
         except Exception:
             log.exception("export of a %s gRPC request failed", signal.value)
@@ -81,5 +88,5 @@ class OtlpGrpcReceiver:
     async def _abort(
         self, context: grpc.aio.ServicerContext, signal: Signal, code: grpc.StatusCode, message: str
     ) -> None:
-        self.ingestor.stats.inc("callscope_requests_total", signal=signal.value, transport="grpc", code=code.name)
+        self.stats.inc("callscope_requests_total", signal=signal.value, transport="grpc", code=code.name)
         await context.abort(code, message)

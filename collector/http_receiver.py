@@ -8,6 +8,8 @@ or Content-Encoding, 400 undecodable body (google.rpc.Status with the reason), 4
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from google.rpc import code_pb2, status_pb2
 from starlette.requests import Request
@@ -21,9 +23,12 @@ from collector.decode import (
     content_encoding_of,
     encode_response,
 )
-from collector.ingest import Ingestor
-from collector.writer import Overloaded, WriterClosed
+from collector.errors import Overloaded, ShuttingDown
+from collector.selfmetrics import CollectorStats
 from core.keys import Unauthorized, presented_key, project_for
+
+if TYPE_CHECKING:
+    from collector.ingest import Export
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +55,23 @@ def _status_response(
 
 
 class OtlpHttpReceiver:
+    """`export` hands a request over (collector.ingest.Export); `has_room` says whether one more would fit in the
+    queue, asked before the body is even read."""
+
     def __init__(
         self,
-        ingestor: Ingestor,
+        export: Export,
+        has_room: Callable[[], bool],
+        stats: CollectorStats,
         *,
         api_keys: dict[str, str],
         max_body_bytes: int,
         max_inflight: int,
         retry_after: int,
     ) -> None:
-        self.ingestor = ingestor
+        self.export = export
+        self.has_room = has_room
+        self.stats = stats
         self.api_keys = api_keys
         self.max_body = max_body_bytes
         self.max_inflight = max_inflight
@@ -78,9 +90,9 @@ class OtlpHttpReceiver:
         return endpoint
 
     async def handle(self, signal: Signal, request: Request) -> Response:
-        stats = self.ingestor.stats
         response = await self._handle(signal, request)
-        stats.inc("callscope_requests_total", signal=signal.value, transport="http", code=str(response.status_code))
+        code = str(response.status_code)
+        self.stats.inc("callscope_requests_total", signal=signal.value, transport="http", code=code)
         return response
 
     async def _handle(self, signal: Signal, request: Request) -> Response:
@@ -102,7 +114,7 @@ class OtlpHttpReceiver:
             )
         except Unauthorized as exc:
             return _status_response(401, str(exc), encoding)
-        if not self.ingestor.has_room():
+        if not self.has_room():
             return _status_response(429, "collector queue is full, retry later", encoding, self.retry_after)
         if self.inflight >= self.max_inflight:
             return _status_response(503, "too many requests in flight, retry later", encoding, self.retry_after)
@@ -115,14 +127,12 @@ class OtlpHttpReceiver:
     async def _decode_and_export(self, signal: Signal, request: Request, encoding: Encoding, project: str) -> Response:
         try:
             raw = await self._read_body(request)
-            result = await self.ingestor.export_raw(
-                signal, encoding, request.headers.get("content-encoding"), raw, project
-            )
+            result = await self.export(signal, encoding, request.headers.get("content-encoding"), raw, project)
         except DecodeFailure as exc:
             return _status_response(exc.status, str(exc), encoding)
         except Overloaded as exc:
             return _status_response(429, str(exc), encoding, exc.retry_after)
-        except WriterClosed as exc:
+        except ShuttingDown as exc:
             return _status_response(503, str(exc), encoding, self.retry_after)
         except Exception:
             log.exception("export of a %s request failed", signal.value)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from collector.decode import RESPONSE_TYPES, Encoding, Signal
+from collector.errors import Overloaded
 from collector.prepare import Preparer
 from collector.selfmetrics import CollectorStats
 from collector.workers import WorkerPool
-from collector.writer import Overloaded, WriteJob, Writer
+from collector.writer import WriteJob, Writer
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,12 @@ class ExportResult:
                 partial.rejected_data_points = self.rejected
             partial.error_message = self.message
         return response
+
+
+Export = Callable[[Signal, Encoding, str | None, bytes, str], Awaitable[ExportResult]]
+"""What a receiver is given to hand a request over: (signal, encoding, Content-Encoding, body, project) -> the
+result to answer with. It raises DecodeFailure, collector.errors.Overloaded / ShuttingDown, or any other
+exception for a failure of the collector itself."""
 
 
 class Ingestor:
@@ -73,7 +81,7 @@ class Ingestor:
         self, signal: Signal, encoding: Encoding, content_encoding: str | None, body: bytes, project: str
     ) -> ExportResult:
         """Decode, normalise and commit a request body. Raises DecodeFailure (400/413/415), Overloaded (the
-        queue is full: decided before any decoding work is spent), WriterClosed or WorkerError."""
+        queue is full: decided before any decoding work is spent), ShuttingDown or WorkerError."""
         if not self.has_room():
             raise Overloaded(self.writer.retry_after)
         received_us = time.time_ns() // 1000
@@ -102,7 +110,7 @@ class Ingestor:
         job = WriteJob(calls=prepared.calls, spans=prepared.spans, content=prepared.content, metrics=prepared.metrics)
         mean = self._rows_per_request
         self._rows_per_request = job.rows if mean == 0 else 0.9 * mean + 0.1 * job.rows
-        future = self.writer.submit(job)  # raises Overloaded / WriterClosed
+        future = self.writer.submit(job)  # raises Overloaded / ShuttingDown
         await asyncio.wrap_future(future)
         return ExportResult(prepared.rejected, prepared.message)
 

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from collector import conventions as cv
+from collector.aggregates import collapse_aggregates
 from collector.attributes import (
     attributes,
     json_object,
@@ -22,9 +23,10 @@ from collector.attributes import (
     to_str,
     to_str_list,
 )
-from collector.pricing import Pricer
+from collector.pricing import Price, Pricer
 from collector.redact import redact
-from core.records import ERROR_MESSAGE_MAX_CHARS, Status
+from collector.usage import usage_tokens
+from core.records import ERROR_MESSAGE_MAX_CHARS, CallRecord, ProviderSource, SpanRecord, Status
 
 _CLASS_REPR = re.compile(r"^<class '([\w.]+)'>$")
 _HTTP_IN_MESSAGE = re.compile(r"(?:Error code|status(?:[ _]code)?|HTTP)[:= ]+([1-5]\d\d)\b", re.IGNORECASE)
@@ -47,10 +49,16 @@ class ContentOptions:
 
 @dataclass
 class Normalized:
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    spans: list[dict[str, Any]] = field(default_factory=list)
+    """The rows of one request, and what was rejected and why."""
+
+    calls: list[CallRecord] = field(default_factory=list)
+    spans: list[SpanRecord] = field(default_factory=list)
     rejected: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    # Streams recorded as two spans (see conventions.StreamLogRule): the log spans' calls (also in `calls`), and
+    # the request spans (also in `spans`) with their request model, matched by _attach_stream_logs.
+    stream_logs: list[CallRecord] = field(default_factory=list)
+    stream_requests: list[tuple[SpanRecord, str | None]] = field(default_factory=list)
 
     def reject(self, reason: str) -> None:
         self.rejected += 1
@@ -68,7 +76,8 @@ class Shape:
 
     convention: cv.Convention
     sources: dict[str, tuple[cv.Source, ...]]
-    metadata_keys: tuple[tuple[str, str], ...]
+    metadata_keys: tuple[tuple[str, str, bool], ...]  # (attribute, metadata key, whether the value is JSON text)
+    usage_objects: tuple[str, ...]  # the keys of cv.USAGE_OBJECTS present
 
     @classmethod
     def of(cls, attrs: dict[str, Any], scope_name: str, sdk_name: str | None) -> Shape:
@@ -79,8 +88,9 @@ class Shape:
             if key.startswith(cv.METADATA_PREFIXES):
                 sub = key.split(".", 1)[1] if key.startswith("metadata.") else key[_prefix_len(key) :]
                 if sub and sub not in cv.METADATA_SKIP:
-                    metadata_keys.append((key, sub))
-        return cls(_detect_convention(attrs, scope_name, sdk_name), sources, tuple(metadata_keys))
+                    metadata_keys.append((key, sub, key.startswith(cv.METADATA_JSON_VALUE_PREFIXES)))
+        usage_objects = tuple(k for k in cv.USAGE_OBJECTS if k in keys)
+        return cls(_detect_convention(attrs, scope_name, sdk_name), sources, tuple(metadata_keys), usage_objects)
 
 
 _SHAPE_CACHE: dict[tuple[str, str | None, tuple[str, ...]], Shape] = {}
@@ -95,11 +105,6 @@ def span_shape(attrs: dict[str, Any], scope_name: str, sdk_name: str | None) -> 
             _SHAPE_CACHE.clear()
         shape = _SHAPE_CACHE[key] = Shape.of(attrs, scope_name, sdk_name)
     return shape
-
-
-def detect_convention(attrs: dict[str, Any], scope_name: str, sdk_name: str | None) -> cv.Convention:
-    """The convention a span speaks (cached per span shape)."""
-    return span_shape(attrs, scope_name, sdk_name).convention
 
 
 def _detect_convention(attrs: dict[str, Any], scope_name: str, sdk_name: str | None) -> cv.Convention:
@@ -204,7 +209,7 @@ def _error_type(raw: Any) -> str | None:
 
 
 def _finish_reason(raw: Any) -> str | None:
-    if isinstance(raw, str) and raw.startswith("["):  # a JSON array as text (litellm)
+    if isinstance(raw, str) and raw.startswith(("[", '"')):  # a JSON array (litellm) or string (Langfuse) as text
         try:
             raw = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -214,12 +219,12 @@ def _finish_reason(raw: Any) -> str | None:
     return to_str(raw)
 
 
-def _metadata(attrs: dict[str, Any], metadata_keys: tuple[tuple[str, str], ...]) -> dict[str, str] | None:
+def _metadata(attrs: dict[str, Any], metadata_keys: tuple[tuple[str, str, bool], ...]) -> dict[str, str] | None:
     meta: dict[str, str] = {}
-    for key, sub in metadata_keys:
+    for key, sub, json_value in metadata_keys:
         s = to_str(attrs[key])
         if s is not None:
-            meta[sub] = s
+            meta[sub] = _json_string(s) if json_value else s
     for key in cv.METADATA_JSON_KEYS:
         obj = json_object(attrs.get(key))
         if obj:
@@ -228,6 +233,18 @@ def _metadata(attrs: dict[str, Any], metadata_keys: tuple[tuple[str, str], ...])
                 if s is not None and k not in cv.METADATA_SKIP:
                     meta.setdefault(str(k), s)
     return meta or None
+
+
+def _json_string(text: str) -> str:
+    """A value its SDK wrote as JSON (Langfuse: '"support"'): a JSON string literal unquoted, anything else as is."""
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return text
+        if isinstance(value, str):
+            return value
+    return text
 
 
 def _prefix_len(key: str) -> int:
@@ -284,19 +301,22 @@ def _response_model_from_output(attrs: dict[str, Any]) -> str | None:
     return model if isinstance(model, str) else None
 
 
-def _fix_token_semantics(rec: dict[str, Any], conv: cv.Convention) -> None:
-    """Store OTel meaning: cached inside input, reasoning inside output, whatever the library meant."""
-    inp, out = rec["input_tokens"], rec["output_tokens"]
-    cached = (rec["cache_read_tokens"] or 0) + (rec["cache_write_tokens"] or 0)
-    reasoning = rec["reasoning_tokens"] or 0
-    if inp is not None and (conv.input_excludes_cache or inp < cached):
-        rec["input_tokens"] = inp + cached
-    if out is not None and (conv.output_excludes_reasoning or out < reasoning):
-        rec["output_tokens"] = out + reasoning
+@dataclass(frozen=True, slots=True)
+class _Resource:
+    """What every span of one resource shares."""
+
+    service: str | None
+    environment: str | None
+    sdk_name: str | None
 
 
 class SpanNormalizer:
-    """Turns export requests into rows. Holds only configuration and the price cache."""
+    """Turns export requests into rows. Holds only configuration and the price cache.
+
+    A span goes through these steps (`_span`): its identity (ids and times, or rejected), its shape (cached per
+    instrumentation), classification (a model call or a plain span), then for a call: tokens, events (first
+    token, exceptions, content events), errors, provider and price, content. Each step is a function of its own;
+    they hand each other plain values, not objects, because this runs for every span."""
 
     def __init__(self, pricer: Pricer, content: ContentOptions | None = None) -> None:
         self.pricer = pricer
@@ -306,101 +326,127 @@ class SpanNormalizer:
         out = Normalized()
         for rs in request.resource_spans:
             res = attributes(rs.resource.attributes)
-            service = to_str(res.get("service.name"))
-            res_env = to_str(res.get("deployment.environment.name") or res.get("deployment.environment"))
-            sdk_name = to_str(res.get("telemetry.sdk.name"))
+            resource = _Resource(
+                service=to_str(res.get("service.name")),
+                environment=to_str(res.get("deployment.environment.name") or res.get("deployment.environment")),
+                sdk_name=to_str(res.get("telemetry.sdk.name")),
+            )
             for ss in rs.scope_spans:
                 scope_name = ss.scope.name
                 for span in ss.spans:
-                    self._one(span, scope_name, sdk_name, service, res_env, project, received_us, out)
+                    self._span(span, scope_name, resource, project, received_us, out)
         _attach_stream_logs(out)
-        _collapse_aggregates(out)
+        out.calls, demoted = collapse_aggregates(out.calls, out.spans)
+        out.spans.extend(demoted)
         return out
 
-    def _one(
-        self,
-        span: Any,
-        scope_name: str,
-        sdk_name: str | None,
-        service: str | None,
-        res_env: str | None,
-        project: str,
-        received_us: int,
-        out: Normalized,
+    def _span(
+        self, span: Any, scope_name: str, resource: _Resource, project: str, received_us: int, out: Normalized
     ) -> None:
-        trace_id, span_id = span.trace_id, span.span_id
-        if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
-            out.reject("trace_id must be 16 bytes and not all zero")
+        identity = _identity(span)
+        if isinstance(identity, str):
+            out.reject(identity)
             return
-        if len(span_id) != 8 or span_id == _ZERO_SPAN:
-            out.reject("span_id must be 8 bytes and not all zero")
-            return
-        start, end = span.start_time_unix_nano, span.end_time_unix_nano
-        if start <= 0:
-            out.reject("start_time_unix_nano missing")
-            return
-        if end < start:
-            end = start
-        parent = span.parent_span_id or None
-        if parent is not None and len(parent) != 8:
-            parent = None
+        trace_id, span_id, parent, start, end = identity
         attrs = attributes(span.attributes)
         if attrs.get("logfire.span_type") == "pending_span":
             return  # Logfire sends a placeholder when a span starts; the real one follows
+        shape = span_shape(attrs, scope_name, resource.sdk_name)
+        src = shape.sources
         name = span.name
-        shape = span_shape(attrs, scope_name, sdk_name)
-        conv, src = shape.convention, shape.sources
-        operation = _operation(attrs, name, src)
-        request_model = to_str(_first(attrs, "request_model", src))
-        response_model = to_str(_first(attrs, "response_model", src))
-        status_code = span.status.code
-        status_message = span.status.message or None
-        streaming = _streaming(attrs, name, src)
-
-        stream_log, stream_request = _stream_rule(conv.name, attrs)
-        if stream_log is not None:
-            streaming = True
-            duration = to_float(attrs.get(stream_log.duration_key)) if stream_log.duration_key else None
-            if duration is not None and 0 < duration * 1e9 < end:
-                start = min(start, end - round(duration * 1e9))  # a log has no length: the stream's duration
-        is_call = (
-            operation not in cv.NON_CALL_OPERATIONS
-            and (request_model is not None or response_model is not None)
-            and (operation in cv.CALL_OPERATIONS or operation is None)
+        operation, request_model, response_model, streaming, stream_log, stream_request, start = _classify(
+            span, name, attrs, shape, start, end
         )
-        # The request span of a stream whose log span carries the call (see StreamLogRule), unless it failed.
-        stream_request = stream_request and is_call and not _failed(span, attrs, src)
-        if not is_call or stream_request:
-            row = {
-                "trace_id": trace_id,
-                "span_id": span_id,
-                "parent_span_id": parent,
-                "project": project,
-                "service": service,
-                "name": name,
-                "kind": span.kind,
-                "start_time": start // 1000,
-                "end_time": end // 1000,
-                "duration_ms": (end - start) / 1e6,
-                "status": Status.ERROR.value if status_code == 2 else Status.OK.value,
-                "status_message": status_message,
-                "attributes": orjson.dumps(attrs, default=str).decode(),
-                "received_at": received_us,
-            }
+        if operation is _NOT_A_CALL or stream_request:
+            status_code = span.status.code
+            record = SpanRecord(
+                trace_id=trace_id,
+                span_id=span_id,
+                parent_span_id=parent,
+                project=project,
+                service=resource.service,
+                name=name,
+                kind=span.kind,
+                start_time=start // 1000,
+                end_time=end // 1000,
+                duration_ms=(end - start) / 1e6,
+                status=_ERROR if status_code == 2 else _OK,
+                status_message=span.status.message or None,
+                attributes=orjson.dumps(attrs, default=str).decode(),
+                received_at=received_us,
+            )
+            out.spans.append(record)
             if stream_request:
-                row["_stream_request"] = request_model
-            out.spans.append(row)
+                out.stream_requests.append((record, request_model))
             return
 
-        if response_model is None and conv.name == "openinference":
+        if response_model is None and shape.convention is _OPENINFERENCE:
             response_model = _response_model_from_output(attrs)
-        rec: dict[str, Any] = {f: to_int(_first(attrs, f, src)) for f in _TOKEN_FIELDS}
-        _fix_token_semantics(rec, conv)
+        inp, out_tokens, cache_read, cache_write, reasoning = _tokens(attrs, shape)
+        ttft, error_type, http_status, exception_message, input_event, output_event = self._events(
+            span, attrs, src, start
+        )
+        if ttft is not None and streaming is None:
+            streaming = True
+        is_error, error_type, http_status, message = _errors(span, error_type, http_status, exception_message)
+        provider, provider_source, price = self._price(
+            attrs, src, request_model, response_model, inp, out_tokens, cache_read, cache_write, is_error, start
+        )
+        input_content, output_content = self._content(attrs, src, input_event, output_event)
+        record = CallRecord(
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=parent,
+            project=project,
+            service=resource.service,
+            environment=to_str(_first(attrs, "environment", src)) or resource.environment,
+            start_time=start // 1000,
+            end_time=end // 1000,
+            duration_ms=(end - start) / 1e6,
+            ttft_ms=ttft if streaming else None,
+            provider=provider,
+            operation=operation or "chat",
+            request_model=request_model,
+            response_model=response_model,
+            input_tokens=inp,
+            output_tokens=out_tokens,
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
+            reasoning_tokens=reasoning,
+            cost_usd=price.cost_usd,
+            pricing=price.pricing,  # a StrEnum member is its str value (reading .value costs a call)
+            price_source=price.source,
+            reported_cost_usd=to_float(_first(attrs, "reported_cost_usd", src)),
+            streaming=bool(streaming),
+            status=_ERROR if is_error else _OK,
+            error_type=error_type,
+            http_status=http_status,
+            finish_reason=_finish_reason(_first(attrs, "finish_reason", src)),
+            user_id=to_str(_first(attrs, "user_id", src)),
+            session_id=to_str(_first(attrs, "session_id", src)),
+            tags=to_str_list(_first(attrs, "tags", src)),
+            metadata=_metadata(attrs, shape.metadata_keys),
+            convention=shape.convention.name,
+            span_name=name,
+            input_content=input_content,
+            output_content=output_content,
+            received_at=received_us,
+            error_message=message,
+            provider_source=provider_source,
+        )
+        out.calls.append(record)
+        if stream_log is not None:
+            out.stream_logs.append(record)
 
+    def _events(
+        self, span: Any, attrs: dict[str, Any], src: dict[str, tuple[cv.Source, ...]], start: int
+    ) -> tuple[float | None, str | None, int | None, str | None, Any, Any]:
+        """What the attributes and span events say of the first token, the error and (when captured) the content:
+        (ttft_ms, error_type, http_status, exception message, input content event, output content event)."""
         error_type = _error_type(_first(attrs, "error_type", src))
         ttft = to_float(_first(attrs, "ttft_ms", src))
         http_status = to_int(_first(attrs, "http_status", src))
-        input_content = output_content = exception_message = None
+        input_event = output_event = exception_message = None
         for event in span.events:
             ev_name = event.name
             if ev_name in cv.FIRST_TOKEN_EVENTS:
@@ -416,82 +462,141 @@ class SpanNormalizer:
                 target, key = cv.CONTENT_EVENTS[ev_name]
                 value = attributes(event.attributes).get(key)
                 if target == "input_content":
-                    input_content = input_content or value
+                    input_event = input_event or value
                 else:
-                    output_content = output_content or value
+                    output_event = output_event or value
         if ttft is None:
-            lf_start = attrs.get("langfuse.observation.completion_start_time")
-            ttft = _ttft_from_timestamp(lf_start, start)
-        if ttft is not None and streaming is None:
-            streaming = True
-        is_error = status_code == 2 or error_type is not None
-        if is_error and error_type is None:
-            error_type = "_OTHER"
-        if is_error and http_status is None:
-            http_status = _http_status_from(status_message)
+            ttft = _ttft_from_timestamp(attrs.get("langfuse.observation.completion_start_time"), start)
+        return ttft, error_type, http_status, exception_message, input_event, output_event
 
+    def _price(
+        self,
+        attrs: dict[str, Any],
+        src: dict[str, tuple[cv.Source, ...]],
+        request_model: str | None,
+        response_model: str | None,
+        inp: int | None,
+        out: int | None,
+        cache_read: int | None,
+        cache_write: int | None,
+        is_error: bool,
+        start: int,
+    ) -> tuple[str | None, str | None, Price]:
+        """(provider, where it came from, price). A call that names no provider gets the one genai-prices' model
+        matching gives its model, and is priced under that same provider; a provider the client sent is kept."""
+        model = response_model or request_model
         provider = _provider(attrs, src)
-        model_for_price = response_model or request_model
-        price = self.pricer.price(
-            provider,
-            model_for_price,
-            rec["input_tokens"],
-            rec["output_tokens"],
-            rec["cache_read_tokens"],
-            rec["cache_write_tokens"],
-            is_error=is_error,
-            at_ns=start,
+        if provider is not None:
+            source = _CLIENT
+        elif model and (provider := self.pricer.provider_for(model)) is not None:
+            source = _INFERRED
+        else:
+            source = None
+        price = self.pricer.price(provider, model, inp, out, cache_read, cache_write, is_error=is_error, at_ns=start)
+        return provider, source, price
+
+    def _content(
+        self, attrs: dict[str, Any], src: dict[str, tuple[cv.Source, ...]], input_event: Any, output_event: Any
+    ) -> tuple[str | None, str | None]:
+        """Prompt and completion as stored (redacted, cut), only when content capture is on."""
+        if not self.content.capture:
+            return None, None
+        input_content = (
+            _first(attrs, "input_content", src) or input_event or _indexed_content(attrs, cv.INPUT_CONTENT_PREFIXES)
         )
-        environment = to_str(_first(attrs, "environment", src)) or res_env
-        if self.content.capture:
-            input_content = (
-                _first(attrs, "input_content", src)
-                or input_content
-                or _indexed_content(attrs, cv.INPUT_CONTENT_PREFIXES)
-            )
-            output_content = (
-                _first(attrs, "output_content", src)
-                or output_content
-                or _indexed_content(attrs, cv.OUTPUT_CONTENT_PREFIXES)
-            )
-        rec.update(
-            trace_id=trace_id,
-            span_id=span_id,
-            parent_span_id=parent,
-            project=project,
-            service=service,
-            environment=environment,
-            start_time=start // 1000,
-            end_time=end // 1000,
-            duration_ms=(end - start) / 1e6,
-            ttft_ms=ttft if streaming else None,
-            provider=provider,
-            operation=operation or "chat",
-            request_model=request_model,
-            response_model=response_model,
-            cost_usd=price.cost_usd,
-            pricing=price.pricing.value,
-            price_source=price.source,
-            reported_cost_usd=to_float(_first(attrs, "reported_cost_usd", src)),
-            streaming=bool(streaming),
-            status=Status.ERROR.value if is_error else Status.OK.value,
-            error_type=error_type if is_error else None,
-            http_status=http_status,
-            finish_reason=_finish_reason(_first(attrs, "finish_reason", src)),
-            user_id=to_str(_first(attrs, "user_id", src)),
-            session_id=to_str(_first(attrs, "session_id", src)),
-            tags=to_str_list(_first(attrs, "tags", src)),
-            metadata=_metadata(attrs, shape.metadata_keys),
-            convention=conv.name,
-            span_name=name,
-            input_content=stored_content(input_content, self.content) if input_content else None,
-            output_content=stored_content(output_content, self.content) if output_content else None,
-            received_at=received_us,
-            error_message=error_message(status_message or exception_message) if is_error else None,
+        output_content = (
+            _first(attrs, "output_content", src) or output_event or _indexed_content(attrs, cv.OUTPUT_CONTENT_PREFIXES)
         )
-        if stream_log is not None:
-            rec["_stream_log"] = True
-        out.calls.append(rec)
+        return (
+            stored_content(input_content, self.content) if input_content else None,
+            stored_content(output_content, self.content) if output_content else None,
+        )
+
+
+_NOT_A_CALL = "not a call"  # the operation _classify gives a span that is not a model call
+# Enum values as plain constants: reading an enum member's .value costs as much as a small function call.
+_OK, _ERROR = Status.OK.value, Status.ERROR.value
+_CLIENT, _INFERRED = ProviderSource.CLIENT.value, ProviderSource.INFERRED.value
+_OPENINFERENCE = next(c for c in cv.CONVENTIONS if c.name == "openinference")
+
+
+def _identity(span: Any) -> tuple[bytes, bytes, bytes | None, int, int] | str:
+    """(trace_id, span_id, parent_span_id, start ns, end ns), or why the span cannot be stored."""
+    trace_id, span_id = span.trace_id, span.span_id
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
+        return "trace_id must be 16 bytes and not all zero"
+    if len(span_id) != 8 or span_id == _ZERO_SPAN:
+        return "span_id must be 8 bytes and not all zero"
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    if start <= 0:
+        return "start_time_unix_nano missing"
+    parent = span.parent_span_id or None
+    if parent is not None and len(parent) != 8:
+        parent = None
+    return trace_id, span_id, parent, start, max(end, start)
+
+
+def _classify(
+    span: Any, name: str, attrs: dict[str, Any], shape: Shape, start: int, end: int
+) -> tuple[str | None, str | None, str | None, bool | None, cv.StreamLogRule | None, bool, int]:
+    """Whether the span is a model call, and what that depends on: (operation or _NOT_A_CALL, request model,
+    response model, streaming, the stream-log rule when it is a stream's log span, whether it is the request
+    span of such a stream (stored as a plain span), start ns (a stream log starts when its stream did))."""
+    src = shape.sources
+    operation = _operation(attrs, name, src)
+    request_model = to_str(_first(attrs, "request_model", src))
+    response_model = to_str(_first(attrs, "response_model", src))
+    streaming = _streaming(attrs, name, src)
+    stream_log, stream_request = _stream_rule(shape.convention.name, attrs)
+    if stream_log is not None:
+        streaming = True
+        duration = to_float(attrs.get(stream_log.duration_key)) if stream_log.duration_key else None
+        if duration is not None and 0 < duration * 1e9 < end:
+            start = min(start, end - round(duration * 1e9))  # a log has no length: the stream's duration
+    is_call = (
+        operation not in cv.NON_CALL_OPERATIONS
+        and (request_model is not None or response_model is not None)
+        and (operation in cv.CALL_OPERATIONS or operation is None)
+    )
+    # The request span of a stream whose log span carries the call (see StreamLogRule), unless it failed.
+    stream_request = stream_request and is_call and not _failed(span, attrs, src)
+    if not is_call:
+        operation = _NOT_A_CALL
+    return operation, request_model, response_model, streaming, stream_log, stream_request, start
+
+
+def _tokens(attrs: dict[str, Any], shape: Shape) -> list[int | None]:
+    """[input, output, cache_read, cache_write, reasoning] with OTel meaning: the first source present for each,
+    then a usage object (collector/usage.py) for those still unknown."""
+    src = shape.sources
+    tokens = [to_int(_first(attrs, name, src)) for name in _TOKEN_FIELDS]
+    for key in shape.usage_objects:
+        if None not in tokens:
+            break
+        for i, n in enumerate(usage_tokens(attrs[key])):
+            if tokens[i] is None:
+                tokens[i] = n
+    inp, out, cache_read, cache_write, reasoning = tokens
+    cached = (cache_read or 0) + (cache_write or 0)
+    if inp is not None and inp < cached:  # a count that cannot include the cached tokens excludes them
+        tokens[0] = inp + cached
+    if out is not None and reasoning is not None and out < reasoning:
+        tokens[1] = out + reasoning
+    return tokens
+
+
+def _errors(
+    span: Any, error_type: str | None, http_status: int | None, exception_message: str | None
+) -> tuple[bool, str | None, int | None, str | None]:
+    """(is_error, error_type, http_status, error message as stored). A call failed when its status says so or an
+    error type was reported; an error without a type is `_OTHER`."""
+    status_message = span.status.message or None
+    is_error = span.status.code == 2 or error_type is not None
+    if not is_error:
+        return False, None, http_status, None
+    if http_status is None:
+        http_status = _http_status_from(status_message)
+    return True, error_type or "_OTHER", http_status, error_message(status_message or exception_message)
 
 
 def _streaming(attrs: dict[str, Any], name: str, sources: dict[str, tuple[cv.Source, ...]]) -> bool | None:
@@ -554,79 +659,24 @@ def _attach_stream_logs(out: Normalized) -> None:
     """A stream-log call (StreamLogRule) whose request span is in this batch starts when that request started:
     the request span is its sibling (or, in older versions, its parent) in the same trace with the same request
     model, the latest one that started before the log."""
-    requests = [(s, s.pop("_stream_request")) for s in out.spans if "_stream_request" in s]
+    requests = out.stream_requests
+    if not requests or not out.stream_logs:
+        return
     claimed: set[int] = set()
-    for call in out.calls:
-        if not call.pop("_stream_log", False) or not requests:
-            continue
+    for call in out.stream_logs:
         best = None
         for req, model in requests:
             if (
                 id(req) in claimed
-                or req["trace_id"] != call["trace_id"]
-                or model != call["request_model"]
-                or req["start_time"] > call["start_time"]
-                or call["parent_span_id"] not in (req["parent_span_id"], req["span_id"])
+                or req.trace_id != call.trace_id
+                or model != call.request_model
+                or req.start_time > call.start_time
+                or call.parent_span_id not in (req.parent_span_id, req.span_id)
             ):
                 continue
-            if best is None or req["start_time"] > best["start_time"]:
+            if best is None or req.start_time > best.start_time:
                 best = req
         if best is not None:
             claimed.add(id(best))
-            call["start_time"] = best["start_time"]
-            call["duration_ms"] = (call["end_time"] - best["start_time"]) / 1e3
-
-
-def _collapse_aggregates(out: Normalized) -> None:
-    """Count a model call once: a call with a descendant call in the batch is an aggregate (a Vercel root, a
-    framework span over the provider span) and moves to the spans table."""
-    if not out.calls:
-        return
-    calls_by_key = {(c["trace_id"], c["span_id"]): c for c in out.calls}
-    parents: dict[tuple[bytes, bytes], bytes | None] = {k: c["parent_span_id"] for k, c in calls_by_key.items()}
-    for s in out.spans:
-        parents[(s["trace_id"], s["span_id"])] = s["parent_span_id"]
-    aggregates: set[tuple[bytes, bytes]] = set()
-    for (trace_id, _), call in calls_by_key.items():
-        parent = call["parent_span_id"]
-        depth = 0
-        while parent is not None and depth < 64:
-            key = (trace_id, parent)
-            if key in calls_by_key:
-                aggregates.add(key)
-            parent = parents.get(key)
-            depth += 1
-    if aggregates:
-        kept = []
-        for c in out.calls:
-            if (c["trace_id"], c["span_id"]) in aggregates:
-                out.spans.append(call_as_span(c))
-            else:
-                kept.append(c)
-        out.calls = kept
-
-
-def call_as_span(call: dict[str, Any]) -> dict[str, Any]:
-    """An aggregate call demoted to a plain span row (its figures kept in the attributes)."""
-    summary = {
-        k: call[k]
-        for k in ("provider", "operation", "request_model", "response_model", *_TOKEN_FIELDS, "convention")
-        if call.get(k) is not None
-    }
-    summary["callscope.aggregate"] = True
-    return {
-        "trace_id": call["trace_id"],
-        "span_id": call["span_id"],
-        "parent_span_id": call["parent_span_id"],
-        "project": call["project"],
-        "service": call["service"],
-        "name": call["span_name"],
-        "kind": 0,
-        "start_time": call["start_time"],
-        "end_time": call["end_time"],
-        "duration_ms": call["duration_ms"],
-        "status": call["status"],
-        "status_message": call["error_type"],
-        "attributes": orjson.dumps(summary).decode(),
-        "received_at": call["received_at"],
-    }
+            call.start_time = best.start_time
+            call.duration_ms = (call.end_time - best.start_time) / 1e3

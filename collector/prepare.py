@@ -17,7 +17,15 @@ import pyarrow as pa
 from collector.decode import DecodeFailure, Encoding, Signal, decode_request, decompress
 from collector.normalize import ContentOptions, SpanNormalizer
 from collector.signals import content_rows, metric_rows
-from core.records import CALL_COLUMNS, CONTENT_COLUMNS, METRIC_COLUMNS, SPAN_COLUMNS, Column, arrow_schema
+from core.records import (
+    CALL_COLUMNS,
+    CONTENT_COLUMNS,
+    METRIC_COLUMNS,
+    SPAN_COLUMNS,
+    Column,
+    arrow_schema,
+    records_table,
+)
 
 _SCHEMAS: dict[tuple[Column, ...], pa.Schema] = {}
 TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
@@ -29,8 +37,8 @@ TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
 
 
 def arrow_table(rows: list[dict[str, Any]], columns: tuple[Column, ...]) -> pa.Table:
-    """Row dicts -> a table of `columns` (a missing key is NULL). Built column by column: ~25% cheaper than
-    Table.from_pylist."""
+    """Row dicts (content events, metric points) -> a table of `columns` (a missing key is NULL). Built column by
+    column: ~25% cheaper than Table.from_pylist."""
     schema = _SCHEMAS.get(columns)
     if schema is None:
         schema = _SCHEMAS[columns] = arrow_schema(columns)
@@ -107,8 +115,8 @@ class Preparer:
         out = Prepared()
         if signal is Signal.TRACES:
             norm = self.normalizer.normalize(request, project, received_us)
-            out.calls = arrow_table(norm.calls, CALL_COLUMNS) if norm.calls else None
-            out.spans = arrow_table(norm.spans, SPAN_COLUMNS) if norm.spans else None
+            out.calls = records_table(norm.calls, CALL_COLUMNS) if norm.calls else None
+            out.spans = records_table(norm.spans, SPAN_COLUMNS) if norm.spans else None
             received = len(norm.calls) + len(norm.spans) + norm.rejected
             out.counters.append(("callscope_spans_received_total", received, {}))
             for reason, n in norm.reasons.items():

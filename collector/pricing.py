@@ -19,12 +19,13 @@ from typing import Any
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import TieredPrices
 
-from collector.conventions import PRICING_PROVIDERS
+from collector.conventions import INFERRED_PROVIDERS, PRICING_PROVIDERS
 from core.records import Pricing
 from core.settings import PriceOverride
 
 log = logging.getLogger(__name__)
 GENAI_PRICES_VERSION = version("genai-prices")
+_CACHE_LIMIT = 10_000  # distinct (provider, model) prices and model -> provider answers kept
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,38 @@ class Pricer:
     def __init__(self, overrides: tuple[PriceOverride, ...] = ()) -> None:
         self._overrides = {(o.provider, o.model): o for o in overrides}
         self._cache: dict[tuple[str | None, str], Rates | _TimeDependent | None] = {}
+        self._providers: dict[str, str | None] = {}
         self._snapshot = data_snapshot.get_snapshot()
+
+    def provider_for(self, model: str) -> str | None:
+        """The provider genai-prices' model matching assigns to `model` (our provider name), or None when no
+        provider's models match it. Looked up once per model: this runs for every call that names no provider.
+
+        It is the provider a call without one is priced under, so a call stored with it is priced by it too."""
+        try:
+            return self._providers[model]
+        except KeyError:
+            pass
+        if len(self._providers) >= _CACHE_LIMIT:  # model names come from clients: keep the caches bounded
+            self._providers.clear()
+            self._trim_library_caches()
+        try:
+            provider_id = self._snapshot.find_provider(model.lower(), None, None).id
+        except LookupError:
+            name = None
+        else:
+            name = INFERRED_PROVIDERS.get(provider_id, provider_id)
+        self._providers[model] = name
+        return name
+
+    def _trim_library_caches(self) -> None:
+        """genai-prices remembers every model name it was asked about, found or not (its snapshot's lookup caches:
+        ~400 bytes per name, 77 MiB after 200,000 made-up names). Forget them with ours, so a client sending
+        endless new model names cannot grow a worker's memory without bound."""
+        for name in ("_lookup_cache", "_provider_cache", "_provider_misses"):
+            cache = getattr(self._snapshot, name, None)
+            if cache is not None and hasattr(cache, "clear"):
+                cache.clear()
 
     def rates(self, provider: str | None, model: str, at_ns: int | None = None) -> Rates | None:
         """The rates of a call made at `at_ns` (ns since the epoch; default now)."""
@@ -91,6 +123,9 @@ class Pricer:
         try:
             entry = self._cache[key]
         except KeyError:
+            if len(self._cache) >= _CACHE_LIMIT:  # model names come from clients: keep the caches bounded
+                self._cache.clear()
+                self._trim_library_caches()
             entry = self._cache[key] = self._lookup(provider, model)
         if isinstance(entry, _TimeDependent):
             when = datetime.now(UTC) if at_ns is None else datetime.fromtimestamp(at_ns / 1e9, UTC)

@@ -212,9 +212,6 @@ class WorkerPool:
     def size(self) -> int:
         return len(self._workers)
 
-    def pids(self) -> list[int]:
-        return [w.process.pid for w in self._workers if w.process is not None and w.process.pid is not None]
-
     def stats_inc(self, name: str) -> None:
         if self.stats is not None:
             self.stats.inc(name)

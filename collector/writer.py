@@ -1,53 +1,34 @@
-"""The single writer: one thread owns the write connection and commits Arrow batches.
+"""The single writer: one thread owns the write connection, batches requests, inserts and commits.
 
-Receivers decode and `submit`; the writer groups many requests into one transaction (never row by row) and
-resolves each request's future only after COMMIT returned, so a 200 means the rows are durable (DuckDB
-writes and syncs its WAL at commit). The queue is bounded in rows: when it is full `submit` raises
-`Overloaded` and the receiver answers 429/UNAVAILABLE with Retry-After instead of buffering without bound.
+The ingestor `submit`s each request's Arrow tables; the writer groups many requests into one transaction (never row
+by row) and resolves each request's future only after COMMIT returned, so a 200 means the rows are durable (DuckDB
+writes and syncs its WAL at commit). The queue is bounded in rows: when it is full `submit` raises `Overloaded`
+and the receiver answers 429/UNAVAILABLE with Retry-After instead of buffering without bound.
+
+Which calls of a transaction are aggregates is not the writer's decision: it asks collector/aggregates.py once
+per transaction and stores what it is told.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from collector.normalize import call_as_span
-from collector.prepare import arrow_table
+from collector.aggregates import AggregateTracker
+from collector.errors import Overloaded, ShuttingDown
 from collector.selfmetrics import CollectorStats
-from core.records import (
-    CALL_COLUMNS,
-    CONTENT_COLUMNS,
-    METRIC_COLUMNS,
-    SPAN_COLUMNS,
-    Column,
-)
+from core.records import CALL_COLUMNS, CONTENT_COLUMNS, METRIC_COLUMNS, SPAN_COLUMNS, Column, records_table
 
 log = logging.getLogger(__name__)
-
-
-class Overloaded(Exception):
-    """The write queue is full; the client should retry after `retry_after` seconds."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"collector overloaded: retry after {retry_after}s")
-        self.retry_after = retry_after
-
-
-class WriterClosed(Exception):
-    """The server is shutting down and accepts no new work."""
 
 
 @dataclass
@@ -63,30 +44,6 @@ class WriteJob:
     @property
     def rows(self) -> int:
         return sum(t.num_rows for t in (self.calls, self.spans, self.content, self.metrics) if t is not None)
-
-
-class _BoundedKeys:
-    """An insertion-ordered set that forgets its oldest keys beyond `limit`."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._keys: dict[tuple[bytes, bytes], None] = {}
-
-    def add(self, key: tuple[bytes, bytes]) -> None:
-        self._keys[key] = None
-        if len(self._keys) > self.limit:
-            for _ in range(len(self._keys) - self.limit):
-                self._keys.pop(next(iter(self._keys)))
-
-    def add_many(self, keys: Iterable[tuple[bytes, bytes]]) -> None:
-        self._keys.update(dict.fromkeys(keys))
-        excess = len(self._keys) - self.limit
-        if excess > 0:
-            for key in list(itertools.islice(self._keys, excess)):
-                del self._keys[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._keys
 
 
 _TARGETS: tuple[tuple[str, tuple[Column, ...]], ...] = (
@@ -107,8 +64,9 @@ class Writer:
         batch_max_rows: int,
         batch_max_wait_s: float,
         retry_after_s: int,
-        recent_call_memory: int = 500_000,
+        aggregates: AggregateTracker | None = None,
     ) -> None:
+        """`aggregates` decides, once per transaction, which calls are aggregates (collector/aggregates.py)."""
         self._db = db
         self._stats = stats
         # received_at of calls is stamped here, inside the writer, just before their transaction; while it is
@@ -123,13 +81,12 @@ class Writer:
         self._wait = batch_max_wait_s
         self._retry_after = retry_after_s
         self._closing = False
-        self._recent_calls = _BoundedKeys(recent_call_memory)  # (trace, span) of recently stored calls
-        self._recent_parents = _BoundedKeys(recent_call_memory)  # (trace, parent) named by recent calls
+        self._aggregates = aggregates if aggregates is not None else AggregateTracker()
         self._thread = threading.Thread(target=self._run, name="callscope-writer", daemon=True)
 
     def start(self) -> None:
-        arrow_table([], CALL_COLUMNS)  # the first Arrow conversion imports heavy modules: not on the first commit
-        self._warm_recent()
+        records_table([], CALL_COLUMNS)  # the first Arrow conversion imports heavy modules: not on the first commit
+        self._aggregates.warm(self._db)
         self._thread.start()
 
     @property
@@ -148,11 +105,11 @@ class Writer:
         return self._pending_rows < self._queue_max
 
     def submit(self, job: WriteJob) -> Future[None]:
-        """Queue a job; its future resolves once its rows are committed. Raises Overloaded or WriterClosed."""
+        """Queue a job; its future resolves once its rows are committed. Raises Overloaded or ShuttingDown."""
         rows = job.rows
         with self._cond:
             if self._closing:
-                raise WriterClosed("the collector is shutting down")
+                raise ShuttingDown("the collector is shutting down")
             if rows and self._pending_rows + rows > self._queue_max and self._pending_rows > 0:
                 raise Overloaded(self._retry_after)
             if not rows:
@@ -223,40 +180,37 @@ class Writer:
                     self._stats.set("callscope_queue_spans", self._pending_rows)
 
     def _commit(self, jobs: list[WriteJob]) -> tuple[int, int]:
-        calls, demoted, demote_stored, resent = self._sort_calls(
-            [j.calls for j in jobs if j.calls is not None and j.calls.num_rows]
-        )
+        tables = [j.calls for j in jobs if j.calls is not None and j.calls.num_rows]
+        calls = None if not tables else tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        sorted_ = self._aggregates.sort(calls)
+        calls = sorted_.calls
         batches: dict[str, list[pa.Table]] = {
             "calls": [calls] if calls is not None and calls.num_rows else [],
             "spans": [j.spans for j in jobs if j.spans is not None],
             "content_events": [j.content for j in jobs if j.content is not None],
             "metric_points": [j.metrics for j in jobs if j.metrics is not None],
         }
-        if demoted:
-            batches["spans"].append(arrow_table([call_as_span(c) for c in demoted], SPAN_COLUMNS))
+        if sorted_.demoted is not None:
+            batches["spans"].append(sorted_.demoted)
+        stored_aggregates = sorted_.stored_aggregates
         # A plain INSERT costs a third of an INSERT OR IGNORE (whose conflict handling has a large fixed cost
         # per statement and more per row), and the primary key still refuses duplicates: try it first, and
         # redo the transaction with OR IGNORE when a row is already stored (a client re-sent it). A re-send
         # of a recent call is known in advance (recent keys): OR IGNORE straight away.
-        if resent:
-            self._transaction(batches, demote_stored, ignore=True)
+        if sorted_.resent:
+            self._transaction(batches, stored_aggregates, ignore=True)
         else:
             try:
-                self._transaction(batches, demote_stored, ignore=False)
+                self._transaction(batches, stored_aggregates, ignore=False)
             except duckdb.ConstraintException:
                 self._stats.inc("callscope_commit_conflicts_total")
-                self._transaction(batches, demote_stored, ignore=True)
-        if calls is not None and calls.num_rows:
-            traces = calls.column("trace_id").to_pylist()
-            self._recent_calls.add_many(zip(traces, calls.column("span_id").to_pylist(), strict=True))
-            self._recent_parents.add_many(
-                (t, p) for t, p in zip(traces, calls.column("parent_span_id").to_pylist(), strict=True) if p is not None
-            )
+                self._transaction(batches, stored_aggregates, ignore=True)
+        self._aggregates.committed(calls)
         n_spans = sum(t.num_rows for t in batches["spans"])
         return (calls.num_rows if calls is not None else 0), n_spans
 
     def _transaction(
-        self, batches: dict[str, list[pa.Table]], demote_stored: list[tuple[bytes, bytes]], *, ignore: bool
+        self, batches: dict[str, list[pa.Table]], stored_aggregates: list[tuple[bytes, bytes]], *, ignore: bool
     ) -> None:
         db = self._db
         verb = "INSERT OR IGNORE" if ignore else "INSERT"
@@ -275,8 +229,7 @@ class Writer:
                     db.execute(
                         f"{verb} INTO {table} ({names}) SELECT {names} FROM _callscope_batch"  # noqa: S608 (constants)
                     )
-            if demote_stored:
-                self._demote_stored(demote_stored)
+            self._aggregates.demote_stored(db, stored_aggregates)
             db.execute("COMMIT")
         except Exception:
             db.execute("ROLLBACK")
@@ -285,93 +238,6 @@ class Writer:
             self.open_since_us = None
             with contextlib.suppress(duckdb.Error):
                 db.unregister("_callscope_batch")
-
-    def _sort_calls(
-        self, tables: list[pa.Table]
-    ) -> tuple[pa.Table | None, list[dict[str, Any]], list[tuple[bytes, bytes]], bool]:
-        """Count each call once across requests: (calls to store, calls demoted to spans as rows, keys of
-        stored calls that turned out to be aggregates, whether a call was stored recently already). A call is
-        an aggregate when a call of the same trace names it as parent, in this transaction or a recent one; a
-        re-sent call in the same transaction is stored once (the first)."""
-        if not tables:
-            return None, [], [], False
-        calls = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-        traces = calls.column("trace_id").to_pylist()
-        spans = calls.column("span_id").to_pylist()
-        parents = calls.column("parent_span_id").to_pylist()
-        recent_parents, recent_calls = self._recent_parents, self._recent_calls
-        kept: dict[tuple[bytes, bytes], int] = {}
-        demoted: list[int] = []
-        demote_stored: list[tuple[bytes, bytes]] = []
-        resent = False
-        for i, (trace_id, span_id, parent) in enumerate(zip(traces, spans, parents, strict=True)):
-            key = (trace_id, span_id)
-            if key in recent_calls:
-                resent = True
-            if key in recent_parents:
-                demoted.append(i)  # a child call was stored before: this is an aggregate
-                continue
-            if parent is not None:
-                parent_key = (trace_id, parent)
-                j = kept.pop(parent_key, None)
-                if j is not None:
-                    demoted.append(j)
-                elif parent_key in recent_calls:
-                    demote_stored.append(parent_key)
-            kept.setdefault(key, i)
-        if len(kept) == calls.num_rows:
-            return calls, [], demote_stored, resent
-        keep = pa.array(sorted(kept.values()), pa.int64())
-        demoted_rows = [_row_as_call(r) for r in calls.take(pa.array(sorted(demoted), pa.int64())).to_pylist()]
-        return calls.take(keep), demoted_rows, demote_stored, resent
-
-    def _demote_stored(self, keys: list[tuple[bytes, bytes]]) -> None:
-        """Calls stored by an earlier commit turned out to be aggregates of a call that arrived later."""
-        keys_table = pa.table({"trace_id": [k[0] for k in keys], "span_id": [k[1] for k in keys]})
-        self._db.register("_callscope_demote", keys_table)
-        try:
-            self._db.execute(
-                """
-                INSERT OR IGNORE INTO spans
-                SELECT c.trace_id, c.span_id, c.parent_span_id, c.project, c.service, c.span_name, 0,
-                       c.start_time, c.end_time, c.duration_ms, c.status, c.error_type,
-                       to_json({'callscope.aggregate': true, 'request_model': c.request_model,
-                                'input_tokens': c.input_tokens, 'output_tokens': c.output_tokens,
-                                'convention': c.convention})::VARCHAR,
-                       c.received_at
-                FROM calls c JOIN _callscope_demote d USING (trace_id, span_id)
-                """
-            )
-            self._db.execute(
-                "DELETE FROM calls WHERE (trace_id, span_id) IN (SELECT (trace_id, span_id) FROM _callscope_demote)"
-            )
-        finally:
-            with contextlib.suppress(duckdb.Error):
-                self._db.unregister("_callscope_demote")
-
-    def _warm_recent(self) -> None:
-        """After a restart, remember the most recent calls so cross-batch aggregates are still recognised."""
-        rows = self._db.execute(
-            "SELECT trace_id, span_id, parent_span_id FROM calls ORDER BY received_at DESC LIMIT ?",
-            [self._recent_calls.limit],
-        ).fetchall()
-        for trace_id, span_id, parent in reversed(rows):
-            self._recent_calls.add((trace_id, span_id))
-            if parent is not None:
-                self._recent_parents.add((trace_id, parent))
-
-
-def _row_as_call(row: dict[str, Any]) -> dict[str, Any]:
-    """A call row read back from Arrow: timestamps as the microsecond integers normalisation produces."""
-    for key in ("start_time", "end_time", "received_at"):
-        value = row[key]
-        if value is not None and not isinstance(value, int):
-            row[key] = (value - _EPOCH) // _MICROSECOND
-    return row
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def _now_us() -> int:

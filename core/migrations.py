@@ -182,9 +182,17 @@ def m006_call_error_message(db: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
+def m007_call_provider_source(db: duckdb.DuckDBPyConnection) -> None:
+    """Where a call's provider came from: 'client' (the span said) or 'inferred' (from the model, through
+    genai-prices' model matching). Every provider stored before this migration came from its client."""
+    db.execute("ALTER TABLE calls ADD COLUMN provider_source VARCHAR")
+    db.execute("UPDATE calls SET provider_source = 'client' WHERE provider IS NOT NULL")
+
+
+@migration
 def m008_alert_instances(db: duckdb.DuckDBPyConnection) -> None:
     """One row per alert instance (rule x group-by values x severity), written by evaluation in the transaction of
-    its state change and read by notification (alerts/model.py). m007 is reserved for the collector."""
+    its state change and read by notification (alerts/model.py)."""
     db.execute(
         """
         CREATE TABLE alert_instances (

@@ -7,8 +7,12 @@ output_tokens. cost_usd is NULL when no price is known (pricing = 'unpriced'); n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from operator import attrgetter
+from typing import Annotated, Any, get_type_hints
 
 import pyarrow as pa
 
@@ -25,6 +29,11 @@ class Pricing(StrEnum):
     NO_USAGE = "no_usage"  # a successful call that reported no token counts: cost_usd is NULL
 
 
+class ProviderSource(StrEnum):
+    CLIENT = "client"  # the span named its provider
+    INFERRED = "inferred"  # the span named none: genai-prices' model matching gave the model's provider
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -35,66 +44,127 @@ class Column:
 _TS = pa.timestamp("us", tz="UTC")
 _META = pa.map_(pa.string(), pa.string())
 
-CALL_COLUMNS: tuple[Column, ...] = (
-    Column("trace_id", pa.binary(), "BLOB"),
-    Column("span_id", pa.binary(), "BLOB"),
-    Column("parent_span_id", pa.binary(), "BLOB"),
-    Column("project", pa.string(), "VARCHAR"),
-    Column("service", pa.string(), "VARCHAR"),
-    Column("environment", pa.string(), "VARCHAR"),
-    Column("start_time", _TS, "TIMESTAMP WITH TIME ZONE"),
-    Column("end_time", _TS, "TIMESTAMP WITH TIME ZONE"),
-    Column("duration_ms", pa.float64(), "DOUBLE"),
-    Column("ttft_ms", pa.float64(), "DOUBLE"),
-    Column("provider", pa.string(), "VARCHAR"),
-    Column("operation", pa.string(), "VARCHAR"),
-    Column("request_model", pa.string(), "VARCHAR"),
-    Column("response_model", pa.string(), "VARCHAR"),
-    Column("input_tokens", pa.int64(), "BIGINT"),
-    Column("output_tokens", pa.int64(), "BIGINT"),
-    Column("cache_read_tokens", pa.int64(), "BIGINT"),
-    Column("cache_write_tokens", pa.int64(), "BIGINT"),
-    Column("reasoning_tokens", pa.int64(), "BIGINT"),
-    Column("cost_usd", pa.float64(), "DOUBLE"),
-    Column("pricing", pa.string(), "VARCHAR"),
-    Column("price_source", pa.string(), "VARCHAR"),
-    Column("reported_cost_usd", pa.float64(), "DOUBLE"),
-    Column("streaming", pa.bool_(), "BOOLEAN"),
-    Column("status", pa.string(), "VARCHAR"),
-    Column("error_type", pa.string(), "VARCHAR"),
-    Column("http_status", pa.int32(), "INTEGER"),
-    Column("finish_reason", pa.string(), "VARCHAR"),
-    Column("user_id", pa.string(), "VARCHAR"),
-    Column("session_id", pa.string(), "VARCHAR"),
-    Column("tags", pa.list_(pa.string()), "VARCHAR[]"),
-    Column("metadata", _META, "MAP(VARCHAR, VARCHAR)"),
-    Column("convention", pa.string(), "VARCHAR"),
-    Column("span_name", pa.string(), "VARCHAR"),
-    Column("input_content", pa.string(), "VARCHAR"),
-    Column("output_content", pa.string(), "VARCHAR"),
-    Column("received_at", _TS, "TIMESTAMP WITH TIME ZONE"),
+
+@dataclass(frozen=True)
+class Stored:
+    """Marks a record field as a stored column: its Arrow type and its DuckDB type (as information_schema spells
+    it). The column's name is the field's."""
+
+    arrow: pa.DataType
+    sql: str
+
+
+def columns_of(record: type) -> tuple[Column, ...]:
+    """The stored columns of a record type, in field order (the table's column order)."""
+    hints = get_type_hints(record, include_extras=True)
+    out = []
+    for f in fields(record):
+        stored = next(m for m in hints[f.name].__metadata__ if isinstance(m, Stored))
+        out.append(Column(f.name, stored.arrow, stored.sql))
+    return tuple(out)
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One model call: a row of `calls`, as the normaliser produces it and the writer stores it. Every field is
+    required, so a record built without one fails where it is built, not in the store.
+
+    Times are microseconds since the epoch (what Arrow stores in a timestamp column); ids are raw bytes."""
+
+    trace_id: Annotated[bytes, Stored(pa.binary(), "BLOB")]
+    span_id: Annotated[bytes, Stored(pa.binary(), "BLOB")]
+    parent_span_id: Annotated[bytes | None, Stored(pa.binary(), "BLOB")]
+    project: Annotated[str, Stored(pa.string(), "VARCHAR")]
+    service: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    environment: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    start_time: Annotated[int, Stored(_TS, "TIMESTAMP WITH TIME ZONE")]
+    end_time: Annotated[int, Stored(_TS, "TIMESTAMP WITH TIME ZONE")]
+    duration_ms: Annotated[float, Stored(pa.float64(), "DOUBLE")]
+    ttft_ms: Annotated[float | None, Stored(pa.float64(), "DOUBLE")]
+    provider: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    operation: Annotated[str, Stored(pa.string(), "VARCHAR")]
+    request_model: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    response_model: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    input_tokens: Annotated[int | None, Stored(pa.int64(), "BIGINT")]
+    output_tokens: Annotated[int | None, Stored(pa.int64(), "BIGINT")]
+    cache_read_tokens: Annotated[int | None, Stored(pa.int64(), "BIGINT")]
+    cache_write_tokens: Annotated[int | None, Stored(pa.int64(), "BIGINT")]
+    reasoning_tokens: Annotated[int | None, Stored(pa.int64(), "BIGINT")]
+    cost_usd: Annotated[float | None, Stored(pa.float64(), "DOUBLE")]
+    pricing: Annotated[str, Stored(pa.string(), "VARCHAR")]
+    price_source: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    reported_cost_usd: Annotated[float | None, Stored(pa.float64(), "DOUBLE")]
+    streaming: Annotated[bool, Stored(pa.bool_(), "BOOLEAN")]
+    status: Annotated[str, Stored(pa.string(), "VARCHAR")]
+    error_type: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    http_status: Annotated[int | None, Stored(pa.int32(), "INTEGER")]
+    finish_reason: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    user_id: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    session_id: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    tags: Annotated[list[str] | None, Stored(pa.list_(pa.string()), "VARCHAR[]")]
+    metadata: Annotated[dict[str, str] | None, Stored(_META, "MAP(VARCHAR, VARCHAR)")]
+    convention: Annotated[str, Stored(pa.string(), "VARCHAR")]
+    span_name: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    input_content: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    output_content: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    received_at: Annotated[int, Stored(_TS, "TIMESTAMP WITH TIME ZONE")]
     # Why a call failed, as the client reported it (span status message or exception message): secrets and
     # personal data redacted, cut at ERROR_MESSAGE_MAX_CHARS. Added by m006, hence after received_at.
-    Column("error_message", pa.string(), "VARCHAR"),
-)
-ERROR_MESSAGE_MAX_CHARS = 500
+    error_message: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    # Where `provider` came from (ProviderSource); NULL when there is no provider. Added by m007.
+    provider_source: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
 
-SPAN_COLUMNS: tuple[Column, ...] = (
-    Column("trace_id", pa.binary(), "BLOB"),
-    Column("span_id", pa.binary(), "BLOB"),
-    Column("parent_span_id", pa.binary(), "BLOB"),
-    Column("project", pa.string(), "VARCHAR"),
-    Column("service", pa.string(), "VARCHAR"),
-    Column("name", pa.string(), "VARCHAR"),
-    Column("kind", pa.int8(), "TINYINT"),
-    Column("start_time", _TS, "TIMESTAMP WITH TIME ZONE"),
-    Column("end_time", _TS, "TIMESTAMP WITH TIME ZONE"),
-    Column("duration_ms", pa.float64(), "DOUBLE"),
-    Column("status", pa.string(), "VARCHAR"),
-    Column("status_message", pa.string(), "VARCHAR"),
-    Column("attributes", pa.string(), "VARCHAR"),
-    Column("received_at", _TS, "TIMESTAMP WITH TIME ZONE"),
-)
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> CallRecord:
+        """A row read back from the store or an Arrow table (timestamps as datetimes, metadata as pairs)."""
+        values = {name: row[name] for name in _CALL_FIELDS}
+        for name in ("start_time", "end_time", "received_at"):
+            values[name] = epoch_us(values[name])
+        meta = values["metadata"]
+        if meta is not None and not isinstance(meta, dict):
+            values["metadata"] = dict(meta)
+        return cls(**values)
+
+    def as_row(self) -> dict[str, Any]:
+        """The record as a dict of its columns (shallow, unlike dataclasses.asdict)."""
+        return {name: getattr(self, name) for name in _CALL_FIELDS}
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    """A span that is not a model call (or an aggregate demoted from one): a row of `spans`."""
+
+    trace_id: Annotated[bytes, Stored(pa.binary(), "BLOB")]
+    span_id: Annotated[bytes, Stored(pa.binary(), "BLOB")]
+    parent_span_id: Annotated[bytes | None, Stored(pa.binary(), "BLOB")]
+    project: Annotated[str, Stored(pa.string(), "VARCHAR")]
+    service: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    name: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    kind: Annotated[int, Stored(pa.int8(), "TINYINT")]
+    start_time: Annotated[int, Stored(_TS, "TIMESTAMP WITH TIME ZONE")]
+    end_time: Annotated[int, Stored(_TS, "TIMESTAMP WITH TIME ZONE")]
+    duration_ms: Annotated[float, Stored(pa.float64(), "DOUBLE")]
+    status: Annotated[str, Stored(pa.string(), "VARCHAR")]
+    status_message: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    attributes: Annotated[str | None, Stored(pa.string(), "VARCHAR")]  # the span's attributes as a JSON object
+    received_at: Annotated[int, Stored(_TS, "TIMESTAMP WITH TIME ZONE")]
+
+
+_CALL_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CallRecord))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_us(value: int | datetime) -> int:
+    """A timestamp as microseconds since the epoch (records hold ints; the store gives back datetimes)."""
+    if isinstance(value, datetime):
+        return (value - _EPOCH) // _MICROSECOND
+    return value
+
+
+CALL_COLUMNS: tuple[Column, ...] = columns_of(CallRecord)
+ERROR_MESSAGE_MAX_CHARS = 500
+SPAN_COLUMNS: tuple[Column, ...] = columns_of(SpanRecord)
 
 CONTENT_COLUMNS: tuple[Column, ...] = (
     Column("event_id", pa.binary(), "BLOB"),
@@ -137,3 +207,15 @@ TABLES: dict[str, tuple[Column, ...]] = {
 
 def arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
     return pa.schema([pa.field(c.name, c.arrow) for c in columns])
+
+
+_SCHEMAS: dict[tuple[Column, ...], tuple[pa.Schema, tuple[tuple[str, Callable[[Any], Any]], ...]]] = {}
+
+
+def records_table(records: Sequence[Any], columns: tuple[Column, ...]) -> pa.Table:
+    """Records (CallRecord, SpanRecord) -> a table of `columns`, built column by column (cheaper than from rows)."""
+    cached = _SCHEMAS.get(columns)
+    if cached is None:
+        cached = _SCHEMAS[columns] = (arrow_schema(columns), tuple((c.name, attrgetter(c.name)) for c in columns))
+    schema, getters = cached
+    return pa.Table.from_pydict({name: list(map(get, records)) for name, get in getters}, schema=schema)

@@ -186,7 +186,8 @@ TAG_CONVENTIONS = frozenset({"openinference", "langfuse", "logfire", "vercel_ai"
 # Conventions whose attribute set has no cache-write count (the generator never gives them one).
 NO_CACHE_WRITE = frozenset({"vercel_ai", "otel_genai_deprecated"})
 NO_CACHE = frozenset({"otel_genai_deprecated"})
-# Conventions that name only the model: no provider, no separate response model (the collector leaves them NULL).
+# Conventions that name only the model: no provider (the collector infers it from the model and marks it inferred),
+# no separate response model (the collector leaves it NULL).
 MODEL_NAME_ONLY = frozenset({"langfuse"})
 NO_FINISH_REASON = frozenset({"langfuse"})  # Langfuse generations carry no finish reason
 

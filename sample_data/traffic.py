@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.records import CALL_COLUMNS, Pricing, Status, arrow_schema
+from core.records import CALL_COLUMNS, Pricing, ProviderSource, Status, arrow_schema
 from sample_data import catalog as cat
 from sample_data import script as sc
 
@@ -106,11 +106,13 @@ class _Price:
 @cache
 def _prices() -> _Price:
     """Rates per model as the collector finds them: rows 0..n-1 by (provider, response model), rows n..2n-1 by
-    the request model alone (conventions in MODEL_NAME_ONLY), rows 2n..3n-1 by (provider, request model)."""
+    the request model and the provider inferred from it (conventions in MODEL_NAME_ONLY), rows 2n..3n-1 by
+    (provider, request model)."""
     from collector.pricing import Pricer  # the collector's own rates: costs match what it would compute
 
     pricer = Pricer()
-    keys = [(m.provider, m.response) for m in cat.MODELS] + [(None, m.name) for m in cat.MODELS]
+    inferred = _inferred_providers()
+    keys = [(m.provider, m.response) for m in cat.MODELS] + [(inferred[i], m.name) for i, m in enumerate(cat.MODELS)]
     keys += [(m.provider, m.name) for m in cat.MODELS]  # failed calls have no response model
     rates = np.zeros((len(keys), 4))
     priced = np.zeros(len(keys), dtype=bool)
@@ -133,6 +135,15 @@ def _prices() -> _Price:
 
             timed.append((i, at))
     return _Price(rates, priced, tuple(sources), tuple(timed))
+
+
+@cache
+def _inferred_providers() -> tuple[str | None, ...]:
+    """Per model, the provider the collector infers when a span names only the model (None: it infers none)."""
+    from collector.pricing import Pricer
+
+    pricer = Pricer()
+    return tuple(pricer.provider_for(m.name) for m in cat.MODELS)
 
 
 _REFERENCE_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00Z: rates of time-independent models do not depend on it
@@ -468,6 +479,7 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
     conv_names = [s.convention for s in cat.SERVICES]
     no_provider = np.isin(np.array(conv_names)[svc], list(cat.MODEL_NAME_ONLY))
     no_finish = np.isin(np.array(conv_names)[svc], list(cat.NO_FINISH_REASON))
+    inferred_known = np.array([p is not None for p in _inferred_providers()])
     price_row = np.where(no_provider, model + n_models, np.where(ok, model, model + 2 * n_models))
     r = _row_rates(price, price_row, c["start"])
     cost = (
@@ -518,7 +530,10 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
         "end_time": _ts(end),
         "duration_ms": pa.array((end - c["start"]) / 1000.0),
         "ttft_ms": pa.array(c["ttft"], mask=np.isnan(c["ttft"])),
-        "provider": _take(list(t.providers), np.where(no_provider, -1, t.m_provider[model])),
+        # a convention that names no provider: the collector infers it from the model (and says so)
+        "provider": _take(
+            [*t.providers, *_inferred_providers()], np.where(no_provider, len(t.providers) + model, t.m_provider[model])
+        ),
         "operation": _take([m.operation for m in cat.MODELS], model),
         "request_model": _take([m.name for m in cat.MODELS], model),
         "response_model": _take([m.response for m in cat.MODELS], np.where(ok & ~no_provider, model, -1)),
@@ -548,5 +563,9 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
         "output_content": pa.nulls(n, pa.string()),
         "received_at": _ts(end + (c["received_lag"] * 1000).astype(np.int64)),
         "error_message": _take(err_messages, np.where(ok, -1, kind)),
+        "provider_source": _take(
+            [ProviderSource.CLIENT.value, ProviderSource.INFERRED.value],
+            np.where(no_provider, np.where(inferred_known[model], 1, -1), 0),
+        ),
     }
     return pa.Table.from_arrays([columns[col.name] for col in CALL_COLUMNS], names=[col.name for col in CALL_COLUMNS])

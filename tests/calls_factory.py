@@ -85,6 +85,7 @@ def make_calls(
                 "output_content": None,
                 "received_at": datetime.now(UTC),
                 "error_message": (f"Error code: {http_status} - test failure {i}" if error else None),
+                "provider_source": "client",
             }
         )
     return rows
@@ -92,6 +93,9 @@ def make_calls(
 
 def store_rows(data_dir: Path, rows: list[dict[str, Any]]) -> Path:
     """Write rows into <data_dir>/callscope.duckdb (created and migrated if missing). The server must be stopped."""
+    names = [c.name for c in CALL_COLUMNS]
+    for row in rows[:1]:
+        assert list(row) == names, f"a call row has the columns of CALL_COLUMNS, in order: {list(row)} != {names}"
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "callscope.duckdb"
     db = connect(path)

@@ -2,7 +2,8 @@
 
 POST /v1/chat/completions answers like OpenAI: usage with prompt = 10 x messages + 7 tokens, completion =
 max_tokens (20 when unset). Markers in the last message steer it: "[status=429]" / "[status=500]" answer
-that error; streaming requests get SSE chunks with the first after `first_chunk_ms`.
+that error; "[cached=N]" / "[reasoning=N]" add OpenAI's usage details (N of the prompt tokens were cached, N of
+the completion tokens were reasoning); streaming requests get SSE chunks with the first after `first_chunk_ms`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class FakeLLM:
                 prompt = 10 * len(body["messages"]) + 7
                 completion = body.get("max_tokens") or body.get("max_completion_tokens") or 20
                 usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+                cached, reasoning = re.search(r"\[cached=(\d+)\]", text), re.search(r"\[reasoning=(\d+)\]", text)
+                if cached or reasoning:  # OpenAI's usage details: parts of prompt_tokens / completion_tokens
+                    usage["prompt_tokens_details"] = {"cached_tokens": int(cached[1]) if cached else 0}
+                    usage["completion_tokens_details"] = {"reasoning_tokens": int(reasoning[1]) if reasoning else 0}
                 n = len(fake.requests)
                 if body.get("stream"):
                     self.send_response(200)

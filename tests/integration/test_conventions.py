@@ -26,6 +26,7 @@ REQUIRED = (
     "start_time",
     "convention",
     "provider",
+    "provider_source",
     "operation",
     "request_model",
     "response_model",

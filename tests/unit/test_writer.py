@@ -1,7 +1,13 @@
-"""The single writer on a real DuckDB file: re-sent rows are stored once, whichever insert path stores them."""
+"""The single writer on a real DuckDB file: re-sent rows are stored once, whichever insert path stores them; an
+aggregate call is demoted to the same span row, whichever path demotes it."""
 
 from __future__ import annotations
 
+import json
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from collector.aggregates import AggregateTracker
 from collector.decode import Encoding, Signal
 from collector.normalize import ContentOptions, SpanNormalizer
 from collector.prepare import Preparer
@@ -32,7 +38,7 @@ def test_resent_rows_are_stored_once_by_either_insert_path(tmp_path):
         batch_max_rows=50_000,
         batch_max_wait_s=0.001,
         retry_after_s=1,
-        recent_call_memory=10,
+        aggregates=AggregateTracker(memory=10),
     )
     writer.start()
     preparer = Preparer(SpanNormalizer(Pricer()), ContentOptions(), 20 * 2**20)
@@ -74,3 +80,89 @@ def test_a_rejected_transaction_rolls_back_and_the_next_one_commits(tmp_path):
         writer.close()
     assert db.execute("SELECT count(*) FROM calls").fetchone() == (10,)
     db.close()
+
+
+def _pair_request(trace_id: bytes, parent_id: bytes, child_id: bytes, which: str) -> bytes:
+    """A framework call span (parent) over the provider call span (child) of one model call; `which` of them."""
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "agent"
+    ss = rs.scope_spans.add()
+    base = 1_760_000_000_000_000_000
+    spans = {
+        "parent": (parent_id, b"", "framework chat", base, base + 900_000_000, "claude-sonnet-4-5", "anthropic"),
+        "child": (child_id, parent_id, "chat claude-sonnet-4-5", base + 1000, base + 800_000_000, None, None),
+    }
+    for name in ("parent", "child") if which == "both" else (which,):
+        span_id, parent, span_name, start, end, model, provider = spans[name]
+        span = ss.spans.add(
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=parent,
+            name=span_name,
+            kind=3,
+            start_time_unix_nano=start,
+            end_time_unix_nano=end,
+        )
+        attrs = span.attributes
+        attrs.add(key="gen_ai.operation.name").value.string_value = "chat"
+        attrs.add(key="gen_ai.request.model").value.string_value = model or "claude-sonnet-4-5-20250929"
+        if provider:
+            attrs.add(key="gen_ai.provider.name").value.string_value = provider
+        attrs.add(key="gen_ai.response.model").value.string_value = "claude-sonnet-4-5-20250929"
+        attrs.add(key="gen_ai.usage.input_tokens").value.int_value = 1200
+        attrs.add(key="gen_ai.usage.output_tokens").value.int_value = 80
+        attrs.add(key="gen_ai.usage.cache_read.input_tokens").value.int_value = 1000
+        attrs.add(key="gen_ai.usage.reasoning.output_tokens").value.int_value = 30
+    return req.SerializeToString()
+
+
+def test_a_demoted_call_is_the_same_span_whichever_path_demotes_it(tmp_path):
+    """The parent call of a pair is an aggregate. It is demoted by the normaliser (both in one request), by the
+    writer inside a transaction (the child was stored before), or by moving the stored parent (the parent was
+    stored before its child arrived): the span row is the same every time, call_as_span's, with every figure."""
+    trace_id, parent_id, child_id = bytes(range(1, 17)), b"\x0a" * 8, b"\x0b" * 8
+    orders = {
+        "one request": ["both"],
+        "child first": ["child", "parent"],
+        "parent first": ["parent", "child"],
+    }
+    preparer = Preparer(SpanNormalizer(Pricer()), ContentOptions(), 20 * 2**20)
+    demoted = {}
+    for label, requests in orders.items():
+        db = connect(tmp_path / f"{label}.duckdb")
+        writer = Writer(
+            db, CollectorStats(), queue_max_rows=1000, batch_max_rows=1000, batch_max_wait_s=0.001, retry_after_s=1
+        )
+        writer.start()
+        try:
+            for which in requests:  # one commit each: the second request meets the first in the store
+                _commit(writer, _job(preparer, _pair_request(trace_id, parent_id, child_id, which)))
+        finally:
+            writer.close()
+        calls = db.execute("SELECT span_id, provider, input_tokens, cache_read_tokens FROM calls").fetchall()
+        assert calls == [(child_id, "anthropic", 1200, 1000)], label  # the child is the call, counted once
+        row = db.execute(
+            "SELECT trace_id, span_id, parent_span_id, project, service, name, kind, start_time, end_time,"
+            " duration_ms, status, status_message, attributes FROM spans"
+        ).fetchall()
+        assert len(row) == 1, label
+        demoted[label] = row[0]
+        db.close()
+    assert demoted["child first"] == demoted["one request"]
+    assert demoted["parent first"] == demoted["one request"]
+    attributes = json.loads(demoted["one request"][-1])
+    assert attributes == {
+        "provider": "anthropic",
+        "operation": "chat",
+        "request_model": "claude-sonnet-4-5",
+        "response_model": "claude-sonnet-4-5-20250929",
+        "input_tokens": 1200,
+        "output_tokens": 80,
+        "cache_read_tokens": 1000,
+        "reasoning_tokens": 30,
+        "convention": "otel_genai",
+        "callscope.aggregate": True,
+    }
+    assert demoted["one request"][:3] == (trace_id, parent_id, None)
+    assert demoted["one request"][5] == "framework chat"
