@@ -11,11 +11,11 @@ import contextlib
 import hmac
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Any
 
 import duckdb
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response, StreamingResponse
 
@@ -91,7 +91,8 @@ Api = Annotated[ReadApi, Depends(_api)]
 Format = Annotated[str | None, Query(description="json (default), arrow (Arrow IPC stream) or csv")]
 
 
-def create_app(read_api: ReadApi, version: str) -> FastAPI:
+def create_app(read_api: ReadApi, version: str, routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """The read API; `routers` (e.g. alerts/api.py's) get its read keys, parameter checks and error format."""
     app = FastAPI(
         title="callscope read API",
         version=version,
@@ -307,4 +308,6 @@ def create_app(read_api: ReadApi, version: str) -> FastAPI:
             headers={"content-disposition": f'attachment; filename="{filename}"'},
         )
 
+    for router in routers:
+        app.include_router(router)
     return app

@@ -21,6 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
+from alerts.api import router as alerts_router
+from alerts.service import Alerting
+from alerts.store import DuckStateStore
 from analytics.api import ReadApi, create_app
 from analytics.jobs import Jobs
 from callscope import __version__
@@ -35,6 +38,7 @@ from collector.pricing import Pricer
 from collector.selfmetrics import CollectorStats
 from collector.workers import WorkerConfig, WorkerPool
 from collector.writer import Writer
+from dashboard.launch import dashboard_url
 
 log = logging.getLogger("callscope.server")
 
@@ -84,6 +88,7 @@ class Components:
     writer: Writer
     ingestor: Ingestor
     app: Starlette
+    alerting: Alerting
 
 
 def worker_pool(settings: Settings, stats: CollectorStats | None = None) -> WorkerPool | None:
@@ -131,14 +136,17 @@ def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
         return PlainTextResponse(stats.render(), media_type="text/plain; version=0.0.4")
 
     pricer = Pricer(settings.price_overrides)
-    api = create_app(ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts), __version__)
+    read_api = ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts)
+    alerting = Alerting(DuckStateStore(db), read_api.cursor, settings.alerts_path, dashboard_url(settings))
+    api = create_app(read_api, __version__, routers=[alerts_router])
+    api.state.alerting = alerting
     routes = [
         *receiver.routes(),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Mount("/api/v1", app=api),
     ]
-    return Components(stats, writer, ingestor, Starlette(routes=routes))
+    return Components(stats, writer, ingestor, Starlette(routes=routes), alerting)
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
@@ -175,11 +183,15 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         writer_horizon=writer_horizon,
     )
     jobs.start()
+    await asyncio.to_thread(parts.alerting.load)
+    parts.alerting.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+        loop.add_signal_handler(signal.SIGHUP, parts.alerting.request_reload)  # re-read the alert rules file
 
     grpc_server = grpc.aio.server(
         options=[
@@ -194,6 +206,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     )
     grpc_target = f"{settings.host}:{settings.otlp_grpc_port}"
     if grpc_server.add_insecure_port(grpc_target) == 0:
+        jobs.stop()
+        parts.alerting.stop()
         parts.ingestor.close()
         parts.writer.close()
         db.close()
@@ -217,6 +231,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     if http_task.done():
         await grpc_server.stop(None)
         jobs.stop()
+        parts.alerting.stop()
         parts.ingestor.close()
         parts.writer.close()
         db.close()
@@ -242,6 +257,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         await asyncio.to_thread(parts.ingestor.close)
         await asyncio.to_thread(parts.writer.close)
         await asyncio.to_thread(jobs.stop)
+        await asyncio.to_thread(parts.alerting.stop)
         db.execute("CHECKPOINT")
         db.close()
         log.info("stopped cleanly")
