@@ -10,10 +10,10 @@ severity (warning, critical). Per instance:
 - fewer calls than min_calls -> the condition is false;
 - otherwise value <op> the severity's threshold.
 
-A group that disappears from the answer while others remain is a missing series (Grafana, Prometheus): its
-instance clears (a firing one resolves, after keep_firing_for), and once normal it is forgotten. When the answer
-has no group at all, the no_data mode applies to the rule's known instances (or, with none known, to one
-instance without group labels), as Grafana's no-data alert does.
+A group that disappears from the answer is a missing series (Grafana, Prometheus): its instance clears (a firing
+one resolves, after keep_firing_for), and once normal it is forgotten. When a grouped rule's answer has no group
+at all, its groups are all missing series and one instance without group labels (the most severe) takes the
+no_data mode, as Grafana's no-data alert does (with keep_last, every instance keeps its state instead).
 
 Everything an evaluation changes (instances, history, rule health) is handed to the state store, which writes it
 in one transaction.
@@ -207,17 +207,8 @@ class Evaluator:
                     dashboard_base_url=self.dashboard_url,
                 )
                 self._apply(rule, inst, outcome, reason, at, changes, value=s.value, notes=notes, severity=severity)
-        if not series:  # no group at all: the rule has no data
-            targets = known or [
-                Instance(fingerprint(labels), rule.id, labels)
-                for labels in (instance_labels(rule, sev, {}) for sev in rule.thresholds)
-            ]
-            for inst in targets:
-                severity = Severity(inst.labels["severity"])
-                outcome = no_data_outcome(rule, severity)
-                if inst.fingerprint not in by_fp and outcome in (Outcome.CLEAR, Outcome.KEEP):
-                    continue  # nothing to show for an instance that never existed
-                self._apply(rule, inst, outcome, "no data", at, changes, severity=severity)
+        if not series:  # a grouped rule whose answer has no group at all
+            self._no_groups(rule, known, at, changes)
         else:
             for inst in known:
                 if inst.fingerprint in seen:
@@ -225,6 +216,27 @@ class Evaluator:
                 severity = Severity(inst.labels.get("severity", rule.top_severity.value))
                 self._apply(rule, inst, Outcome.CLEAR, "series gone", at, changes, severity=severity, missing=True)
         changes.health.append(RuleHealth(rule.id, at, duration, "ok", None, len(seen)))
+
+    def _no_groups(self, rule: Rule, known: list[Instance], at: datetime, changes: Changes) -> None:
+        """Grafana's no-data for a multi-dimensional rule: the groups' instances are gone (missing series), and
+        one instance without group labels (the most severe) takes the no_data mode; keep_last keeps them all."""
+        if rule.no_data is NoData.KEEP_LAST:
+            for inst in known:
+                self._apply(rule, inst, Outcome.KEEP, "no data", at, changes)
+            return
+        severity = rule.top_severity
+        labels = instance_labels(rule, severity, {})
+        no_data_fp = fingerprint(labels)
+        for inst in known:
+            if inst.fingerprint != no_data_fp:
+                inst_severity = Severity(inst.labels.get("severity", severity.value))
+                self._apply(rule, inst, Outcome.CLEAR, "no data", at, changes, severity=inst_severity, missing=True)
+        existing = next((i for i in known if i.fingerprint == no_data_fp), None)
+        outcome = no_data_outcome(rule, severity)
+        if existing is None and outcome is Outcome.CLEAR:
+            return  # nothing to show for an instance that never existed
+        inst = existing or Instance(no_data_fp, rule.id, labels)
+        self._apply(rule, inst, outcome, "no data", at, changes, severity=severity)
 
     def _series(self, rule: Rule, current: dict[GroupKey, Row], baseline: dict[GroupKey, Row] | None) -> dict:
         out: dict[GroupKey, Series] = {}
