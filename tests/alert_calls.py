@@ -31,8 +31,9 @@ def call(
     service: str = "support-bot",
     http_status: int | None = None,
     ttft_ms: float | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    """One call starting at `t` (a unique trace/span id), ok or failed."""
+    """One call starting at `t` (a unique trace/span id), ok or failed; `fields` override stored columns."""
     n = next(_IDS)
     status = http_status if http_status is not None else (500 if error else None)
     return {
@@ -53,6 +54,7 @@ def call(
         "error_message": "boom" if error else None,
         "metadata": [],
         "tags": [],
+        **fields,
     }
 
 
