@@ -23,7 +23,9 @@ from alerts.service import Alerting, RuleConflict, RuleNotFound
 from analytics.responses import OrjsonResponse
 from analytics.timewin import QueryError, parse_instant, parse_zone
 
-PREVIEW_POINTS = 500  # evaluations per rule in a preview; the step grows (in multiples of the interval) beyond
+# A preview evaluates the rule at up to this many instants: each is the live query over a whole window, so the
+# cost is points x calls per window; the step grows in multiples of the interval to stay under it.
+PREVIEW_POINTS = 200
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 RuleBody = Annotated[Any, Body(description="the rule as data: name, metric, window, op, warning/critical, ...")]
@@ -89,7 +91,8 @@ def list_rules(request: Request) -> Any:
     health = alerting.states.health()
     states = _states_by_rule(alerting)
     rules = [_rule_dict(r, health.get(r.id), states.get(r.id, Counter())) for r in alerting.rules()]
-    return {"rules": rules, "file": alerting.file.as_dict()}
+    evaluation = {"last_cycle": alerting.last_cycle, "tick_failures": alerting.tick_failures}
+    return {"rules": rules, "file": alerting.file.as_dict(), "evaluation": evaluation}
 
 
 @router.get("/rules/{name}", summary="One alert rule")
@@ -180,6 +183,7 @@ def preview(
     body: RuleBody,
     last: Annotated[str, Query(description="how far back, e.g. 24h, 7d (at most 31d)")] = "7d",
     to: Annotated[str | None, Query(description="end of the preview (ISO 8601); default now")] = None,
+    points: Annotated[int, Query(ge=10, le=2000, description="most evaluation instants")] = PREVIEW_POINTS,
 ) -> Any:
     alerting = _alerting(request)
     spec = dict(body) if isinstance(body, dict) else body
@@ -200,7 +204,7 @@ def preview(
         start,
         end,
         dashboard_url=alerting.dashboard_url,
-        max_points=PREVIEW_POINTS,
+        max_points=points,
         with_series=True,
     )
     step: timedelta = result.step[rule.id]

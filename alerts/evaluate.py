@@ -72,6 +72,8 @@ class Changes:
     removed: list[str] = field(default_factory=list)
     history: list[Transition] = field(default_factory=list)
     health: list[RuleHealth] = field(default_factory=list)
+    queries: int = 0
+    query_seconds: float = 0.0
 
 
 def instance_labels(rule: Rule, severity: Severity, group: Mapping[str, str | None]) -> dict[str, str]:
@@ -159,6 +161,8 @@ class Evaluator:
         for rule in rules:
             self._rule(rule, at, the_plan, answers, timings, known.get(rule.id, []), changes)
         self.states.save(changes)
+        changes.queries = len(the_plan.queries)
+        changes.query_seconds = sum(timings) / 1000
         return changes
 
     def _rule(

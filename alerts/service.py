@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -95,6 +96,7 @@ class Alerting:
         self._swept_version = -1
         self._version = 0
         self.tick_failures = 0
+        self.last_cycle: dict[str, Any] | None = None  # the latest evaluation run: when, rules, queries, seconds
         self.scheduler: BackgroundScheduler | None = None
 
     # -- rules -----------------------------------------------------------------------------------------------
@@ -265,12 +267,25 @@ class Alerting:
             last = self._last_eval.get(rule.id)
             if last is None or at > last:
                 due.setdefault(at, []).append(rule)
+        started = time.perf_counter()
+        queries, query_seconds = 0, 0.0
         for at in sorted(due):
             batch = due[at]
-            self.evaluator.evaluate(batch, at)
+            changes = self.evaluator.evaluate(batch, at)
+            queries += changes.queries
+            query_seconds += changes.query_seconds
             for rule in batch:
                 self._last_eval[rule.id] = at
-        return sum(len(b) for b in due.values())
+        evaluated = sum(len(b) for b in due.values())
+        if evaluated:
+            self.last_cycle = {
+                "at": max(due),
+                "rules": evaluated,
+                "queries": queries,
+                "query_seconds": round(query_seconds, 4),
+                "seconds": round(time.perf_counter() - started, 4),
+            }
+        return evaluated
 
     def sweep(self, now: datetime, rule_ids: list[str]) -> None:
         """Resolve and forget the instances of rules that no longer exist."""
