@@ -22,7 +22,7 @@ in one transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -83,10 +83,6 @@ def instance_labels(rule: Rule, severity: Severity, group: Mapping[str, str | No
         **rule.labels,
         **{dim: "" if value is None else value for dim, value in group.items()},
     }
-
-
-def group_of(rule: Rule, labels: Mapping[str, str]) -> dict[str, str | None]:
-    return {dim: (labels.get(dim) or None) for dim in rule.group_by if dim in labels}
 
 
 def percent_change(value: float | None, baseline: float | None) -> float | None:
@@ -189,7 +185,6 @@ class Evaluator:
         series = self._series(rule, answers[current_i], answers[baseline_i] if baseline_i is not None else None)
         by_fp = {inst.fingerprint: inst for inst in known}
         seen: set[str] = set()
-        start, end = window_range(rule, at)
         for key, s in series.items():
             group = dict(zip(rule.group_by, key, strict=True))
             for severity in rule.thresholds:
@@ -198,18 +193,7 @@ class Evaluator:
                 seen.add(fp)
                 inst = by_fp.get(fp) or Instance(fp, rule.id, labels)
                 outcome, reason = decide(rule, severity, s.value, s.calls)
-                notes = annotations(
-                    rule,
-                    severity,
-                    group,
-                    labels,
-                    value=s.value,
-                    baseline=s.baseline,
-                    calls=s.calls,
-                    start=start,
-                    end=end,
-                    dashboard_base_url=self.dashboard_url,
-                )
+                notes = self._notes(rule, severity, group, labels, s, at)
                 self._apply(rule, inst, outcome, reason, at, changes, value=s.value, notes=notes, severity=severity)
         if not series:  # a grouped rule whose answer has no group at all
             self._no_groups(rule, known, at, changes)
@@ -240,7 +224,32 @@ class Evaluator:
         if existing is None and outcome is Outcome.CLEAR:
             return  # nothing to show for an instance that never existed
         inst = existing or Instance(no_data_fp, rule.id, labels)
-        self._apply(rule, inst, outcome, "no data", at, changes, severity=severity)
+        notes = self._notes(rule, severity, {}, labels, Series(None, None, None), at)
+        self._apply(rule, inst, outcome, "no data", at, changes, severity=severity, notes=notes)
+
+    def _notes(
+        self,
+        rule: Rule,
+        severity: Severity,
+        group: Mapping[str, str | None],
+        labels: Mapping[str, str],
+        s: Series,
+        at: datetime,
+    ) -> Callable[[], dict[str, str]]:
+        """The instance's annotations, rendered only when used (most instances are normal and need none)."""
+        start, end = window_range(rule, at)
+        return lambda: annotations(
+            rule,
+            severity,
+            group,
+            labels,
+            value=s.value,
+            baseline=s.baseline,
+            calls=s.calls,
+            start=start,
+            end=end,
+            dashboard_base_url=self.dashboard_url,
+        )
 
     def _series(self, rule: Rule, current: dict[GroupKey, Row], baseline: dict[GroupKey, Row] | None) -> dict:
         out: dict[GroupKey, Series] = {}
@@ -265,7 +274,7 @@ class Evaluator:
         changes: Changes,
         *,
         value: float | None = None,
-        notes: Mapping[str, str] | None = None,
+        notes: Callable[[], Mapping[str, str]] | None = None,
         severity: Severity | None = None,
         error: str | None = None,
         missing: bool = False,
@@ -273,7 +282,10 @@ class Evaluator:
         new = step(inst, outcome, at, for_=rule.for_, keep_firing_for=rule.keep_firing_for, error=error)
         if outcome not in (Outcome.ERROR, Outcome.KEEP):
             threshold = rule.thresholds.get(severity) if severity is not None else inst.threshold
-            new = replace(new, value=value, threshold=threshold, annotations=notes or inst.annotations)
+            # Annotations are rendered for instances that are not normal, and on every change (a resolve keeps
+            # the text of the moment it resolved, for the resolve message); a normal instance keeps its old ones.
+            rendered = notes is not None and (new.state is not AlertState.NORMAL or new.state is not inst.state)
+            new = replace(new, value=value, threshold=threshold, annotations=notes() if rendered else inst.annotations)
         if new.state is not inst.state or (inst.state is AlertState.ERROR and new.error != inst.error):
             changes.history.append(
                 Transition(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -171,12 +171,3 @@ def load_file(path: Path, taken_names: Sequence[str] = ()) -> RulesFile:
     except (OSError, UnicodeDecodeError) as exc:
         return RulesFile(str(path), (), (Problem(str(path), None, None, None, f"cannot read: {exc}"),))
     return parse_text(text, str(path), taken_names)
-
-
-@dataclass
-class CheckReport:
-    files: list[RulesFile] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(f.ok for f in self.files)

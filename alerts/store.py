@@ -131,9 +131,13 @@ def _instance_table(instances: Sequence[Instance]) -> pa.Table:
 
 
 class DuckStateStore(StateStore):
+    """Evaluation is the only writer of alert_instances (notification reads it), so the instances it loads each
+    cycle come from a write-through copy in memory, filled from the table once and updated after each commit."""
+
     def __init__(self, db: duckdb.DuckDBPyConnection) -> None:
         self._db = db
         self._lock = threading.Lock()
+        self._known: dict[str, Instance] | None = None
 
     @contextmanager
     def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -157,16 +161,22 @@ class DuckStateStore(StateStore):
 
     # -- evaluation ------------------------------------------------------------------------------------------
 
+    def _all(self) -> dict[str, Instance]:
+        with self._lock:
+            if self._known is None:
+                with self._cursor() as cur:
+                    rows = cur.execute(_SELECT_INSTANCES).fetchall()
+                self._known = {i.fingerprint: i for i in map(_instance, rows)}
+            return self._known
+
     def load(self, rule_ids: Sequence[str]) -> list[Instance]:
-        with self._cursor() as cur:
-            rows = cur.execute(_SELECT_INSTANCES + " WHERE list_contains($ids, rule_id)", {"ids": list(rule_ids)})
-            return [_instance(r) for r in rows.fetchall()]
+        wanted = set(rule_ids)
+        return [i for i in list(self._all().values()) if i.rule_id in wanted]
 
     def orphans(self, rule_ids: Sequence[str]) -> list[Instance]:
         """Instances of rules not in `rule_ids` (rules deleted or renamed)."""
-        with self._cursor() as cur:
-            rows = cur.execute(_SELECT_INSTANCES + " WHERE NOT list_contains($ids, rule_id)", {"ids": list(rule_ids)})
-            return [_instance(r) for r in rows.fetchall()]
+        wanted = set(rule_ids)
+        return [i for i in list(self._all().values()) if i.rule_id not in wanted]
 
     def save(self, changes: Changes) -> None:
         if not (changes.instances or changes.removed or changes.history or changes.health):
@@ -188,6 +198,12 @@ class DuckStateStore(StateStore):
                 cur.register("new_health", _health_table(changes))
                 cur.execute(_UPSERT_HEALTH)
                 cur.unregister("new_health")
+        known = self._all()
+        with self._lock:  # committed: the copy follows
+            for fp in changes.removed:
+                known.pop(fp, None)
+            for inst in changes.instances:
+                known[inst.fingerprint] = inst
 
     # -- reading (the API) -----------------------------------------------------------------------------------
 

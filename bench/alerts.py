@@ -24,7 +24,7 @@ Run: `.venv/bin/python bench/alerts.py [--data-dir DIR] [--calls 10000000] [--cy
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import signal
 import statistics
 import sys
@@ -57,12 +57,9 @@ WINDOWS = ("5m", "15m", "1h", "24h")
 
 
 def _ingest_module():
-    spec = importlib.util.spec_from_file_location("bench_ingest", ROOT / "bench" / "ingest.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_ingest"] = module
-    spec.loader.exec_module(module)
-    return module
+    """bench/ingest.py, importable by name so its spawned client processes find it too."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    return importlib.import_module("ingest")
 
 
 def ensure_store(data_dir: Path, calls: int, ahead_hours: float) -> None:
