@@ -9,7 +9,7 @@ Method
    rate, 429 share, spend, cost per call, total tokens, calls, unpriced share and generation speed (a third are
    percentiles); windows cycle 5m, 15m, 1h, 24h; every other rule is grouped by model; every fourth is filtered to
    one service; every tenth is relative (% change vs the previous window). All share one interval (--interval,
-   default 30 s), so every cycle evaluates all 200: the worst case.
+   default 15 s), so every cycle evaluates all 200: the worst case.
 3. Quiet: start `callscope serve` (default settings), wait for --cycles evaluation cycles and read each from
    GET /api/v1/alerts/rules (evaluation.last_cycle: wall seconds, seconds in queries, number of queries).
 4. Under load: bench/ingest.py's clients (--clients processes, 512-span OTLP protobuf requests, acked after
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=10_000_000)
     p.add_argument("--ahead", type=float, default=6.0, help="a new store's calls end this many hours from now")
     p.add_argument("--rules", type=int, default=200)
-    p.add_argument("--interval", default="30s", help="every rule's evaluation interval (default 30s)")
+    p.add_argument("--interval", default="15s", help="every rule's evaluation interval (default 15s)")
     p.add_argument("--cycles", type=int, default=5, help="quiet cycles to time (default 5)")
     p.add_argument("--clients", type=int, default=4, help="ingest client processes (default 4)")
     p.add_argument("--seconds", type=float, default=30.0, help="ingest measurement window (default 30)")

@@ -101,3 +101,24 @@ def test_a_deleted_api_rule_resolves_its_alerts_at_the_next_tick(tmp_path: Path)
     history = store.states.history("ApiErrors", None, None, 10)
     assert history[0]["reason"] == "rule removed" and history[0]["to_state"] == "normal"
     store.close()
+
+
+def test_state_and_history_commit_together_and_a_failed_tick_is_retried(tmp_path: Path):
+    store = Store(tmp_path / "data", minute_of_calls(T0, 4, 4))
+    clock = [T0 + timedelta(minutes=1, seconds=5)]
+    alerting = service(store, tmp_path / "alerts.yaml", clock)
+    alerting.create(SPEC)
+    store.db.execute("ALTER TABLE alert_history RENAME TO history_away")  # the history insert will fail
+    alerting.tick()
+    assert alerting.tick_failures == 1
+    assert store.states.instances("ApiErrors") == []  # the instance row was rolled back with its history row
+    with store.db.cursor() as cur:
+        assert cur.execute("SELECT count(*) FROM alert_instances").fetchall() == [(0,)]
+    store.db.execute("ALTER TABLE history_away RENAME TO alert_history")
+    clock[0] += timedelta(seconds=1)
+    alerting.tick()  # the same instant again: nothing was recorded as evaluated
+    (inst,) = store.states.instances("ApiErrors")
+    assert inst.state.value == "firing" and inst.starts_at == T0 + timedelta(minutes=1)
+    (change,) = store.states.history("ApiErrors", None, None, 10)
+    assert (change["from_state"], change["to_state"], change["changed_at"]) == ("normal", "firing", inst.starts_at)
+    store.close()
