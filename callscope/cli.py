@@ -1,4 +1,4 @@
-"""The `callscope` command: serve, up, demo, export, config."""
+"""The `callscope` command: serve, up, dashboard, demo, export, alerts, config."""
 
 from __future__ import annotations
 
@@ -218,6 +218,39 @@ def cmd_demo_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts_check(args: argparse.Namespace) -> int:
+    from alerts.cli import check
+
+    return check(args.files)
+
+
+def cmd_alerts_test(args: argparse.Namespace) -> int:
+    from alerts.cli import parse_time, test
+    from analytics.errors import QueryError
+    from callscope.dashboard_launch import dashboard_url
+    from core.store import StoreLockedError
+
+    settings = _settings(args)
+    try:
+        start, end = parse_time(args.start, "--from"), parse_time(args.end, "--to")
+        if end <= start:
+            raise QueryError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
+        return test(
+            args.file,
+            start,
+            end,
+            db_path=settings.db_path,
+            server=args.server,
+            read_key=settings.dashboard_read_key,
+            dashboard_url=dashboard_url(settings),
+            as_json=args.json,
+        )
+    except (FileNotFoundError, StoreLockedError, QueryError, ConnectionError) as exc:
+        hint = " (use --server URL to replay through a running server)" if isinstance(exc, StoreLockedError) else ""
+        print(f"callscope alerts test: {exc}{hint}", file=sys.stderr)
+        return 2
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     print(json.dumps(_settings(args).describe(), indent=2, default=str))
     return 0
@@ -287,6 +320,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=int, default=5000, help="distinct users (default 5000)")
     p.add_argument("--models", type=int, default=20, help="distinct models (default 20)")
     p.set_defaults(fn=cmd_demo_send)
+
+    alerts = sub.add_parser("alerts", help="alert rules: check a rules file, replay rules over stored calls")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
+    p = alerts_sub.add_parser("check", help="validate rules files (exit 1 on any problem, as promtool check rules)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(fn=cmd_alerts_check)
+    p = alerts_sub.add_parser(
+        "test", help="replay a rules file over stored calls: when each rule would have fired, how many notifications"
+    )
+    _add_setting_flags(p)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--from", dest="start", required=True, help="first evaluation instant, ISO 8601 (UTC if no offset)")
+    p.add_argument("--to", dest="end", help="last evaluation instant, ISO 8601 (default: now)")
+    p.add_argument("--server", help="replay through a running server's read API (e.g. http://127.0.0.1:4318)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(fn=cmd_alerts_test)
 
     p = sub.add_parser("config", help="print the resolved settings (secrets masked)")
     _add_setting_flags(p)

@@ -21,10 +21,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
+from alerts.api import router as alerts_router
+from alerts.service import Alerting
+from alerts.store import DuckStateStore
 from analytics.api import create_app
 from analytics.api_context import ReadApi
 from analytics.jobs import Jobs
 from callscope import __version__
+from callscope.dashboard_launch import dashboard_url
 from collector.aggregates import AggregateTracker
 from collector.grpc_receiver import OtlpGrpcReceiver
 from collector.http_receiver import OtlpHttpReceiver
@@ -86,6 +90,7 @@ class Components:
     writer: Writer
     ingestor: Ingestor
     app: Starlette
+    alerting: Alerting
 
 
 def worker_pool(settings: Settings, stats: CollectorStats | None = None) -> WorkerPool | None:
@@ -136,14 +141,17 @@ def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
         return PlainTextResponse(stats.render(), media_type="text/plain; version=0.0.4")
 
     pricer = Pricer(settings.price_overrides)
-    api = create_app(ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts), __version__)
+    read_api = ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts)
+    alerting = Alerting(DuckStateStore(db), read_api.cursor, settings.alerts_path, dashboard_url(settings))
+    api = create_app(read_api, __version__, routers=[alerts_router])
+    api.state.alerting = alerting
     routes = [
         *receiver.routes(),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Mount("/api/v1", app=api),
     ]
-    return Components(stats, writer, ingestor, Starlette(routes=routes))
+    return Components(stats, writer, ingestor, Starlette(routes=routes), alerting)
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
@@ -167,6 +175,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
             await asyncio.to_thread(pool.wait_ready)
         jobs = _start_jobs(settings, db, parts.writer)
         down.push_async_callback(asyncio.to_thread, jobs.stop)
+        await asyncio.to_thread(parts.alerting.load)
+        parts.alerting.start()
+        down.push_async_callback(asyncio.to_thread, parts.alerting.stop)
+        _reload_rules_on_sighup(parts.alerting)
         grpc_target = await _start_grpc(settings, parts, down)
         await _start_http(settings, parts.app, down)
         log.info(
@@ -269,6 +281,11 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise StartupError(f"cannot listen for OTLP/HTTP on {host}:{port}: {exc.strerror}") from exc
     return sock
+
+
+def _reload_rules_on_sighup(alerting: Alerting) -> None:
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, alerting.request_reload)
 
 
 def _stop_on_signals(stop: asyncio.Event | None) -> asyncio.Event:

@@ -211,3 +211,61 @@ def m008_alert_instances(db: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m009_alert_evaluation(db: duckdb.DuckDBPyConnection) -> None:
+    """What alert evaluation keeps besides alert_instances (alerts/store.py): an instance's keep_firing_for timer
+    and the state an error interrupted; every state change (history); each rule's last evaluation (health); the
+    rules created through the API; and the last good copy of the rules file (used when the file is invalid)."""
+    db.execute("ALTER TABLE alert_instances ADD COLUMN keep_firing_since TIMESTAMPTZ")
+    db.execute("ALTER TABLE alert_instances ADD COLUMN resume_state VARCHAR")
+    db.execute("CREATE SEQUENCE alert_history_id")
+    db.execute(
+        """
+        CREATE TABLE alert_history (
+            id BIGINT NOT NULL DEFAULT nextval('alert_history_id'),
+            changed_at TIMESTAMPTZ NOT NULL,
+            rule_id VARCHAR NOT NULL,
+            fingerprint VARCHAR NOT NULL,
+            labels MAP(VARCHAR, VARCHAR) NOT NULL,
+            from_state VARCHAR NOT NULL,
+            to_state VARCHAR NOT NULL,
+            value DOUBLE,
+            threshold DOUBLE,
+            reason VARCHAR
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE alert_rule_status (
+            rule_id VARCHAR PRIMARY KEY,
+            evaluated_at TIMESTAMPTZ NOT NULL,
+            duration_ms DOUBLE NOT NULL,
+            health VARCHAR NOT NULL,
+            error VARCHAR,
+            series INTEGER NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE alert_rules (
+            name VARCHAR PRIMARY KEY,
+            spec VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE alert_rule_files (
+            path VARCHAR PRIMARY KEY,
+            content VARCHAR NOT NULL,
+            sha256 VARCHAR NOT NULL,
+            loaded_at TIMESTAMPTZ NOT NULL
+        )
+        """
+    )

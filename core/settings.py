@@ -277,6 +277,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("log_level", "INFO", "Log level: debug, info, warning or error.", _parse_level),
     Setting(
+        "alerts_file",
+        None,
+        "YAML file of alert rules, checked at start and reloaded when it changes or on SIGHUP (an invalid file"
+        " keeps the rules loaded before). Default: <data-dir>/alerts.yaml.",
+        str,
+    ),
+    Setting(
         "dashboard_host",
         "127.0.0.1",
         "Address the dashboard (`callscope dashboard`, started by `callscope up`) listens on.",
@@ -341,6 +348,7 @@ class Settings:
     capture_content: bool
     content_max_chars: int
     log_level: str
+    alerts_file: str | None
     dashboard_host: str
     dashboard_port: int
     api_url: str | None
@@ -351,6 +359,10 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "callscope.duckdb"
+
+    @property
+    def alerts_path(self) -> Path:
+        return Path(self.alerts_file).expanduser() if self.alerts_file else self.data_dir / "alerts.yaml"
 
     @property
     def read_api_url(self) -> str:
