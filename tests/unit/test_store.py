@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import duckdb
+
 from alerts.store import INSTANCE_COLUMNS
 from analytics.rollups import ROLLUP_COLUMNS, STORED
 from core.migrations import MIGRATIONS
-from core.records import TABLES
+from core.records import CALL_COLUMNS, TABLES
 from core.store import applied_migrations, connect, migrate
 
 # Alert evaluation's tables (m008 + m009): alert_instances is the hand-over table read by notification.
@@ -84,3 +88,50 @@ def test_migrations_are_applied_once(tmp_path):
 def test_migration_names_are_ordered_and_unique():
     names = [name for name, _ in MIGRATIONS]
     assert names == sorted(names) and len(set(names)) == len(names)
+
+
+def test_a_store_made_before_m007_gets_provider_source_on_open(tmp_path):
+    """A store of the previous release (every migration but m007, which sorts before m008 but is new) gains the
+    column when opened, and the providers it holds, all sent by clients then, are marked 'client'."""
+    path = tmp_path / "old.duckdb"
+    db = duckdb.connect(str(path))
+    applied_migrations(db)  # creates the bookkeeping table
+    for name, fn in MIGRATIONS:
+        if name == "m007_call_provider_source":
+            continue
+        fn(db)
+        db.execute("INSERT INTO schema_migrations VALUES (?, now())", [name])
+    old_columns = [c.name for c in CALL_COLUMNS if c.name != "provider_source"]
+    for i, provider in enumerate(("openai", None)):
+        values = {c: None for c in old_columns}
+        values.update(
+            trace_id=bytes([i + 1]) * 16,
+            span_id=bytes([i + 1]) * 8,
+            project="default",
+            start_time=datetime(2026, 1, 1, tzinfo=UTC),
+            end_time=datetime(2026, 1, 1, tzinfo=UTC),
+            duration_ms=1.0,
+            provider=provider,
+            pricing="unpriced",
+            streaming=False,
+            status="ok",
+            convention="otel_genai",
+            received_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        db.execute(
+            f"INSERT INTO calls ({', '.join(old_columns)}) VALUES ({', '.join('?' for _ in old_columns)})",
+            [values[c] for c in old_columns],
+        )
+    db.close()
+
+    db = connect(path)
+    assert applied_migrations(db) == sorted(name for name, _ in MIGRATIONS)
+    got = db.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'calls' ORDER BY ordinal_position"
+    ).fetchall()
+    assert [name for (name,) in got] == [c.name for c in CALL_COLUMNS]
+    assert db.execute("SELECT provider, provider_source FROM calls ORDER BY span_id").fetchall() == [
+        ("openai", "client"),
+        (None, None),
+    ]
+    db.close()
