@@ -214,6 +214,18 @@ def cmd_demo_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_digest_send(args: argparse.Namespace) -> int:
+    from alerts.digest_cli import send_now
+    from alerts.notify_config import ConfigError
+
+    settings = _settings(args)
+    try:
+        return send_now(settings, args.name or [], args.server)
+    except ConfigError as exc:
+        print(f"callscope digest: invalid notification config: {exc}", file=sys.stderr)
+        return 2
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     print(json.dumps(_settings(args).describe(), indent=2, default=str))
     return 0
@@ -283,6 +295,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=int, default=5000, help="distinct users (default 5000)")
     p.add_argument("--models", type=int, default=20, help="distinct models (default 20)")
     p.set_defaults(fn=cmd_demo_send)
+
+    digest = sub.add_parser("digest", help="scheduled digests ([[digests]] in the config file)")
+    digest_sub = digest.add_subparsers(dest="digest_command", required=True)
+    p = digest_sub.add_parser(
+        "send", help="send a digest of the period up to now, once (through the server if running)"
+    )
+    _add_setting_flags(p)
+    p.add_argument("--now", action="store_true", required=True, help="the period ending now (the one-off mode)")
+    p.add_argument("--name", action="append", help="digest to send (repeatable; default: every configured one)")
+    p.add_argument("--server", help="queue it on this running server (default: this config's server, if running)")
+    p.set_defaults(fn=cmd_digest_send)
 
     p = sub.add_parser("config", help="print the resolved settings (secrets masked)")
     _add_setting_flags(p)

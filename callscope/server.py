@@ -21,6 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
+from alerts.notify_api import notify_router
+from alerts.notify_config import ConfigError, NotifyConfig
+from alerts.notify_service import NotifyService, load_config
 from analytics.api import ReadApi, create_app
 from analytics.jobs import Jobs
 from callscope import __version__
@@ -84,6 +87,7 @@ class Components:
     writer: Writer
     ingestor: Ingestor
     app: Starlette
+    notify: NotifyService
 
 
 def worker_pool(settings: Settings, stats: CollectorStats | None = None) -> WorkerPool | None:
@@ -100,7 +104,9 @@ def worker_pool(settings: Settings, stats: CollectorStats | None = None) -> Work
     return WorkerPool(settings.ingest_workers, config, stats)
 
 
-def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
+def build(
+    settings: Settings, db, pool: WorkerPool | None = None, notify_config: NotifyConfig | None = None
+) -> Components:
     stats = pool.stats if pool is not None and pool.stats is not None else CollectorStats()
     writer = Writer(
         db,
@@ -132,17 +138,23 @@ def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
 
     pricer = Pricer(settings.price_overrides)
     api = create_app(ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts), __version__)
+    notify = NotifyService(db, settings, notify_config)  # alerts' dispatcher, delivery, digests and their routes
+    api.include_router(notify_router(notify))
     routes = [
         *receiver.routes(),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Mount("/api/v1", app=api),
     ]
-    return Components(stats, writer, ingestor, Starlette(routes=routes))
+    return Components(stats, writer, ingestor, Starlette(routes=routes), notify)
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     check_exposure(settings)
+    try:
+        notify_config = load_config(settings)
+    except ConfigError as exc:
+        raise StartupError(f"invalid notification config ({settings.config_file or 'no config file'}): {exc}") from None
     pool = worker_pool(settings, CollectorStats())
     if pool is not None:
         pool.start()  # the workers import and warm up while the store opens
@@ -152,7 +164,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         if pool is not None:
             pool.close()
         raise
-    parts = build(settings, db, pool)
+    parts = build(settings, db, pool, notify_config)
     parts.writer.start()
     if pool is not None:
         try:
@@ -175,6 +187,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         writer_horizon=writer_horizon,
     )
     jobs.start()
+    parts.notify.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -217,6 +230,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     if http_task.done():
         await grpc_server.stop(None)
         jobs.stop()
+        parts.notify.stop()
         parts.ingestor.close()
         parts.writer.close()
         db.close()
@@ -242,6 +256,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         await asyncio.to_thread(parts.ingestor.close)
         await asyncio.to_thread(parts.writer.close)
         await asyncio.to_thread(jobs.stop)
+        await asyncio.to_thread(parts.notify.stop)
         db.execute("CHECKPOINT")
         db.close()
         log.info("stopped cleanly")

@@ -117,6 +117,13 @@ def _parse_workers(raw: Any) -> int:
     return value
 
 
+def _parse_security(raw: Any) -> str:
+    mode = str(raw).strip().lower()
+    if mode not in {"starttls", "tls", "none"}:
+        raise ValueError(f"expected starttls, tls or none, got {raw!r}")
+    return mode
+
+
 def _parse_level(raw: Any) -> str:
     level = str(raw).upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -283,6 +290,52 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         secret=True,
     ),
+    Setting(
+        "dashboard_url",
+        None,
+        "Public address of the dashboard, used for links in e-mails and webhooks (e.g. https://callscope.example.com)."
+        " Default: http://<dashboard_host>:<dashboard_port>.",
+        str,
+    ),
+    Setting("smtp_host", None, "SMTP server for alert and digest e-mails; unset: no e-mail.", str),
+    Setting("smtp_port", 587, "Port of the SMTP server (587 for STARTTLS, 465 for TLS, 25 plain).", _parse_port),
+    Setting(
+        "smtp_security",
+        "starttls",
+        "starttls (upgrade a plain connection), tls (TLS from the first byte) or none.",
+        _parse_security,
+    ),
+    Setting("smtp_user", None, "User to log in to the SMTP server as; unset: no login.", str),
+    Setting("smtp_password", None, "Password of smtp_user. Environment or config file only; never logged.", str, True),
+    Setting("smtp_from", None, "Sender address of e-mails. Default: callscope@<this host's name>.", str),
+    Setting(
+        "smtp_ca_file",
+        None,
+        "CA certificates (PEM) that sign the SMTP server's certificate, for a private CA. Default: the system's.",
+        str,
+    ),
+    Setting(
+        "smtp_timeout_seconds", 10.0, "How long to wait for the SMTP server before an attempt fails.", _positive_float
+    ),
+    Setting(
+        "notify_interval_seconds",
+        2.0,
+        "How often the notification dispatcher looks at alerts and the delivery worker at the outbox.",
+        _positive_float,
+    ),
+    Setting(
+        "notify_retry_seconds",
+        10.0,
+        "Wait before retrying a failed delivery; doubles with each failure up to notify_retry_max_seconds.",
+        _positive_float,
+    ),
+    Setting("notify_retry_max_seconds", 600.0, "Longest wait between two delivery attempts.", _positive_float),
+    Setting(
+        "notify_give_up_hours",
+        24.0,
+        "A notification still undelivered this long after it was queued is marked failed (with its last error).",
+        _positive_float,
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -328,6 +381,23 @@ class Settings:
     dashboard_port: int = 8501
     api_url: str | None = None
     api_key: str | None = None
+    dashboard_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str | None = None
+    smtp_ca_file: str | None = None
+    smtp_timeout_seconds: float = 10.0
+    notify_interval_seconds: float = 2.0
+    notify_retry_seconds: float = 10.0
+    notify_retry_max_seconds: float = 600.0
+    notify_give_up_hours: float = 24.0
+    # The config file's [alerts] table (receivers, routes, inhibit rules) and [[digests]], parsed by
+    # alerts/notify_config.py when the server starts.
+    alerts_config: Mapping[str, Any] = field(default_factory=dict)
+    digests_config: tuple[Any, ...] = ()
     price_overrides: tuple[PriceOverride, ...] = ()
     config_file: Path | None = None
 
@@ -345,6 +415,15 @@ class Settings:
         return f"http://{host}:{self.otlp_http_port}/api/v1"
 
     @property
+    def dashboard_link(self) -> str:
+        """The dashboard's address in links sent out (e-mails, webhooks): dashboard_url, else host and port."""
+        if self.dashboard_url:
+            return self.dashboard_url.rstrip("/")
+        host = "127.0.0.1" if self.dashboard_host in ("0.0.0.0", "::", "") else self.dashboard_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.dashboard_port}"
+
+    @property
     def dashboard_read_key(self) -> str | None:
         """The key the dashboard sends: api_key, else one of read_keys (sorted, so always the same one)."""
         return self.api_key or (sorted(self.read_keys)[0] if self.read_keys else None)
@@ -354,10 +433,14 @@ class Settings:
         out: dict[str, Any] = {}
         for s in SETTINGS:
             value = getattr(self, s.name)
-            if s.secret:
+            if s.secret and isinstance(value, str):
+                value = "<set>" if value else "<none>"  # not even the length of a password
+            elif s.secret:
                 value = f"<{len(value)} configured>" if value else "<none>"
             out[s.name] = str(value) if isinstance(value, Path) else value
         out["price_overrides"] = len(self.price_overrides)
+        out["alert_receivers"] = len(self.alerts_config.get("receivers", []))
+        out["digests"] = len(self.digests_config)
         out["config_file"] = str(self.config_file) if self.config_file else None
         return out
 
@@ -410,7 +493,7 @@ def load_settings(
         raise SettingsError(f"config file {path} does not exist")
     file_values = _read_config_file(path) if path.is_file() else {}
 
-    unknown = set(file_values) - set(SETTINGS_BY_NAME) - {"prices"}
+    unknown = set(file_values) - set(SETTINGS_BY_NAME) - {"prices", "alerts", "digests"}
     if unknown:
         raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}")
 
@@ -438,8 +521,16 @@ def load_settings(
             else:
                 values[s.name] = s.parse(s.default) if not isinstance(s.default, dict) else dict(s.default)
 
+    alerts_config = file_values.get("alerts", {})
+    digests_config = file_values.get("digests", [])
+    if not isinstance(alerts_config, Mapping):
+        raise SettingsError(f"config file {path}: alerts must be a table ([alerts])")
+    if not isinstance(digests_config, list):
+        raise SettingsError(f"config file {path}: digests must be a list of tables ([[digests]])")
     return Settings(
         **values,
+        alerts_config=alerts_config,
+        digests_config=tuple(digests_config),
         price_overrides=_price_overrides(file_values.get("prices"), path),
         config_file=path if path.is_file() else None,
     )
