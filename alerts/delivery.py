@@ -110,13 +110,13 @@ class DeliveryWorker:
                 reason = error if not gave_up else f"gave up after {attempts} attempts: {error}"
                 outbox.mark_failed(cur, row.id, reason)
                 counts.failed += 1
-                log.error("notify: notification %d to %s failed for good: %s", row.id, row.channel, reason)
+                log.error("notification %d to %s failed for good: %s", row.id, row.channel, reason)
             else:
                 retry_at = self._clock() + self.policy.delay(attempts)
                 outbox.mark_retry(cur, row.id, error, retry_at)
                 counts.retrying += 1
                 log.warning(
-                    "notify: notification %d to %s failed (attempt %d), retrying at %s: %s",
+                    "notification %d to %s failed (attempt %d), retrying at %s: %s",
                     row.id,
                     row.channel,
                     attempts,
@@ -126,4 +126,4 @@ class DeliveryWorker:
             return
         outbox.mark_sent(cur, row.id, self._clock(), note)
         counts.sent += 1
-        log.info("notify: sent notification %d to %s (%s)", row.id, row.channel, row.summary)
+        log.info("sent notification %d to %s (%s)", row.id, row.channel, row.summary)

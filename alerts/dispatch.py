@@ -138,7 +138,7 @@ class Dispatcher:
         finally:
             cur.close()
         for outbox_id in result.enqueued:
-            log.info("notify: queued notification %d", outbox_id)
+            log.info("queued notification %d", outbox_id)
         return result
 
     def _tick(self, cur: duckdb.DuckDBPyConnection, now: datetime) -> TickResult:

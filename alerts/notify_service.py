@@ -72,7 +72,7 @@ class NotifyService:
             self.dispatcher.tick()
         except Exception:
             self.failures["dispatch"] += 1
-            log.exception("notify: the dispatcher failed; nothing of this tick was kept, the next tick decides again")
+            log.exception("the dispatcher failed; nothing of this tick was kept, the next tick decides again")
 
     def deliver(self) -> None:
         if not self._delivery_lock.acquire(blocking=False):
@@ -81,7 +81,7 @@ class NotifyService:
             self.delivery.run_once()
         except Exception:
             self.failures["delivery"] += 1
-            log.exception("notify: the delivery worker failed; unsent notifications stay in the outbox")
+            log.exception("the delivery worker failed; unsent notifications stay in the outbox")
         finally:
             self._delivery_lock.release()
 
@@ -90,7 +90,7 @@ class NotifyService:
             self.digests.tick()
         except Exception:
             self.failures["digests"] += 1
-            log.exception("notify: queueing scheduled digests failed; the next run retries")
+            log.exception("queueing scheduled digests failed; the next run retries")
 
     def start(self) -> None:
         self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
@@ -100,7 +100,7 @@ class NotifyService:
         self.scheduler.start()
         channels = sum(len(r.channels) for r in self.config.receivers.values())
         log.info(
-            "notify: %d receiver(s) with %d channel(s), %d digest(s); dispatching every %gs",
+            "%d receiver(s) with %d channel(s), %d digest(s); dispatching every %gs",
             len(self.config.receivers),
             channels,
             len(self.config.digests),
