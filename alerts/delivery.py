@@ -1,9 +1,12 @@
 """The delivery worker: sends what the outbox holds, marks each row sent, or records why not and when to retry.
 
-Per row: the attempt is committed first (attempts + 1), then the message goes out, then the row is marked sent in
-its own statement. A message is therefore sent again only if the process dies in the instant between the server's
-acceptance and that mark; it then carries the same Message-ID (e-mail) or Idempotency-Key (webhook), so the
-receiver can drop the duplicate. Failures back off exponentially (notify_retry_seconds, doubling, at most
+Per row: the attempt is committed first (attempts + 1), then the message goes out, and the row is marked sent the
+moment the receiver has accepted it (the SMTP server's answer to DATA, before QUIT; the webhook's 2xx). A message
+is therefore sent twice only if the process dies in the few milliseconds between that acceptance and the mark's
+commit; the second copy carries the same Message-ID (e-mail) or Idempotency-Key (webhook), so the receiver can
+drop it. (No sender can do better over SMTP: the server's acceptance and our record are two systems.)
+
+Failures back off exponentially (notify_retry_seconds, doubling, at most
 notify_retry_max_seconds) until notify_give_up_hours after the row was queued, then the row is failed. A
 permanent refusal (SMTP 5xx for the recipients or the message, webhook 4xx) fails it at once.
 """
@@ -24,7 +27,8 @@ from alerts.smtp import DeliveryError, SmtpSettings
 
 log = logging.getLogger("callscope.notify")
 
-Sender = Callable[[OutboxRow], str | None]
+Accepted = Callable[[str | None], None]
+Sender = Callable[[OutboxRow, Accepted], None]  # calls accepted(note) once the receiver has taken the message
 
 
 @dataclass(frozen=True)
@@ -42,22 +46,22 @@ class EmailSender:
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
 
-    def __call__(self, row: OutboxRow) -> str | None:
+    def __call__(self, row: OutboxRow, accepted: Accepted) -> None:
         if row.kind == "digest":
             from alerts.digest_render import digest_email
 
             msg = digest_email(row, self.settings.from_address, self.settings.domain)
         else:
             msg = email_render.alert_email(row, self.settings.from_address, self.settings.domain)
-        return smtp.send(self.settings, msg)
+        smtp.send(self.settings, msg, accepted)
 
 
 class WebhookSender:
     def __init__(self) -> None:
         self.client = httpx.Client(follow_redirects=False)
 
-    def __call__(self, row: OutboxRow) -> str | None:
-        return webhook.post(row, self.client)
+    def __call__(self, row: OutboxRow, accepted: Accepted) -> None:
+        accepted(webhook.post(row, self.client))
 
 
 @dataclass
@@ -66,6 +70,10 @@ class DeliveryCounts:
     retrying: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.retrying + self.failed
 
 
 class DeliveryWorker:
@@ -97,12 +105,24 @@ class DeliveryWorker:
         started = self._clock()
         outbox.record_attempt(cur, row.id, started)
         attempts = row.attempts + 1
+        delivered: list[str | None] = []
+
+        def accepted(note: str | None) -> None:
+            outbox.mark_sent(cur, row.id, self._clock(), note)
+            delivered.append(note)
+
         try:
             sender = self.senders.get(row.channel_type)
             if sender is None:
                 raise DeliveryError(f"no sender for channel type {row.channel_type!r}", permanent=True)
-            note = sender(row)
+            sender(row, accepted)
+            if not delivered:
+                raise DeliveryError("the sender returned without the receiver accepting the message")
         except Exception as exc:
+            if delivered:  # accepted and recorded; only what came after (SMTP's QUIT) failed
+                log.warning("notification %d was delivered; closing the connection failed: %s", row.id, exc)
+                counts.sent += 1
+                return
             error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
             counts.errors.append(error)
             gave_up = started - row.created_at >= self.policy.give_up
@@ -124,6 +144,5 @@ class DeliveryWorker:
                     error,
                 )
             return
-        outbox.mark_sent(cur, row.id, self._clock(), note)
         counts.sent += 1
         log.info("sent notification %d to %s (%s)", row.id, row.channel, row.summary)

@@ -22,7 +22,9 @@ _TITLES = {"by_model": "Spend by model", "by_service": "Spend by service", "top_
 
 
 def money(value: float | None) -> str:
-    return "n/a" if value is None else f"${value:,.2f}"
+    if value is None:
+        return "n/a"
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 def pct(value: float | None) -> str:

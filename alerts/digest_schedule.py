@@ -53,8 +53,8 @@ class DigestScheduler:
     def _enqueue(self, cur: duckdb.DuckDBPyConnection, config: DigestConfig, end: datetime, key: str) -> int | None:
         figures = digest.compute(cur, config, end, self.dashboard_base)
         data = digest_render.payload(figures)
-        return outbox.enqueue(
-            cur,
+        message = outbox.NewMessage(
+            dedup_key=key,
             kind="digest",
             receiver=f"digest:{config.name}",
             channel=f"digest/{config.name}/email",
@@ -62,10 +62,9 @@ class DigestScheduler:
             target={"to": list(config.to)},
             payload=data,
             summary=data["subject"],
-            now=self._clock(),
             reason="scheduled" if ":now:" not in key else "send_now",
-            dedup_key=key,
         )
+        return outbox.enqueue(cur, message, self._clock())
 
     def tick(self, now: datetime | None = None) -> list[int]:
         """Queue the digests whose slot has come; the outbox ids queued."""
@@ -93,7 +92,9 @@ class DigestScheduler:
         return queued
 
     def _slot(self, cur: duckdb.DuckDBPyConnection, config: DigestConfig, slot: datetime) -> int | None:
-        row = cur.execute("SELECT last_slot FROM digest_state WHERE name = ?", [config.name]).fetchone()
+        # fetchall, not fetchone: DuckDB refuses more work on a cursor whose result is not exhausted
+        rows = cur.execute("SELECT last_slot FROM digest_state WHERE name = ?", [config.name]).fetchall()
+        row = rows[0] if rows else None
         if row is None:
             cur.execute("INSERT INTO digest_state VALUES (?, ?)", [config.name, slot])
             return None

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import duckdb
+import pyarrow as pa
 
 from alerts import message, outbox, silences
 from alerts.inhibit import Inhibitor
@@ -84,7 +85,6 @@ class GroupState:
     created_at: datetime
     next_flush_at: datetime
     last_flush_at: datetime | None
-    is_new: bool = False
 
 
 @dataclass
@@ -94,17 +94,65 @@ class TickResult:
     muted: dict[str, str] = field(default_factory=dict)  # fingerprint -> why (silence id or inhibiting alert)
 
 
+@dataclass
+class _Plan:
+    """What a tick decided, written at its end with a few set-based statements (one per table and kind of
+    change) inside the tick's transaction: thousands of groups flush in one go without a statement each."""
+
+    messages: list[outbox.NewMessage] = field(default_factory=list)
+    log: list[tuple[str, str, list[str], list[str], str | None]] = field(default_factory=list)  # + dedup key
+    new_groups: list[GroupState] = field(default_factory=list)
+    flushed_groups: list[GroupState] = field(default_factory=list)
+    gone_groups: list[str] = field(default_factory=list)
+
+
+_GROUP_SCHEMA = pa.schema(
+    [
+        ("group_key", pa.string()),
+        ("route_id", pa.string()),
+        ("receiver", pa.string()),
+        ("group_labels", pa.map_(pa.string(), pa.string())),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("next_flush_at", pa.timestamp("us", tz="UTC")),
+        ("last_flush_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+_LOG_SCHEMA = pa.schema(
+    [
+        ("group_key", pa.string()),
+        ("channel", pa.string()),
+        ("firing", pa.list_(pa.string())),
+        ("resolved", pa.list_(pa.string())),
+        ("notified_at", pa.timestamp("us", tz="UTC")),
+        ("outbox_id", pa.int64()),
+    ]
+)
+
+
 def _load_groups(cur: duckdb.DuckDBPyConnection) -> dict[str, GroupState]:
+    """The groups' timers; their labels are not read back (converting a MAP per row is slow): a flush takes them
+    from its route and alerts, which is what they were made of."""
     rows = cur.execute(
-        "SELECT group_key, route_id, receiver, group_labels, created_at, next_flush_at, last_flush_at"
-        " FROM notify_groups"
+        "SELECT group_key, route_id, receiver, created_at, next_flush_at, last_flush_at FROM notify_groups"
     ).fetchall()
-    return {r[0]: GroupState(r[0], r[1], r[2], dict(r[3]), r[4], r[5], r[6]) for r in rows}
+    return {r[0]: GroupState(r[0], r[1], r[2], {}, r[3], r[4], r[5]) for r in rows}
 
 
-def _load_log(cur: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], LogEntry]:
+def _load_log(cur: duckdb.DuckDBPyConnection) -> dict[str, dict[str, LogEntry]]:
+    """The notification log by group key, then channel."""
+    log: dict[str, dict[str, LogEntry]] = {}
     rows = cur.execute("SELECT group_key, channel, firing, resolved, notified_at FROM notify_log").fetchall()
-    return {(g, c): LogEntry(frozenset(f), frozenset(r), t) for g, c, f, r, t in rows}
+    for group_key, channel, firing, resolved, notified_at in rows:
+        log.setdefault(group_key, {})[channel] = LogEntry(frozenset(firing), frozenset(resolved), notified_at)
+    return log
+
+
+def _with_table(cur: duckdb.DuckDBPyConnection, name: str, table: pa.Table, sql: str, params=None) -> list:
+    cur.register(name, table)
+    try:
+        return cur.execute(sql, params or []).fetchall()
+    finally:
+        cur.unregister(name)
 
 
 class Dispatcher:
@@ -120,7 +168,6 @@ class Dispatcher:
         self.config = config
         self.external_url = external_url
         self._clock = clock
-        self.failures = 0
 
     def tick(self, now: datetime | None = None) -> TickResult:
         """One pass; everything it decides is committed together (or not at all, when it raises)."""
@@ -130,31 +177,33 @@ class Dispatcher:
             cur.execute("SET TimeZone = 'UTC'")
             cur.execute("BEGIN TRANSACTION")
             try:
-                result = self._tick(cur, now)
+                result, plan = self._decide(cur, now)
+                result.enqueued = self._write_outbox(cur, plan, now)
+                self._write_groups(cur, plan, now)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
         finally:
             cur.close()
-        for outbox_id in result.enqueued:
-            log.info("queued notification %d", outbox_id)
+        if result.enqueued:
+            log.info("queued %d notification(s) for %d group(s)", len(result.enqueued), len(result.flushed))
         return result
 
-    def _tick(self, cur: duckdb.DuckDBPyConnection, now: datetime) -> TickResult:
-        result = TickResult()
+    def _decide(self, cur: duckdb.DuckDBPyConnection, now: datetime) -> tuple[TickResult, _Plan]:
+        result, plan = TickResult(), _Plan()
         alerts = alerts_for_notification(cur, now - NFLOG_RETENTION)
         groups = _load_groups(cur)
         nflog = _load_log(cur)
         result.muted = self._muted(cur, alerts, now)
-        buckets: dict[str, tuple[Route, dict[str, str], list[Alert]]] = {}
+        buckets: dict[str, tuple[Route, list[Alert]]] = {}
         for alert in alerts:
             for route in self.config.route.match(alert.labels):
-                key = route.group_key(alert.labels)
-                buckets.setdefault(key, (route, route.group_labels(alert.labels), []))[2].append(alert)
-        for key, (route, labels, candidates) in buckets.items():
+                buckets.setdefault(route.group_key(alert.labels), (route, []))[1].append(alert)
+        for key, (route, candidates) in buckets.items():
             state = groups.pop(key, None)
-            notified = frozenset().union(*(e.firing for (g, _), e in nflog.items() if g == key))
+            entries = nflog.get(key, {})
+            notified = frozenset().union(*(e.firing for e in entries.values()))
             since = (state.last_flush_at or state.created_at) if state else None
             members = [
                 a
@@ -165,20 +214,21 @@ class Dispatcher:
             ]
             if not members or (state is None and not any(a.firing for a in members)):
                 if state is not None:
-                    cur.execute("DELETE FROM notify_groups WHERE group_key = ?", [key])
+                    plan.gone_groups.append(key)
                 continue
             if state is None:
-                state = self._new_group(key, route, labels, members, now)
+                state = self._new_group(key, route, members, now)
+                plan.new_groups.append(state)
+            elif now >= state.next_flush_at:
+                plan.flushed_groups.append(state)
             if now >= state.next_flush_at:
-                result.enqueued += self._flush(cur, route, state, members, nflog, result.muted, now)
+                state.labels = route.group_labels(members[0].labels)
+                self._flush(plan, route, state, members, entries, result.muted, now)
                 result.flushed.append(key)
                 state.last_flush_at = now
                 state.next_flush_at = now + route.timings.group_interval
-            self._save_group(cur, state)
-        for key in groups:  # groups whose alerts are gone entirely (or whose route no longer exists)
-            cur.execute("DELETE FROM notify_groups WHERE group_key = ?", [key])
-        cur.execute("DELETE FROM notify_log WHERE notified_at < ?", [now - NFLOG_RETENTION])
-        return result
+        plan.gone_groups += list(groups)  # groups whose alerts are gone (or whose route no longer exists)
+        return result, plan
 
     def _muted(self, cur: duckdb.DuckDBPyConnection, alerts: list[Alert], now: datetime) -> dict[str, str]:
         active = silences.active(cur, now)
@@ -194,56 +244,33 @@ class Dispatcher:
                 muted[alert.fingerprint] = f"inhibited by {source.fingerprint}"
         return muted
 
-    def _new_group(
-        self, key: str, route: Route, labels: dict[str, str], members: list[Alert], now: datetime
-    ) -> GroupState:
+    def _new_group(self, key: str, route: Route, members: list[Alert], now: datetime) -> GroupState:
         # Alertmanager waits group_wait from the group's creation, but flushes at once when an alert's own
         # group_wait has already passed (an alert that fired while the dispatcher was not running).
         wait = route.timings.group_wait
         overdue = any(a.firing and a.starts_at + wait < now for a in members)
-        return GroupState(key, route.id, route.receiver, labels, now, now if overdue else now + wait, None, True)
-
-    def _save_group(self, cur: duckdb.DuckDBPyConnection, state: GroupState) -> None:
-        if state.is_new:
-            cur.execute(
-                "INSERT INTO notify_groups VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    state.group_key,
-                    state.route_id,
-                    state.receiver,
-                    state.labels,
-                    state.created_at,
-                    state.next_flush_at,
-                    state.last_flush_at,
-                ],
-            )
-            state.is_new = False
-        else:
-            cur.execute(
-                "UPDATE notify_groups SET next_flush_at = ?, last_flush_at = ? WHERE group_key = ?",
-                [state.next_flush_at, state.last_flush_at, state.group_key],
-            )
+        labels = route.group_labels(members[0].labels)
+        return GroupState(key, route.id, route.receiver, labels, now, now if overdue else now + wait, None)
 
     def _flush(
         self,
-        cur: duckdb.DuckDBPyConnection,
+        plan: _Plan,
         route: Route,
         state: GroupState,
         members: list[Alert],
-        nflog: Mapping[tuple[str, str], LogEntry],
+        entries: Mapping[str, LogEntry],
         muted: Mapping[str, str],
         now: datetime,
-    ) -> list[int]:
+    ) -> None:
         visible = [a for a in members if a.fingerprint not in muted]
         if not visible:
-            return []  # as Alertmanager's pipeline: nothing left after muting, nothing to tell or to log
+            return  # as Alertmanager's pipeline: nothing left after muting, nothing to tell or to log
         firing = frozenset(a.fingerprint for a in visible if a.firing)
         resolved = frozenset(a.fingerprint for a in visible if not a.firing)
         receiver = self.config.receivers[route.receiver]
-        enqueued = []
         for channel in receiver.channels:
             reason = needs_update(
-                nflog.get((state.group_key, channel.id)),
+                entries.get(channel.id),
                 firing,
                 resolved,
                 send_resolved=channel.send_resolved,
@@ -253,25 +280,22 @@ class Dispatcher:
             if reason is None:
                 continue
             sent = visible if channel.send_resolved else [a for a in visible if a.firing]
-            outbox_id = self._enqueue(cur, channel, receiver.name, state, sent, reason, now) if sent else None
-            if outbox_id is not None:
-                enqueued.append(outbox_id)
-            cur.execute(
-                "INSERT OR REPLACE INTO notify_log VALUES (?, ?, ?, ?, ?, ?)",
-                [state.group_key, channel.id, sorted(firing), sorted(resolved), now, outbox_id],
-            )
-        return enqueued
+            dedup_key = None
+            if sent:
+                message_ = self._message(channel, receiver.name, state, sent, reason, now)
+                plan.messages.append(message_)
+                dedup_key = message_.dedup_key
+            plan.log.append((state.group_key, channel.id, sorted(firing), sorted(resolved), dedup_key))
 
-    def _enqueue(
+    def _message(
         self,
-        cur: duckdb.DuckDBPyConnection,
         channel: Channel,
         receiver: str,
         state: GroupState,
         alerts: Iterable[Alert],
         reason: Reason,
         now: datetime,
-    ) -> int | None:
+    ) -> outbox.NewMessage:
         payload = message.build(
             receiver=receiver,
             group_key=state.group_key,
@@ -280,8 +304,8 @@ class Dispatcher:
             external_url=self.external_url,
             reason=reason.value,
         )
-        return outbox.enqueue(
-            cur,
+        return outbox.NewMessage(
+            dedup_key=f"alert:{channel.id}:{state.group_key}:{now.isoformat()}",
             kind="alert",
             receiver=receiver,
             channel=channel.id,
@@ -289,8 +313,66 @@ class Dispatcher:
             target=channel.target(),
             payload=payload,
             summary=message.title(payload),
-            now=now,
             group_key=state.group_key,
             reason=reason.value,
-            dedup_key=f"alert:{channel.id}:{state.group_key}:{now.isoformat()}",
         )
+
+    def _write_outbox(self, cur: duckdb.DuckDBPyConnection, plan: _Plan, now: datetime) -> list[int]:
+        """The messages, then the log entries that point at them."""
+        ids = outbox.enqueue_many(cur, plan.messages, now)
+        if plan.log:
+            rows = [
+                {
+                    "group_key": g,
+                    "channel": c,
+                    "firing": f,
+                    "resolved": r,
+                    "notified_at": now,
+                    "outbox_id": ids.get(k) if k else None,
+                }
+                for g, c, f, r, k in plan.log
+            ]
+            _with_table(
+                cur,
+                "notify_new_log",
+                pa.Table.from_pylist(rows, schema=_LOG_SCHEMA),
+                "INSERT OR REPLACE INTO notify_log SELECT * FROM notify_new_log",
+            )
+        cur.execute("DELETE FROM notify_log WHERE notified_at < ?", [now - NFLOG_RETENTION])
+        return sorted(ids.values())
+
+    def _write_groups(self, cur: duckdb.DuckDBPyConnection, plan: _Plan, now: datetime) -> None:
+        """The groups' timers: new groups, flushed groups' next flush, groups that ended."""
+
+        def table(groups: list[GroupState]) -> pa.Table:
+            rows = [
+                {
+                    "group_key": g.group_key,
+                    "route_id": g.route_id,
+                    "receiver": g.receiver,
+                    "group_labels": list(g.labels.items()),
+                    "created_at": g.created_at,
+                    "next_flush_at": g.next_flush_at,
+                    "last_flush_at": g.last_flush_at,
+                }
+                for g in groups
+            ]
+            return pa.Table.from_pylist(rows, schema=_GROUP_SCHEMA)
+
+        if plan.gone_groups:
+            cur.execute("DELETE FROM notify_groups WHERE group_key IN (SELECT unnest(?))", [plan.gone_groups])
+        if plan.new_groups:
+            _with_table(
+                cur,
+                "notify_new_groups",
+                table(plan.new_groups),
+                "INSERT INTO notify_groups SELECT * FROM notify_new_groups",
+            )
+        if plan.flushed_groups:
+            _with_table(
+                cur,
+                "notify_flushed_groups",
+                table(plan.flushed_groups),
+                "UPDATE notify_groups SET next_flush_at = f.next_flush_at, last_flush_at = f.last_flush_at"
+                " FROM notify_flushed_groups f WHERE notify_groups.group_key = f.group_key",
+            )

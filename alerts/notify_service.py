@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,11 +75,14 @@ class NotifyService:
             self.failures["dispatch"] += 1
             log.exception("the dispatcher failed; nothing of this tick was kept, the next tick decides again")
 
-    def deliver(self) -> None:
+    def deliver(self, budget_s: float = 30.0) -> None:
         if not self._delivery_lock.acquire(blocking=False):
             return  # one delivery pass at a time, so a row is never sent by two passes
         try:
-            self.delivery.run_once()
+            started = time.monotonic()
+            # a storm queues thousands of messages: keep sending while whole batches were due, for a while
+            while self.delivery.run_once(limit=50).attempted == 50 and time.monotonic() - started < budget_s:
+                pass
         except Exception:
             self.failures["delivery"] += 1
             log.exception("the delivery worker failed; unsent notifications stay in the outbox")

@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 
 class Status(StrEnum):
@@ -94,43 +95,86 @@ def _row(raw: tuple) -> OutboxRow:
     return OutboxRow(*values)
 
 
-def enqueue(
-    cur: duckdb.DuckDBPyConnection,
-    *,
-    kind: str,
-    receiver: str,
-    channel: str,
-    channel_type: str,
-    target: dict[str, Any],
-    payload: dict[str, Any],
-    summary: str,
-    now: datetime,
-    group_key: str | None = None,
-    reason: str | None = None,
-    dedup_key: str | None = None,
-) -> int | None:
-    """Add a message; its id, or None when a row with the same dedup_key exists (it was enqueued before)."""
-    row = cur.execute(
-        "INSERT INTO notify_outbox (dedup_key, kind, receiver, channel, channel_type, target, group_key, reason,"
-        " status, summary, payload, created_at, attempts, next_attempt_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT DO NOTHING RETURNING id",
-        [
-            dedup_key,
-            kind,
-            receiver,
-            channel,
-            channel_type,
-            orjson.dumps(target).decode(),
-            group_key,
-            reason,
-            Status.PENDING.value,
-            summary,
-            orjson.dumps(payload, default=_json_default).decode(),
-            now,
-            now,
-        ],
-    ).fetchone()
-    return row[0] if row else None
+_NEW_COLUMNS = (
+    "dedup_key",
+    "kind",
+    "receiver",
+    "channel",
+    "channel_type",
+    "target",
+    "group_key",
+    "reason",
+    "status",
+    "summary",
+    "payload",
+    "created_at",
+    "attempts",
+    "next_attempt_at",
+)
+_NEW_SCHEMA = pa.schema(
+    [
+        *((name, pa.string()) for name in _NEW_COLUMNS[:11]),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("attempts", pa.int32()),
+        ("next_attempt_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to queue. `dedup_key` names it uniquely: queuing the same key twice keeps the first."""
+
+    dedup_key: str
+    kind: str  # alert | digest
+    receiver: str
+    channel: str
+    channel_type: str  # email | webhook
+    target: dict[str, Any]
+    payload: dict[str, Any]
+    summary: str
+    group_key: str | None = None
+    reason: str | None = None
+
+
+def enqueue_many(cur: duckdb.DuckDBPyConnection, messages: list[NewMessage], now: datetime) -> dict[str, int]:
+    """Queue messages with one statement; {dedup_key: id} of those queued now (not of keys queued before)."""
+    if not messages:
+        return {}
+    rows = [
+        {
+            "dedup_key": m.dedup_key,
+            "kind": m.kind,
+            "receiver": m.receiver,
+            "channel": m.channel,
+            "channel_type": m.channel_type,
+            "target": orjson.dumps(m.target).decode(),
+            "group_key": m.group_key,
+            "reason": m.reason,
+            "status": Status.PENDING.value,
+            "summary": m.summary,
+            "payload": orjson.dumps(m.payload, default=_json_default).decode(),
+            "created_at": now,
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        for m in messages
+    ]
+    columns = ", ".join(_NEW_COLUMNS)
+    cur.register("notify_new_outbox", pa.Table.from_pylist(rows, schema=_NEW_SCHEMA))
+    try:
+        queued = cur.execute(
+            f"INSERT INTO notify_outbox ({columns}) SELECT {columns} FROM notify_new_outbox"  # noqa: S608
+            " ON CONFLICT DO NOTHING RETURNING dedup_key, id"
+        ).fetchall()
+    finally:
+        cur.unregister("notify_new_outbox")
+    return dict(queued)
+
+
+def enqueue(cur: duckdb.DuckDBPyConnection, message: NewMessage, now: datetime) -> int | None:
+    """Queue one message; its id, or None when its dedup_key was queued before."""
+    return enqueue_many(cur, [message], now).get(message.dedup_key)
 
 
 def _json_default(value: Any) -> Any:
@@ -149,8 +193,8 @@ def due(cur: duckdb.DuckDBPyConnection, now: datetime, limit: int = 50) -> list[
 
 
 def get(cur: duckdb.DuckDBPyConnection, outbox_id: int) -> OutboxRow | None:
-    row = cur.execute(f"SELECT {_COLUMNS} FROM notify_outbox WHERE id = ?", [outbox_id]).fetchone()  # noqa: S608
-    return _row(row) if row else None
+    rows = cur.execute(f"SELECT {_COLUMNS} FROM notify_outbox WHERE id = ?", [outbox_id]).fetchall()  # noqa: S608
+    return _row(rows[0]) if rows else None
 
 
 def list_rows(

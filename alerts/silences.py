@@ -164,8 +164,8 @@ def insert(cur: duckdb.DuckDBPyConnection, silence: Silence) -> None:
 
 
 def get(cur: duckdb.DuckDBPyConnection, silence_id: str) -> Silence | None:
-    row = cur.execute(f"SELECT {_COLUMNS} FROM silences WHERE id = ?", [silence_id]).fetchone()  # noqa: S608
-    return _row(row) if row else None
+    rows = cur.execute(f"SELECT {_COLUMNS} FROM silences WHERE id = ?", [silence_id]).fetchall()  # noqa: S608
+    return _row(rows[0]) if rows else None
 
 
 def list_silences(cur: duckdb.DuckDBPyConnection) -> list[Silence]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -60,8 +61,11 @@ def _tls_context(smtp: SmtpSettings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=smtp.ca_file)
 
 
-def send(smtp: SmtpSettings, msg: EmailMessage) -> str | None:
-    """Send `msg`; returns a note when some (not all) recipients were refused. Raises DeliveryError."""
+def send(smtp: SmtpSettings, msg: EmailMessage, on_accepted: Callable[[str | None], None] | None = None) -> str | None:
+    """Send `msg`; returns a note when some (not all) recipients were refused. Raises DeliveryError.
+
+    `on_accepted(note)` runs the moment the server has accepted the message (its answer to DATA), before the
+    polite QUIT: the caller records the delivery as early as it can be known."""
     if not smtp.host:
         raise DeliveryError("smtp_host is not set: configure the SMTP server (smtp_host, smtp_port, ...)")
     where = f"{smtp.host}:{smtp.port}"
@@ -80,6 +84,9 @@ def send(smtp: SmtpSettings, msg: EmailMessage) -> str | None:
             if smtp.user:
                 client.login(smtp.user, smtp.password or "")
             refused = client.send_message(msg)
+            note = f"refused by {where}: {_codes(refused)}" if refused else None
+            if on_accepted is not None:
+                on_accepted(note)
     except smtplib.SMTPRecipientsRefused as exc:
         raise DeliveryError(f"{where} refused every recipient: {_codes(exc.recipients)}", permanent=True) from None
     except smtplib.SMTPAuthenticationError as exc:
@@ -90,7 +97,7 @@ def send(smtp: SmtpSettings, msg: EmailMessage) -> str | None:
         raise DeliveryError(f"{where} answered {exc.smtp_code} {_text(exc)}", permanent=permanent) from None
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(f"cannot deliver through {where}: {type(exc).__name__}: {exc}") from None
-    return f"refused by {where}: {_codes(refused)}" if refused else None
+    return note
 
 
 def _text(exc: smtplib.SMTPResponseException) -> str:

@@ -143,6 +143,33 @@ def test_smtp_down_retries_with_backoff_then_delivers_once(db):
         sink.stop()
 
 
+def test_a_crash_between_acceptance_and_its_record_resends_the_same_message_id(db, monkeypatch):
+    """The one window left: the SMTP server accepted the message, the process died before recording it. The next
+    attempt sends it again, as the same message (same Message-ID), so a receiver can drop the copy."""
+    sink = SmtpSink().start()
+    try:
+        now = datetime.now(UTC)
+        [row_id] = queue_firing(db, email_config(), now)
+        worker = DeliveryWorker(db, {"email": EmailSender(SmtpSettings("127.0.0.1", sink.port, "none"))})
+
+        def die(*args, **kwargs):
+            raise SystemExit("killed after the server accepted the message")
+
+        monkeypatch.setattr(outbox, "mark_sent", die)
+        with pytest.raises(SystemExit):
+            worker.run_once(now)
+        monkeypatch.undo()
+        row = outbox.get(db, row_id)
+        assert row is not None and row.status is outbox.Status.PENDING and row.attempts == 1
+        assert worker.run_once(now).sent == 1
+        first, second = sink.wait_for(2)
+        assert first["Message-ID"] == second["Message-ID"]
+        assert first["Message-ID"].startswith(f"<callscope.{row_id}.")
+        assert worker.run_once(now + timedelta(hours=1)).sent == 0
+    finally:
+        sink.stop()
+
+
 def test_delivery_gives_up_after_the_give_up_age(db):
     clock = Clock(datetime.now(UTC))
     [row_id] = queue_firing(db, email_config(), clock.now)

@@ -282,16 +282,17 @@ def test_routes_pick_receivers_with_continue(db):
 def test_a_failed_tick_writes_nothing_and_the_next_one_decides_again(db, monkeypatch):
     d = Dispatcher(db, parse_notify_config(CONFIG))
     put_alert(db, alert_labels(), starts_at=T0 - 60 * S)
-    original = Dispatcher._save_group
+    original = Dispatcher._write_groups
 
-    def crash(self, cur, state):  # after the outbox rows and the log entries were written in the transaction
+    def crash(self, cur, plan, now):  # after the outbox rows and the log entries were written in the transaction
+        assert cur.execute("SELECT count(*) FROM notify_outbox").fetchall() == [(2,)]
         raise RuntimeError("crash in the middle of a tick")
 
-    monkeypatch.setattr(Dispatcher, "_save_group", crash)
+    monkeypatch.setattr(Dispatcher, "_write_groups", crash)
     with pytest.raises(RuntimeError):
         d.tick(T0)
     assert outbox(db) == []
     assert db.execute("SELECT count(*) FROM notify_log").fetchone()[0] == 0
-    monkeypatch.setattr(Dispatcher, "_save_group", original)
+    monkeypatch.setattr(Dispatcher, "_write_groups", original)
     assert len(d.tick(T0 + S).enqueued) == 2
     assert d.tick(T0 + 2 * S).enqueued == []
