@@ -31,7 +31,7 @@ from alerts.notify_config import Channel, NotifyConfig, Route
 log = logging.getLogger("callscope.notify")
 
 # Alertmanager keeps its notification log for 120 h; an entry older than that is forgotten, and a group still
-# firing after it (e.g. silenced all that time) is notified as new. Resolved alerts older than it are not read.
+# firing after it (e.g. silenced all that time) is notified as new.
 NFLOG_RETENTION = timedelta(hours=120)
 
 
@@ -192,9 +192,12 @@ class Dispatcher:
 
     def _decide(self, cur: duckdb.DuckDBPyConnection, now: datetime) -> tuple[TickResult, _Plan]:
         result, plan = TickResult(), _Plan()
-        alerts = alerts_for_notification(cur, now - NFLOG_RETENTION)
         groups = _load_groups(cur)
         nflog = _load_log(cur)
+        # A resolved alert matters to the group it was in until the group's next flush has told it; older ones
+        # were told (or muted and never shown), so only those resolved since the oldest group's last flush are read.
+        oldest = min([g.last_flush_at or g.created_at for g in groups.values()] + [now])
+        alerts = alerts_for_notification(cur, max(oldest, now - NFLOG_RETENTION))
         result.muted = self._muted(cur, alerts, now)
         buckets: dict[str, tuple[Route, list[Alert]]] = {}
         for alert in alerts:
