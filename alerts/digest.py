@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -49,9 +49,12 @@ class DigestFigures:
     link: str
 
 
-def _selection(digest: DigestConfig, end: datetime) -> Selection:
+def period_selection(digest: DigestConfig, end: datetime) -> Selection:
+    """The period ending at `end`: a local day (or week) in the digest's zone, so 23 or 25 hours across a DST
+    change (Python subtracts a timedelta from a zoned time on the wall clock)."""
     filters = Filters.parse({k: list(v) for k, v in digest.filters.items()})
-    return Selection(TimeRange(end - digest.length, end), filters)
+    start = (end.astimezone(ZoneInfo(digest.tz)) - digest.length).astimezone(UTC)
+    return Selection(TimeRange(start, end), filters)
 
 
 def dashboard_link(base: str, digest: DigestConfig, window: TimeRange, page: str = "cost") -> str:
@@ -68,7 +71,7 @@ def dashboard_link(base: str, digest: DigestConfig, window: TimeRange, page: str
 
 
 def compute(cur: duckdb.DuckDBPyConnection, digest: DigestConfig, end: datetime, dashboard_base: str) -> DigestFigures:
-    selection = _selection(digest, end)
+    selection = period_selection(digest, end)
     window = selection.range
     totals = table_rows(compare_previous(cur, StatsQuery(selection, TOTAL_METRICS)))
     groups = {

@@ -215,8 +215,8 @@ def cmd_demo_send(args: argparse.Namespace) -> int:
 
 
 def cmd_digest_send(args: argparse.Namespace) -> int:
-    from alerts.digest_cli import send_now
     from alerts.notify_config import ConfigError
+    from callscope.digest_cli import send_now
 
     settings = _settings(args)
     try:

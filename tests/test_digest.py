@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
+from alerts.digest import period_selection
 from alerts.digest_schedule import DigestScheduler, latest_slot
 from alerts.notify_config import parse_notify_config
 from callscope.store import connect
@@ -43,6 +44,15 @@ def test_latest_slot_follows_the_crontab_in_its_zone():
     assert latest_slot(config["weekly"], datetime(2026, 3, 8, 23, tzinfo=UTC)) == datetime(
         2026, 3, 2, 7, 30, tzinfo=UTC
     )
+
+
+def test_a_daily_period_is_a_local_day():
+    config = parse_notify_config({}, DIGESTS).digests
+    # Paris switched to summer time on 29 March 2026: the day ending at 08:00 that morning had 23 hours
+    short = period_selection(config["daily"], datetime(2026, 3, 29, 6, tzinfo=UTC)).range
+    assert (short.start, short.length) == (datetime(2026, 3, 28, 7, tzinfo=UTC), timedelta(hours=23))
+    assert period_selection(config["daily"], datetime(2026, 3, 30, 6, tzinfo=UTC)).range.length == timedelta(days=1)
+    assert period_selection(config["weekly"], datetime(2026, 3, 2, 7, 30, tzinfo=UTC)).range.length == timedelta(days=7)
 
 
 def test_one_digest_per_slot_across_restarts_and_missed_slots(tmp_path):
