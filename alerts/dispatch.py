@@ -187,7 +187,8 @@ class Dispatcher:
         finally:
             cur.close()
         if result.enqueued:
-            log.info("queued %d notification(s) for %d group(s)", len(result.enqueued), len(result.flushed))
+            ids = result.enqueued
+            log.info("queued %d notification(s), ids %d to %d", len(ids), ids[0], ids[-1])
         return result
 
     def _decide(self, cur: duckdb.DuckDBPyConnection, now: datetime) -> tuple[TickResult, _Plan]:
