@@ -227,7 +227,6 @@ def cmd_alerts_check(args: argparse.Namespace) -> int:
 def cmd_alerts_test(args: argparse.Namespace) -> int:
     from alerts.cli import parse_time, test
     from analytics.errors import QueryError
-    from callscope.dashboard_launch import dashboard_url
     from core.store import StoreLockedError
 
     settings = _settings(args)
@@ -242,12 +241,24 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
             db_path=settings.db_path,
             server=args.server,
             read_key=settings.dashboard_read_key,
-            dashboard_url=dashboard_url(settings),
+            dashboard_url=settings.dashboard_link,
             as_json=args.json,
         )
     except (FileNotFoundError, StoreLockedError, QueryError, ConnectionError) as exc:
         hint = " (use --server URL to replay through a running server)" if isinstance(exc, StoreLockedError) else ""
         print(f"callscope alerts test: {exc}{hint}", file=sys.stderr)
+        return 2
+
+
+def cmd_digest_send(args: argparse.Namespace) -> int:
+    from alerts.notify_config import ConfigError
+    from callscope.digest_cli import send_now
+
+    settings = _settings(args)
+    try:
+        return send_now(settings, args.name or [], args.server)
+    except ConfigError as exc:
+        print(f"callscope digest: invalid notification config: {exc}", file=sys.stderr)
         return 2
 
 
@@ -336,6 +347,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", help="replay through a running server's read API (e.g. http://127.0.0.1:4318)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(fn=cmd_alerts_test)
+
+    digest = sub.add_parser("digest", help="scheduled digests ([[digests]] in the config file)")
+    digest_sub = digest.add_subparsers(dest="digest_command", required=True)
+    p = digest_sub.add_parser(
+        "send", help="send a digest of the period up to now, once (through the server if running)"
+    )
+    _add_setting_flags(p)
+    p.add_argument("--now", action="store_true", required=True, help="the period ending now (the one-off mode)")
+    p.add_argument("--name", action="append", help="digest to send (repeatable; default: every configured one)")
+    p.add_argument("--server", help="queue it on this running server (default: this config's server, if running)")
+    p.set_defaults(fn=cmd_digest_send)
 
     p = sub.add_parser("config", help="print the resolved settings (secrets masked)")
     _add_setting_flags(p)

@@ -22,13 +22,15 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
 from alerts.api import router as alerts_router
+from alerts.notify_api import notify_router
+from alerts.notify_config import ConfigError, NotifyConfig
+from alerts.notify_service import NotifyService, load_config
 from alerts.service import Alerting
 from alerts.store import DuckStateStore
 from analytics.api import create_app
 from analytics.api_context import ReadApi
 from analytics.jobs import Jobs
 from callscope import __version__
-from callscope.dashboard_launch import dashboard_url
 from collector.aggregates import AggregateTracker
 from collector.grpc_receiver import OtlpGrpcReceiver
 from collector.http_receiver import OtlpHttpReceiver
@@ -91,6 +93,7 @@ class Components:
     ingestor: Ingestor
     app: Starlette
     alerting: Alerting
+    notify: NotifyService
 
 
 def worker_pool(settings: Settings, stats: CollectorStats | None = None) -> WorkerPool | None:
@@ -107,7 +110,9 @@ def worker_pool(settings: Settings, stats: CollectorStats | None = None) -> Work
     return WorkerPool(settings.ingest_workers, config, stats)
 
 
-def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
+def build(
+    settings: Settings, db, pool: WorkerPool | None = None, notify_config: NotifyConfig | None = None
+) -> Components:
     stats = pool.stats if pool is not None and pool.stats is not None else CollectorStats()
     writer = Writer(
         db,
@@ -142,8 +147,9 @@ def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
 
     pricer = Pricer(settings.price_overrides)
     read_api = ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts)
-    alerting = Alerting(DuckStateStore(db), read_api.cursor, settings.alerts_path, dashboard_url(settings))
-    api = create_app(read_api, __version__, routers=[alerts_router])
+    alerting = Alerting(DuckStateStore(db), read_api.cursor, settings.alerts_path, settings.dashboard_link)
+    notify = NotifyService(db, settings, notify_config)  # alerts' dispatcher, delivery, digests and their routes
+    api = create_app(read_api, __version__, routers=[alerts_router, notify_router(notify)])
     api.state.alerting = alerting
     routes = [
         *receiver.routes(),
@@ -151,7 +157,7 @@ def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
         Route("/metrics", metrics),
         Mount("/api/v1", app=api),
     ]
-    return Components(stats, writer, ingestor, Starlette(routes=routes), alerting)
+    return Components(stats, writer, ingestor, Starlette(routes=routes), alerting, notify)
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
@@ -159,6 +165,10 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     failed start and a clean stop take the same way down, in reverse: receivers stop accepting and finish
     in-flight requests, jobs stop, workers drain, the writer commits its queue, the store checkpoints."""
     check_exposure(settings)
+    try:
+        notify_config = load_config(settings)
+    except ConfigError as exc:
+        raise StartupError(f"invalid notification config ({settings.config_file or 'no config file'}): {exc}") from None
     stop = _stop_on_signals(stop)
     async with contextlib.AsyncExitStack() as down:
         pool = worker_pool(settings, CollectorStats())
@@ -167,7 +177,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
             down.callback(pool.close)
         db = connect(settings.db_path, checkpoint_mb=settings.checkpoint_mb, threads=settings.duckdb_threads or None)
         down.callback(_close_store, db)
-        parts = build(settings, db, pool)
+        parts = build(settings, db, pool, notify_config)
         parts.writer.start()
         down.push_async_callback(asyncio.to_thread, parts.writer.close)
         down.push_async_callback(asyncio.to_thread, parts.ingestor.close)
@@ -179,6 +189,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         parts.alerting.start()
         down.push_async_callback(asyncio.to_thread, parts.alerting.stop)
         _reload_rules_on_sighup(parts.alerting)
+        parts.notify.start()
+        down.push_async_callback(asyncio.to_thread, parts.notify.stop)
         grpc_target = await _start_grpc(settings, parts, down)
         await _start_http(settings, parts.app, down)
         log.info(

@@ -269,3 +269,77 @@ def m009_alert_evaluation(db: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m010_notifications(db: duckdb.DuckDBPyConnection) -> None:
+    """Notification (alerts/dispatch.py, alerts/delivery.py): aggregation groups with their timers, the
+    notification log (what each channel of a group was last told), the outbox the delivery worker sends from,
+    silences, and the last scheduled slot of each digest. The dispatcher changes groups, log and outbox in one
+    transaction, so a restart neither repeats nor loses a notification."""
+    db.execute(
+        """
+        CREATE TABLE notify_groups (
+            group_key VARCHAR PRIMARY KEY,
+            route_id VARCHAR NOT NULL,
+            receiver VARCHAR NOT NULL,
+            group_labels MAP(VARCHAR, VARCHAR) NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            next_flush_at TIMESTAMPTZ NOT NULL,
+            last_flush_at TIMESTAMPTZ
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE notify_log (
+            group_key VARCHAR NOT NULL,
+            channel VARCHAR NOT NULL,
+            firing VARCHAR[] NOT NULL,
+            resolved VARCHAR[] NOT NULL,
+            notified_at TIMESTAMPTZ NOT NULL,
+            outbox_id BIGINT,
+            PRIMARY KEY (group_key, channel)
+        )
+        """
+    )
+    db.execute("CREATE SEQUENCE notify_outbox_id START 1")
+    db.execute(
+        """
+        CREATE TABLE notify_outbox (
+            id BIGINT PRIMARY KEY DEFAULT nextval('notify_outbox_id'),
+            dedup_key VARCHAR UNIQUE,
+            kind VARCHAR NOT NULL,
+            receiver VARCHAR NOT NULL,
+            channel VARCHAR NOT NULL,
+            channel_type VARCHAR NOT NULL,
+            target VARCHAR NOT NULL,
+            group_key VARCHAR,
+            reason VARCHAR,
+            status VARCHAR NOT NULL,
+            summary VARCHAR,
+            payload VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            attempts INTEGER NOT NULL,
+            next_attempt_at TIMESTAMPTZ,
+            last_attempt_at TIMESTAMPTZ,
+            last_error VARCHAR,
+            sent_at TIMESTAMPTZ
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE silences (
+            id VARCHAR PRIMARY KEY,
+            matchers VARCHAR NOT NULL,
+            starts_at TIMESTAMPTZ NOT NULL,
+            ends_at TIMESTAMPTZ NOT NULL,
+            created_by VARCHAR NOT NULL,
+            comment VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE TABLE digest_state (name VARCHAR PRIMARY KEY, last_slot TIMESTAMPTZ NOT NULL)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,13 @@ def _parse_workers(raw: Any) -> int:
     if not 0 <= value <= 64:
         raise ValueError(f"must be 0-64 or 'auto', got {value}")
     return value
+
+
+def _parse_security(raw: Any) -> str:
+    mode = str(raw).strip().lower()
+    if mode not in {"starttls", "tls", "none"}:
+        raise ValueError(f"expected starttls, tls or none, got {raw!r}")
+    return mode
 
 
 def _parse_level(raw: Any) -> str:
@@ -304,6 +311,52 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         secret=True,
     ),
+    Setting(
+        "dashboard_url",
+        None,
+        "Public address of the dashboard, used for links in e-mails and webhooks (e.g. https://callscope.example.com)."
+        " Default: http://<dashboard_host>:<dashboard_port>.",
+        str,
+    ),
+    Setting("smtp_host", None, "SMTP server for alert and digest e-mails; unset: no e-mail.", str),
+    Setting("smtp_port", 587, "Port of the SMTP server (587 for STARTTLS, 465 for TLS, 25 plain).", _parse_port),
+    Setting(
+        "smtp_security",
+        "starttls",
+        "starttls (upgrade a plain connection), tls (TLS from the first byte) or none.",
+        _parse_security,
+    ),
+    Setting("smtp_user", None, "User to log in to the SMTP server as; unset: no login.", str),
+    Setting("smtp_password", None, "Password of smtp_user. Environment or config file only; never logged.", str, True),
+    Setting("smtp_from", None, "Sender address of e-mails. Default: callscope@<this host's name>.", str),
+    Setting(
+        "smtp_ca_file",
+        None,
+        "CA certificates (PEM) that sign the SMTP server's certificate, for a private CA. Default: the system's.",
+        str,
+    ),
+    Setting(
+        "smtp_timeout_seconds", 10.0, "How long to wait for the SMTP server before an attempt fails.", _positive_float
+    ),
+    Setting(
+        "notify_interval_seconds",
+        2.0,
+        "How often the notification dispatcher looks at alerts and the delivery worker at the outbox.",
+        _positive_float,
+    ),
+    Setting(
+        "notify_retry_seconds",
+        10.0,
+        "Wait before retrying a failed delivery; doubles with each failure up to notify_retry_max_seconds.",
+        _positive_float,
+    ),
+    Setting("notify_retry_max_seconds", 600.0, "Longest wait between two delivery attempts.", _positive_float),
+    Setting(
+        "notify_give_up_hours",
+        24.0,
+        "A notification still undelivered this long after it was queued is marked failed (with its last error).",
+        _positive_float,
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -353,6 +406,23 @@ class Settings:
     dashboard_port: int
     api_url: str | None
     api_key: str | None
+    dashboard_url: str | None
+    smtp_host: str | None
+    smtp_port: int
+    smtp_security: str
+    smtp_user: str | None
+    smtp_password: str | None = field(repr=False)
+    smtp_from: str | None
+    smtp_ca_file: str | None
+    smtp_timeout_seconds: float
+    notify_interval_seconds: float
+    notify_retry_seconds: float
+    notify_retry_max_seconds: float
+    notify_give_up_hours: float
+    # The config file's [alerts] table (receivers, routes, inhibit rules) and [[digests]], parsed by
+    # alerts/notify_config.py when the server starts.
+    alerts_config: Mapping[str, Any] = field(default_factory=dict)
+    digests_config: tuple[Any, ...] = ()
     price_overrides: tuple[PriceOverride, ...] = ()
     config_file: Path | None = None
 
@@ -374,6 +444,15 @@ class Settings:
         return f"http://{host}:{self.otlp_http_port}/api/v1"
 
     @property
+    def dashboard_link(self) -> str:
+        """The dashboard's address in links sent out (e-mails, webhooks): dashboard_url, else host and port."""
+        if self.dashboard_url:
+            return self.dashboard_url.rstrip("/")
+        host = "127.0.0.1" if self.dashboard_host in ("0.0.0.0", "::", "") else self.dashboard_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.dashboard_port}"
+
+    @property
     def dashboard_read_key(self) -> str | None:
         """The key the dashboard sends: api_key, else one of read_keys (sorted, so always the same one)."""
         return self.api_key or (sorted(self.read_keys)[0] if self.read_keys else None)
@@ -383,10 +462,14 @@ class Settings:
         out: dict[str, Any] = {}
         for s in SETTINGS:
             value = getattr(self, s.name)
-            if s.secret:
+            if s.secret and isinstance(value, str):
+                value = "<set>" if value else "<none>"  # not even the length of a password
+            elif s.secret:
                 value = f"<{len(value)} configured>" if value else "<none>"
             out[s.name] = str(value) if isinstance(value, Path) else value
         out["price_overrides"] = len(self.price_overrides)
+        out["alert_receivers"] = len(self.alerts_config.get("receivers", []))
+        out["digests"] = len(self.digests_config)
         out["config_file"] = str(self.config_file) if self.config_file else None
         return out
 
@@ -440,7 +523,7 @@ def load_settings(
     file_values = _read_config_file(path) if path.is_file() else {}
 
     known = {name for s in SETTINGS for name in s.names(env=False)}
-    unknown = set(file_values) - known - {"prices"}
+    unknown = set(file_values) - known - {"prices", "alerts", "digests"}
     if unknown:
         raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}")
 
@@ -468,8 +551,16 @@ def load_settings(
             else:
                 values[s.name] = s.parse(s.default) if not isinstance(s.default, dict) else dict(s.default)
 
+    alerts_config = file_values.get("alerts", {})
+    digests_config = file_values.get("digests", [])
+    if not isinstance(alerts_config, Mapping):
+        raise SettingsError(f"config file {path}: alerts must be a table ([alerts])")
+    if not isinstance(digests_config, list):
+        raise SettingsError(f"config file {path}: digests must be a list of tables ([[digests]])")
     return Settings(
         **values,
+        alerts_config=alerts_config,
+        digests_config=tuple(digests_config),
         price_overrides=_price_overrides(file_values.get("prices"), path),
         config_file=path if path.is_file() else None,
     )

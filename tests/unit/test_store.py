@@ -68,12 +68,62 @@ def test_migrations_create_the_whole_schema(tmp_path):
         ("alert_rules", 'PRIMARY KEY("name")'),
         ("calls", "PRIMARY KEY(trace_id, span_id)"),
         ("content_events", "PRIMARY KEY(event_id)"),
+        ("digest_state", 'PRIMARY KEY("name")'),
         ("metric_points", "PRIMARY KEY(point_id)"),
+        ("notify_groups", "PRIMARY KEY(group_key)"),
+        ("notify_log", "PRIMARY KEY(group_key, channel)"),
+        ("notify_outbox", "PRIMARY KEY(id)"),
         ("rollup_state", 'PRIMARY KEY("name")'),
         ("schema_migrations", 'PRIMARY KEY("name")'),
+        ("silences", "PRIMARY KEY(id)"),
         ("spans", "PRIMARY KEY(trace_id, span_id)"),
     ]
+    unique = db.execute("SELECT table_name, constraint_text FROM duckdb_constraints() WHERE constraint_type = 'UNIQUE'")
+    assert unique.fetchall() == [("notify_outbox", "UNIQUE(dedup_key)")]
+    for table, columns in NOTIFICATION_COLUMNS.items():
+        got = db.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        assert [c for (c,) in got] == columns, table
     db.close()
+
+
+# The notification tables (m010): what the dispatcher, the delivery worker and the digest scheduler share.
+NOTIFICATION_COLUMNS = {
+    "notify_groups": [
+        "group_key",
+        "route_id",
+        "receiver",
+        "group_labels",
+        "created_at",
+        "next_flush_at",
+        "last_flush_at",
+    ],
+    "notify_log": ["group_key", "channel", "firing", "resolved", "notified_at", "outbox_id"],
+    "notify_outbox": [
+        "id",
+        "dedup_key",
+        "kind",
+        "receiver",
+        "channel",
+        "channel_type",
+        "target",
+        "group_key",
+        "reason",
+        "status",
+        "summary",
+        "payload",
+        "created_at",
+        "attempts",
+        "next_attempt_at",
+        "last_attempt_at",
+        "last_error",
+        "sent_at",
+    ],
+    "silences": ["id", "matchers", "starts_at", "ends_at", "created_by", "comment", "created_at", "updated_at"],
+    "digest_state": ["name", "last_slot"],
+}
 
 
 def test_migrations_are_applied_once(tmp_path):

@@ -1,0 +1,148 @@
+"""The delivery worker: sends what the outbox holds, marks each row sent, or records why not and when to retry.
+
+Per row: the attempt is committed first (attempts + 1), then the message goes out, and the row is marked sent the
+moment the receiver has accepted it (the SMTP server's answer to DATA, before QUIT; the webhook's 2xx). A message
+is therefore sent twice only if the process dies in the few milliseconds between that acceptance and the mark's
+commit; the second copy carries the same Message-ID (e-mail) or Idempotency-Key (webhook), so the receiver can
+drop it. (No sender can do better over SMTP: the server's acceptance and our record are two systems.)
+
+Failures back off exponentially (notify_retry_seconds, doubling, at most
+notify_retry_max_seconds) until notify_give_up_hours after the row was queued, then the row is failed. A
+permanent refusal (SMTP 5xx for the recipients or the message, webhook 4xx) fails it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import httpx
+
+from alerts import email_render, outbox, smtp, webhook
+from alerts.outbox import OutboxRow
+from alerts.smtp import DeliveryError, SmtpSettings
+
+log = logging.getLogger("callscope.notify")
+
+Accepted = Callable[[str | None], None]
+Sender = Callable[[OutboxRow, Accepted], None]  # calls accepted(note) once the receiver has taken the message
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    first: timedelta = timedelta(seconds=10)
+    most: timedelta = timedelta(minutes=10)
+    give_up: timedelta = timedelta(hours=24)
+
+    def delay(self, attempts: int) -> timedelta:
+        """After the `attempts`-th failed attempt: first, 2 x first, 4 x first, ... at most `most`."""
+        return min(self.first * (2 ** max(attempts - 1, 0)), self.most)
+
+
+class EmailSender:
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+
+    def __call__(self, row: OutboxRow, accepted: Accepted) -> None:
+        if row.kind == "digest":
+            from alerts.digest_render import digest_email
+
+            msg = digest_email(row, self.settings.from_address, self.settings.domain)
+        else:
+            msg = email_render.alert_email(row, self.settings.from_address, self.settings.domain)
+        smtp.send(self.settings, msg, accepted)
+
+
+class WebhookSender:
+    def __init__(self) -> None:
+        self.client = httpx.Client(follow_redirects=False)
+
+    def __call__(self, row: OutboxRow, accepted: Accepted) -> None:
+        accepted(webhook.post(row, self.client))
+
+
+@dataclass
+class DeliveryCounts:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.retrying + self.failed
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        db: duckdb.DuckDBPyConnection,
+        senders: Mapping[str, Sender],
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._db = db
+        self.senders = dict(senders)
+        self.policy = policy or RetryPolicy()
+        self._clock = clock
+
+    def run_once(self, now: datetime | None = None, limit: int = 50) -> DeliveryCounts:
+        """Send every due row (at most `limit`); never raises for a failed delivery."""
+        counts = DeliveryCounts()
+        cur = self._db.cursor()
+        try:
+            cur.execute("SET TimeZone = 'UTC'")
+            for row in outbox.due(cur, now or self._clock(), limit):
+                self._deliver(cur, row, counts)
+        finally:
+            cur.close()
+        return counts
+
+    def _deliver(self, cur: duckdb.DuckDBPyConnection, row: OutboxRow, counts: DeliveryCounts) -> None:
+        started = self._clock()
+        outbox.record_attempt(cur, row.id, started)
+        attempts = row.attempts + 1
+        delivered: list[str | None] = []
+
+        def accepted(note: str | None) -> None:
+            outbox.mark_sent(cur, row.id, self._clock(), note)
+            delivered.append(note)
+
+        try:
+            sender = self.senders.get(row.channel_type)
+            if sender is None:
+                raise DeliveryError(f"no sender for channel type {row.channel_type!r}", permanent=True)
+            sender(row, accepted)
+            if not delivered:
+                raise DeliveryError("the sender returned without the receiver accepting the message")
+        except Exception as exc:
+            if delivered:  # accepted and recorded; only what came after (SMTP's QUIT) failed
+                log.warning("notification %d was delivered; closing the connection failed: %s", row.id, exc)
+                counts.sent += 1
+                return
+            error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
+            counts.errors.append(error)
+            gave_up = started - row.created_at >= self.policy.give_up
+            if getattr(exc, "permanent", False) or gave_up:
+                reason = error if not gave_up else f"gave up after {attempts} attempts: {error}"
+                outbox.mark_failed(cur, row.id, reason)
+                counts.failed += 1
+                log.error("notification %d to %s failed for good: %s", row.id, row.channel, reason)
+            else:
+                retry_at = self._clock() + self.policy.delay(attempts)
+                outbox.mark_retry(cur, row.id, error, retry_at)
+                counts.retrying += 1
+                log.warning(
+                    "notification %d to %s failed (attempt %d), retrying at %s: %s",
+                    row.id,
+                    row.channel,
+                    attempts,
+                    retry_at.isoformat(timespec="seconds"),
+                    error,
+                )
+            return
+        counts.sent += 1
+        log.info("sent notification %d to %s (%s)", row.id, row.channel, row.summary)

@@ -1,0 +1,123 @@
+"""Scheduled digests: each digest's crontab line gives its slots; each slot is sent once.
+
+A tick finds the latest slot at or before now. The slot is queued (figures computed, message rendered, an outbox
+row written) and remembered as the digest's last slot in ONE transaction, and the outbox row's dedup key is the
+slot, so a restart, a second tick or a crash never queues a slot twice. A slot missed while the server was down is
+sent when it comes back, as long as no later slot has come (only the latest missed one). A digest seen for the
+first time starts at its next slot, so adding one to the config does not send yesterday's at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+
+from alerts import digest, digest_render, outbox
+from alerts.notify_config import DigestConfig
+
+log = logging.getLogger("callscope.notify")
+_LOOKBACKS = (timedelta(hours=1), timedelta(days=1), timedelta(days=8), timedelta(days=32), timedelta(days=367))
+
+
+def latest_slot(config: DigestConfig, now: datetime) -> datetime | None:
+    """The last scheduled time at or before `now` (within a year)."""
+    trigger = config.trigger()
+    for lookback in _LOOKBACKS:
+        slot = trigger.get_next_fire_time(None, now - lookback)
+        if slot is None or slot > now:
+            continue
+        while True:
+            following = trigger.get_next_fire_time(slot, slot + timedelta(seconds=1))
+            if following is None or following > now:
+                return slot.astimezone(UTC)
+            slot = following
+    return None
+
+
+class DigestScheduler:
+    def __init__(
+        self,
+        db: duckdb.DuckDBPyConnection,
+        digests: Mapping[str, DigestConfig],
+        dashboard_base: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._db = db
+        self.digests = dict(digests)
+        self.dashboard_base = dashboard_base
+        self._clock = clock
+
+    def _enqueue(self, cur: duckdb.DuckDBPyConnection, config: DigestConfig, end: datetime, key: str) -> int | None:
+        figures = digest.compute(cur, config, end, self.dashboard_base)
+        data = digest_render.payload(figures)
+        message = outbox.NewMessage(
+            dedup_key=key,
+            kind="digest",
+            receiver=f"digest:{config.name}",
+            channel=f"digest/{config.name}/email",
+            channel_type="email",
+            target={"to": list(config.to)},
+            payload=data,
+            summary=data["subject"],
+            reason="scheduled" if ":now:" not in key else "send_now",
+        )
+        return outbox.enqueue(cur, message, self._clock())
+
+    def tick(self, now: datetime | None = None) -> list[int]:
+        """Queue the digests whose slot has come; the outbox ids queued."""
+        now = now or self._clock()
+        queued = []
+        for config in self.digests.values():
+            slot = latest_slot(config, now)
+            if slot is None:
+                continue
+            cur = self._db.cursor()
+            try:
+                cur.execute("SET TimeZone = 'UTC'")
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    outbox_id = self._slot(cur, config, slot)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+            finally:
+                cur.close()
+            if outbox_id is not None:
+                log.info("digest %s: queued the digest of %s as notification %d", config.name, slot, outbox_id)
+                queued.append(outbox_id)
+        return queued
+
+    def _slot(self, cur: duckdb.DuckDBPyConnection, config: DigestConfig, slot: datetime) -> int | None:
+        # fetchall, not fetchone: DuckDB refuses more work on a cursor whose result is not exhausted
+        rows = cur.execute("SELECT last_slot FROM digest_state WHERE name = ?", [config.name]).fetchall()
+        row = rows[0] if rows else None
+        if row is None:
+            cur.execute("INSERT INTO digest_state VALUES (?, ?)", [config.name, slot])
+            return None
+        if slot <= row[0]:
+            return None
+        outbox_id = self._enqueue(cur, config, slot, f"digest:{config.name}:{slot.isoformat()}")
+        cur.execute("UPDATE digest_state SET last_slot = ? WHERE name = ?", [slot, config.name])
+        return outbox_id
+
+    def send_now(self, name: str, now: datetime | None = None) -> int:
+        """A one-off digest of the period ending now (`callscope digest send --now`)."""
+        config = self.digests.get(name)
+        if config is None:
+            known = ", ".join(self.digests) or "none configured"
+            raise KeyError(f"no digest named {name!r} (known: {known})")
+        end = (now or self._clock()).replace(microsecond=0)
+        cur = self._db.cursor()
+        try:
+            cur.execute("SET TimeZone = 'UTC'")
+            outbox_id = self._enqueue(cur, config, end, f"digest:{name}:now:{end.isoformat()}")
+        finally:
+            cur.close()
+        if outbox_id is None:
+            raise RuntimeError(f"the digest {name} of {end.isoformat()} was already queued")
+        log.info("digest %s: queued a one-off digest up to %s as notification %d", name, end, outbox_id)
+        return outbox_id

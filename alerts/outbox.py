@@ -1,0 +1,244 @@
+"""The notification outbox: one row per message to one channel (an e-mail to its addresses, a POST to a webhook).
+
+Rows are written by the dispatcher (alert notifications, in the transaction that decides to send them) and by the
+digest scheduler; the delivery worker sends them, counts attempts and records the last error and the next try.
+Status: pending -> sent, or retrying (attempts > 0, next_attempt_at set) -> sent, or failed (a permanent refusal,
+or still failing after the give-up age); the reason stays in last_error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+UNSENT = (Status.PENDING.value, Status.RETRYING.value)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    dedup_key: str | None
+    kind: str  # alert | digest
+    receiver: str
+    channel: str
+    channel_type: str  # email | webhook
+    target: dict[str, Any]
+    group_key: str | None
+    reason: str | None
+    status: Status
+    summary: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_error: str | None
+    sent_at: datetime | None
+
+    def as_dict(self, *, with_payload: bool = False) -> dict[str, Any]:
+        """For the API: where it goes (webhook URLs masked), what it says, how delivery went."""
+        from alerts.notify_config import mask_url
+
+        target = dict(self.target)
+        if "url" in target:
+            target["url"] = mask_url(target["url"])
+        if target.get("headers"):
+            target["headers"] = dict.fromkeys(target["headers"], "<secret>")
+        out = {
+            "id": self.id,
+            "kind": self.kind,
+            "receiver": self.receiver,
+            "channel": self.channel,
+            "channel_type": self.channel_type,
+            "target": target,
+            "group_key": self.group_key,
+            "reason": self.reason,
+            "summary": self.summary,
+            "status": self.status.value,
+            "created_at": self.created_at,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at,
+            "last_attempt_at": self.last_attempt_at,
+            "last_error": self.last_error,
+            "sent_at": self.sent_at,
+        }
+        if with_payload:
+            out["payload"] = self.payload
+        return out
+
+
+_COLUMNS = (
+    "id, dedup_key, kind, receiver, channel, channel_type, target, group_key, reason, status, summary, payload,"
+    " created_at, attempts, next_attempt_at, last_attempt_at, last_error, sent_at"
+)
+
+
+def _row(raw: tuple) -> OutboxRow:
+    values = list(raw)
+    values[6] = orjson.loads(values[6])
+    values[9] = Status(values[9])
+    values[11] = orjson.loads(values[11])
+    return OutboxRow(*values)
+
+
+_NEW_COLUMNS = (
+    "dedup_key",
+    "kind",
+    "receiver",
+    "channel",
+    "channel_type",
+    "target",
+    "group_key",
+    "reason",
+    "status",
+    "summary",
+    "payload",
+    "created_at",
+    "attempts",
+    "next_attempt_at",
+)
+_NEW_SCHEMA = pa.schema(
+    [
+        *((name, pa.string()) for name in _NEW_COLUMNS[:11]),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("attempts", pa.int32()),
+        ("next_attempt_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to queue. `dedup_key` names it uniquely: queuing the same key twice keeps the first."""
+
+    dedup_key: str
+    kind: str  # alert | digest
+    receiver: str
+    channel: str
+    channel_type: str  # email | webhook
+    target: dict[str, Any]
+    payload: dict[str, Any]
+    summary: str
+    group_key: str | None = None
+    reason: str | None = None
+
+
+def enqueue_many(cur: duckdb.DuckDBPyConnection, messages: list[NewMessage], now: datetime) -> dict[str, int]:
+    """Queue messages with one statement; {dedup_key: id} of those queued now (not of keys queued before)."""
+    if not messages:
+        return {}
+    rows = [
+        {
+            "dedup_key": m.dedup_key,
+            "kind": m.kind,
+            "receiver": m.receiver,
+            "channel": m.channel,
+            "channel_type": m.channel_type,
+            "target": orjson.dumps(m.target).decode(),
+            "group_key": m.group_key,
+            "reason": m.reason,
+            "status": Status.PENDING.value,
+            "summary": m.summary,
+            "payload": orjson.dumps(m.payload, default=_json_default).decode(),
+            "created_at": now,
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        for m in messages
+    ]
+    columns = ", ".join(_NEW_COLUMNS)
+    cur.register("notify_new_outbox", pa.Table.from_pylist(rows, schema=_NEW_SCHEMA))
+    try:
+        queued = cur.execute(
+            f"INSERT INTO notify_outbox ({columns}) SELECT {columns} FROM notify_new_outbox"  # noqa: S608
+            " ON CONFLICT DO NOTHING RETURNING dedup_key, id"
+        ).fetchall()
+    finally:
+        cur.unregister("notify_new_outbox")
+    return dict(queued)
+
+
+def enqueue(cur: duckdb.DuckDBPyConnection, message: NewMessage, now: datetime) -> int | None:
+    """Queue one message; its id, or None when its dedup_key was queued before."""
+    return enqueue_many(cur, [message], now).get(message.dedup_key)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def due(cur: duckdb.DuckDBPyConnection, now: datetime, limit: int = 50) -> list[OutboxRow]:
+    rows = cur.execute(
+        f"SELECT {_COLUMNS} FROM notify_outbox WHERE status IN (?, ?) AND next_attempt_at <= ?"  # noqa: S608
+        " ORDER BY next_attempt_at, id LIMIT ?",
+        [*UNSENT, now, limit],
+    ).fetchall()
+    return [_row(r) for r in rows]
+
+
+def get(cur: duckdb.DuckDBPyConnection, outbox_id: int) -> OutboxRow | None:
+    rows = cur.execute(f"SELECT {_COLUMNS} FROM notify_outbox WHERE id = ?", [outbox_id]).fetchall()  # noqa: S608
+    return _row(rows[0]) if rows else None
+
+
+def list_rows(
+    cur: duckdb.DuckDBPyConnection, *, status: str | None = None, kind: str | None = None, limit: int = 100
+) -> list[OutboxRow]:
+    clauses, params = ["TRUE"], []
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(status)
+    if kind is not None:
+        clauses.append("kind = ?")
+        params.append(kind)
+    rows = cur.execute(
+        f"SELECT {_COLUMNS} FROM notify_outbox WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?",  # noqa: S608
+        [*params, limit],
+    ).fetchall()
+    return [_row(r) for r in rows]
+
+
+def counts(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    return dict(cur.execute("SELECT status, count(*) FROM notify_outbox GROUP BY status").fetchall())
+
+
+def record_attempt(cur: duckdb.DuckDBPyConnection, outbox_id: int, now: datetime) -> None:
+    """Committed before the message goes out, so a crash during a send still shows as an attempt."""
+    cur.execute("UPDATE notify_outbox SET attempts = attempts + 1, last_attempt_at = ? WHERE id = ?", [now, outbox_id])
+
+
+def mark_sent(cur: duckdb.DuckDBPyConnection, outbox_id: int, now: datetime, note: str | None = None) -> None:
+    cur.execute(
+        "UPDATE notify_outbox SET status = ?, sent_at = ?, next_attempt_at = NULL, last_error = ? WHERE id = ?",
+        [Status.SENT.value, now, note, outbox_id],
+    )
+
+
+def mark_retry(cur: duckdb.DuckDBPyConnection, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
+    cur.execute(
+        "UPDATE notify_outbox SET status = ?, last_error = ?, next_attempt_at = ? WHERE id = ?",
+        [Status.RETRYING.value, error, next_attempt_at, outbox_id],
+    )
+
+
+def mark_failed(cur: duckdb.DuckDBPyConnection, outbox_id: int, error: str) -> None:
+    cur.execute(
+        "UPDATE notify_outbox SET status = ?, last_error = ?, next_attempt_at = NULL WHERE id = ?",
+        [Status.FAILED.value, error, outbox_id],
+    )
