@@ -124,10 +124,11 @@ def test_drill_down_chart_to_calls_to_call_to_trace(stack: UpProcess, page: Page
     shot(page, "drill_2_call")
 
     if "--demo" in UP_ARGS:
-        # A multi-span trace of the demo: a research-agent run (a root span, model calls, tool calls).
-        call = httpx.get(
-            stack.api_url + "/calls", params={"last": "30d", "service": "research-agent", "limit": 1}, timeout=30
-        ).json()["data"][0]
+        # A multi-span trace of the demo: a research-agent run (a root span, model calls, tool calls), from the
+        # loaded dataset: a trace of the live trickle may still be arriving span by span.
+        settled = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+        params = {"last": "30d", "to": settled, "service": "research-agent", "limit": 1}
+        call = httpx.get(stack.api_url + "/calls", params=params, timeout=30).json()["data"][0]
         trace = httpx.get(stack.api_url + f"/traces/{call['trace_id']}", timeout=30).json()
         assert trace["span_count"] >= 3
         page.goto(f"{stack.dashboard_url}/call?trace={call['trace_id']}&span={call['span_id']}")
