@@ -21,7 +21,8 @@ Method
 5. Print bodies/s, the answer histogram, 500s, internal errors, crashes, peak RSS and spans kept/expected;
    exit 1 on any failure. Failing bodies are saved under --failures.
 
-Run: `.venv/bin/python bench/fuzz.py [--http 100000] [--grpc 10000] [--seed 1] [--failures DIR] [--keep]`
+Run: `.venv/bin/python bench/fuzz.py [--http 100000] [--grpc 10000] [--seed 1] [--failures DIR] [--keep]`;
+`--show http:1239` rebuilds case 1239 of that seed (no server) and saves its body.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fuzzing.cases import Seeds  # noqa: E402
+from bench.fuzzing.cases import Seeds, case_rng, make_case  # noqa: E402
 from bench.fuzzing.driver import Report, format_report, log_errors, run_fuzz, stored_calls  # noqa: E402
 
 
@@ -88,6 +89,21 @@ def progress(report: Report) -> None:
     )
 
 
+def show_case(seed: int, spec: str) -> int:
+    """Rebuild case TRANSPORT:INDEX of a run seeded `seed` without a server: print it, save its body."""
+    transport, _, index = spec.partition(":")
+    case = make_case(Seeds.load(), case_rng(seed, transport, int(index)), transport, int(index))
+    out = Path(f"fuzz-{seed}-{transport}-{index}.bin")
+    out.write_bytes(case.body)
+    print(
+        f"{transport} #{index} [{case.generator}] POST {case.path} content-type={case.content_type!r}"
+        f" content-encoding={case.content_encoding!r} grpc-gzip={case.grpc_gzip}; right answers"
+        f" {sorted(case.expected)}; partial batch: {case.rejected} to reject, {len(case.good_ids)} good;"
+        f" {len(case.body)} bytes saved to {out}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--http", type=int, default=100_000, help="fuzzed HTTP bodies (default 100000)")
@@ -97,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grpc-clients", type=int, default=2)
     parser.add_argument("--failures", type=Path, default=None, help="save failing bodies here")
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
+    parser.add_argument(
+        "--show", metavar="TRANSPORT:INDEX", help="rebuild one case of --seed (e.g. http:1239), save its body, exit"
+    )
     args = parser.parse_args(argv)
+    if args.show:
+        return show_case(args.seed, args.show)
 
     data_dir = Path(tempfile.mkdtemp(prefix="callscope-fuzz-"))
     seeds = Seeds.load()
