@@ -7,6 +7,7 @@ A case is reproduced from its Random's seed (see `case_rng`).
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import random
@@ -132,8 +133,6 @@ def to_otlp_json(message: Message) -> dict[str, Any]:
 
 
 def _b64_to_hex(value: str) -> str:
-    import base64
-
     return base64.b64decode(value).hex()
 
 

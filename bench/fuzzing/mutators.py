@@ -10,6 +10,7 @@ nested values, invalid UTF-8, and timestamps at both ends of their range.
 from __future__ import annotations
 
 import base64
+import copy
 import gzip
 import random
 import re
@@ -460,8 +461,6 @@ def _get(tree: Any, path: tuple[Any, ...]) -> Any:
 
 def wrong_type_at(tree: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
     """A copy of `tree` with the node at `path` replaced by `value`."""
-    import copy
-
     out = copy.deepcopy(tree)
     _set(out, path, copy.deepcopy(value))
     return out
@@ -469,8 +468,6 @@ def wrong_type_at(tree: dict[str, Any], path: tuple[Any, ...], value: Any) -> di
 
 def mutate_json_tree(tree: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     """One to three structural mutations of an OTLP/JSON tree (in place; returns it)."""
-    import copy
-
     for _ in range(rng.choice((1, 1, 2, 3))):
         paths = json_paths(tree)
         if not paths:
@@ -586,7 +583,7 @@ def compress(data: bytes, coding: str, pieces: int = 1) -> bytes:
         step = -(-len(data) // pieces) or 1
         return b"".join(compress(data[i : i + step], coding) for i in range(0, max(len(data), 1), step))
     if coding == "gzip":
-        return gzip.compress(data, compresslevel=1)
+        return gzip.compress(data, compresslevel=1, mtime=0)  # mtime=0: the same bytes every run
     if coding == "deflate":
         return zlib.compress(data, 1)
     return zstandard.ZstdCompressor(level=1).compress(data)

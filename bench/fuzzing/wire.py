@@ -132,10 +132,10 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 
 def _mutate_fields(fields: list[Field], rng: random.Random, depth: int) -> list[Field]:
-    nested = [i for i, f in enumerate(fields) if f.wire_type == LEN and is_message(bytes(f.value))]  # type: ignore[arg-type]
+    nested = [i for i, f in enumerate(fields) if isinstance(f.value, bytes) and is_message(f.value)]
     if nested and depth < MAX_DEPTH and rng.random() < 0.7:
         i = rng.choice(nested)
-        inner = parse(bytes(fields[i].value))  # type: ignore[arg-type]
+        inner = parse(_payload(fields[i]))
         assert inner is not None
         fields = list(fields)
         mutated = _mutate_fields(inner, rng, depth + 1)
@@ -164,7 +164,7 @@ def _mutate_here(fields: list[Field], rng: random.Random) -> list[Field]:
         else:
             fields[i] = Field(f.number, VARINT, rng.choice(_INTERESTING_VARINTS))
     elif op == 5 and f.wire_type == LEN:  # invalid UTF-8 inside a string
-        payload = bytes(f.value)  # type: ignore[arg-type]
+        payload = _payload(f)
         at = rng.randrange(len(payload) + 1)
         fields[i] = Field(f.number, LEN, payload[:at] + rng.choice(_INVALID_UTF8) + payload[at:])
     elif op == 6:  # an unknown field number
@@ -172,7 +172,7 @@ def _mutate_here(fields: list[Field], rng: random.Random) -> list[Field]:
         extra = Field(number, VARINT, 7) if rng.random() < 0.5 else Field(number, LEN, b"junk")
         fields.insert(rng.randrange(len(fields) + 1), extra)
     elif op == 7 and f.wire_type == LEN:  # a long payload: the same bytes many times over
-        payload = bytes(f.value)  # type: ignore[arg-type]
+        payload = _payload(f)
         payload = payload or b"x"
         fields[i] = Field(f.number, LEN, payload * min(rng.choice([2, 100, 10_000]), GROWTH_LIMIT // len(payload) + 1))
     elif op == 8:  # many copies of one field
@@ -184,6 +184,10 @@ def _mutate_here(fields: list[Field], rng: random.Random) -> list[Field]:
     else:  # an empty value
         fields[i] = Field(f.number, f.wire_type, b"" if f.wire_type == LEN else 0)
     return fields
+
+
+def _payload(f: Field) -> bytes:
+    return f.value if isinstance(f.value, bytes) else b""
 
 
 def _retyped(value: int | bytes, wire_type: int) -> int | bytes:
