@@ -71,7 +71,7 @@ def to_int(value: Any) -> int | None:
     elif isinstance(value, str):
         try:
             n = int(float(value)) if "." in value or "e" in value.lower() else int(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: "1e400" is a float, but an infinite one
             return None
     else:
         return None

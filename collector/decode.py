@@ -78,7 +78,7 @@ def decompress(data: bytes, content_encoding: str | None, limit: int) -> bytes:
         if coding == "identity":
             continue
         if coding in ("gzip", "x-gzip"):
-            data = _inflate(data, zlib.decompressobj(16 + zlib.MAX_WBITS), limit, coding)
+            data = _gunzip(data, limit, coding)
         elif coding in ("deflate", "zlib"):
             # "deflate" is zlib-wrapped per RFC 9110, but some clients send raw deflate: accept both.
             wbits = zlib.MAX_WBITS if data[:1] and (data[0] & 0x0F) == 8 else -zlib.MAX_WBITS
@@ -92,29 +92,56 @@ def decompress(data: bytes, content_encoding: str | None, limit: int) -> bytes:
     return data
 
 
-def _inflate(data: bytes, inflater: zlib._Decompress, limit: int, coding: str) -> bytes:
+def _gunzip(data: bytes, limit: int, coding: str) -> bytes:
+    """Every member of a gzip body: RFC 1952 allows several, concatenated, and gzip readers read them all."""
+    out: list[bytes] = []
+    size = 0
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        member = _inflate(data, inflater, limit - size, coding, limit)
+        size += len(member)
+        out.append(member)
+        data = inflater.unused_data
+        if not data:
+            return b"".join(out)
+
+
+def _inflate(data: bytes, inflater: zlib._Decompress, limit: int, coding: str, total_limit: int | None = None) -> bytes:
     try:
         out = inflater.decompress(data, limit + 1)
     except zlib.error as exc:
         raise DecodeFailure(400, f"body is not valid {coding}: {exc}") from exc
     if len(out) > limit or inflater.unconsumed_tail:
-        raise DecodeFailure(413, f"decompressed body exceeds the limit of {limit} bytes")
+        raise DecodeFailure(413, f"decompressed body exceeds the limit of {total_limit or limit} bytes")
     if not inflater.eof:
         raise DecodeFailure(400, f"body is not valid {coding}: truncated stream")
     return out
 
 
 def _unzstd(data: bytes, limit: int) -> bytes:
+    """Every frame of a zstd body. Each frame is read twice: first by a bounded reader (a bomb stops at the
+    limit), then by a decompressobj, the one API that says whether the frame ended and what follows it (a
+    truncated frame is refused, not taken for a short body; concatenated frames are all read)."""
     import zstandard
 
+    out: list[bytes] = []
+    size = 0
     try:
-        reader = zstandard.ZstdDecompressor().stream_reader(data)
-        out = reader.read(limit + 1)
+        while True:
+            frame = zstandard.ZstdDecompressor().stream_reader(data).read(limit - size + 1)
+            size += len(frame)
+            if size > limit:
+                raise DecodeFailure(413, f"decompressed body exceeds the limit of {limit} bytes")
+            check = zstandard.ZstdDecompressor().decompressobj()
+            check.decompress(data)
+            if not check.eof:
+                raise DecodeFailure(400, "body is not valid zstd: truncated frame")
+            out.append(frame)
+            data = check.unused_data
+            if not data:
+                return b"".join(out)
     except zstandard.ZstdError as exc:
         raise DecodeFailure(400, f"body is not valid zstd: {exc}") from exc
-    if len(out) > limit:
-        raise DecodeFailure(413, f"decompressed body exceeds the limit of {limit} bytes")
-    return out
 
 
 def decode_request(signal: Signal, encoding: Encoding, data: bytes) -> Message:

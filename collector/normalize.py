@@ -32,6 +32,7 @@ _CLASS_REPR = re.compile(r"^<class '([\w.]+)'>$")
 _HTTP_IN_MESSAGE = re.compile(r"(?:Error code|status(?:[ _]code)?|HTTP)[:= ]+([1-5]\d\d)\b", re.IGNORECASE)
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
+_MAX_SPAN_KIND = 5  # SPAN_KIND_CONSUMER; the enum is open, so a client may send any int32
 _TOKEN_FIELDS = (
     "input_tokens",
     "output_tokens",
@@ -366,7 +367,7 @@ class SpanNormalizer:
                 project=project,
                 service=resource.service,
                 name=name,
-                kind=span.kind,
+                kind=span.kind if 0 <= span.kind <= _MAX_SPAN_KIND else 0,  # unknown kinds: UNSPECIFIED
                 start_time=start // 1000,
                 end_time=end // 1000,
                 duration_ms=(end - start) / 1e6,
@@ -445,7 +446,7 @@ class SpanNormalizer:
         (ttft_ms, error_type, http_status, exception message, input content event, output content event)."""
         error_type = _error_type(_first(attrs, "error_type", src))
         ttft = to_float(_first(attrs, "ttft_ms", src))
-        http_status = to_int(_first(attrs, "http_status", src))
+        http_status = _valid_http_status(to_int(_first(attrs, "http_status", src)))
         input_event = output_event = exception_message = None
         for event in span.events:
             ev_name = event.name
@@ -628,6 +629,11 @@ def _stream_rule(convention: str, attrs: dict[str, Any]) -> tuple[cv.StreamLogRu
         if to_bool(flag):
             return None, True
     return None, False
+
+
+def _valid_http_status(status: int | None) -> int | None:
+    """An HTTP status code (100-599) or None: anything else is not one, and would not fit its column."""
+    return status if status is not None and 100 <= status <= 599 else None
 
 
 def _http_status_from(message: str | None) -> int | None:

@@ -47,7 +47,8 @@ def content_rows(request: Any, project: str, options: ContentOptions, received_u
                 body = any_value(record.body) if record.HasField("body") else None
                 role = None
                 if isinstance(body, dict):
-                    role = to_str(body.get("role") or (body.get("message") or {}).get("role"))
+                    message = body.get("message")  # gen_ai.choice: {"message": {"role": ...}}; any type may come
+                    role = to_str(body.get("role") or (message.get("role") if isinstance(message, dict) else None))
                 role = role or name.removeprefix("gen_ai.").removesuffix(".message")
                 text = body if isinstance(body, str) else orjson.dumps(body, default=str).decode()
                 rows.append(
@@ -66,6 +67,10 @@ def content_rows(request: Any, project: str, options: ContentOptions, received_u
                     }
                 )
     return rows, seen
+
+
+# Counts are uint64 in OTLP and BIGINT in the store: a count past 2^63-1 is stored as NULL (no real one gets there).
+_INT64_MAX = 2**63 - 1
 
 
 def metric_rows(request: Any, project: str, received_us: int) -> list[dict[str, Any]]:
@@ -101,12 +106,13 @@ def metric_rows(request: Any, project: str, received_us: int) -> list[dict[str, 
                         "received_at": received_us,
                     }
                     if kind in ("histogram", "exponential_histogram", "summary"):
-                        row["count"] = point.count
+                        row["count"] = point.count if point.count <= _INT64_MAX else None
                         row["sum"] = point.sum if kind == "summary" or point.HasField("sum") else None
                     if kind == "histogram":
                         row["min"] = point.min if point.HasField("min") else None
                         row["max"] = point.max if point.HasField("max") else None
-                        row["bucket_counts"] = list(point.bucket_counts)
+                        buckets = list(point.bucket_counts)
+                        row["bucket_counts"] = buckets if all(n <= _INT64_MAX for n in buckets) else None
                         row["explicit_bounds"] = list(point.explicit_bounds)
                     elif kind in ("sum", "gauge"):
                         which = point.WhichOneof("value")
