@@ -255,9 +255,11 @@ class Alerting:
 
     def run_due(self, now: datetime) -> int:
         """Evaluate every rule due at `now` (at its latest instant not yet evaluated); returns how many."""
-        rules = self.rules()
         with self._lock:
             version = self._version
+        # The rules after their version: a rule deleted in between is swept now or, its version being newer, at
+        # the next tick; read the other way round, its alerts would never be swept (they would fire forever).
+        rules = self.rules()
         if version != self._swept_version:
             self.sweep(now, [r.id for r in rules])
             self._swept_version = version

@@ -1,15 +1,23 @@
-"""Calls placed at chosen instants, and the alerting parts over a real store file, for the alert tests."""
+"""Calls placed at chosen instants, and the alerting parts over a real store file, for the alert tests; and calls
+sent to a running server over OTLP with their own timestamps, so that they breach (or clear) real rules."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from alerts.evaluate import Evaluator
 from alerts.queries import StoreSource, connection_cursor
@@ -84,3 +92,66 @@ class Store:
     def close(self) -> None:
         self.db.execute("CHECKPOINT")
         self.db.close()
+
+
+# -- calls sent to a running server, through the real OpenTelemetry SDK -----------------------------------------
+
+
+@dataclass(frozen=True)
+class SentCall:
+    """A chat call as a client reports it: when it started, whether it failed, which service made it."""
+
+    start: datetime
+    error: bool = False
+    service: str = "support-bot"
+    model: str = "gpt-4o-mini"
+    duration_ms: float = 800.0
+
+
+def slot_start(now: datetime, seconds: int = 10) -> datetime:
+    """The start of the last whole `seconds` slot before `now` (slots are aligned to the epoch, as evaluation
+    instants are). Calls placed inside one slot enter and leave an evaluation window at the same instant."""
+    epoch = int(now.timestamp()) // seconds * seconds
+    return datetime.fromtimestamp(epoch - seconds, UTC)
+
+
+def calls_in_slot(slot: datetime, errors: Sequence[bool], seconds: int = 10, **fields: Any) -> list[SentCall]:
+    """One call per flag, spread over [slot + 0.5s, slot + seconds - 0.5s)."""
+    step = (seconds - 1) / max(len(errors), 1)
+    return [SentCall(slot + timedelta(seconds=0.5 + i * step), error=e, **fields) for i, e in enumerate(errors)]
+
+
+def export_calls(base_url: str, calls: Sequence[SentCall]) -> None:
+    """Send `calls` as GenAI chat spans with their own timestamps through the OTel SDK's OTLP/HTTP exporter: one
+    export request per service. The server answers 200 only once a request's rows are committed together, so an
+    evaluation sees all calls of a service or none of them."""
+    by_service: dict[str, list[SentCall]] = {}
+    for c in calls:
+        by_service.setdefault(c.service, []).append(c)
+    for service, group in by_service.items():
+        memory = InMemorySpanExporter()
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        tracer = provider.get_tracer("callscope.tests")
+        for c in group:
+            start_ns = int(c.start.timestamp() * 1e9)
+            attributes = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": c.model,
+                "gen_ai.usage.input_tokens": 100,
+                "gen_ai.usage.output_tokens": 0 if c.error else 20,
+            }
+            span = tracer.start_span(
+                f"chat {c.model}", kind=SpanKind.CLIENT, attributes=attributes, start_time=start_ns
+            )
+            if c.error:
+                span.set_attribute("error.type", "InternalServerError")
+                span.set_status(Status(StatusCode.ERROR, "Error code: 500"))
+            span.end(end_time=start_ns + int(c.duration_ms * 1e6))
+        exporter = OTLPSpanExporter(endpoint=f"{base_url}/v1/traces", timeout=30)
+        try:
+            assert exporter.export(memory.get_finished_spans()) is SpanExportResult.SUCCESS
+        finally:
+            exporter.shutdown()
+            provider.shutdown()

@@ -1,5 +1,9 @@
 """Alert instances written straight into `alert_instances`, the seam's contract: evaluation writes one row per
-instance (starts_at when it fires, ends_at when it resolves, NULL ends_at = firing); notification reads them."""
+instance (starts_at when it fires, ends_at when it resolves, NULL ends_at = firing); notification reads them.
+
+Only for tests of notification alone (the dispatcher over a store with no evaluation running). Inside `callscope
+serve` evaluation is the only writer of that table and retires the instances of rules that do not exist, so
+server-level tests fire real rules with calls instead (tests/alert_calls.py export_calls)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Digests: exactly one per schedule slot (restarts, missed slots, a new digest), and a digest e-mail whose
 figures and CSV attachment equal the read API's answers over the same window, checked against numpy too.
 
-The e-mail test runs a real `callscope serve` over a store of known calls with an aiosmtpd SMTP server, and the
-real `callscope digest send --now` command (queued through the server's API while it holds the store, computed
-and delivered by the command itself when the server is stopped)."""
+The e-mail test runs a real `callscope serve` over a store of known calls (with a rule of its alerts file firing
+over them) with an aiosmtpd SMTP server, and the real `callscope digest send --now` command (queued through the
+server's API while it holds the store, computed and delivered by the command itself when the server is stopped)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,19 @@ from alerts.digest import period_selection
 from alerts.digest_schedule import DigestScheduler, latest_slot
 from alerts.notify_config import parse_notify_config
 from core.store import connect
-from tests.alert_rows import put_alert
 from tests.calls_factory import make_calls, store_rows
 from tests.helpers import ROOT, ServerProcess
-from tests.notify_parts import SmtpSink, html_part, text_part
+from tests.notify_parts import SmtpSink, html_part, text_part, wait_until
 
+SPEND_RULE = """\
+rules:
+  - name: Spend
+    metric: cost_usd
+    window: 3d
+    op: ">"
+    warning: 1
+    interval: 10s
+"""
 DIGESTS = [
     {"name": "daily", "schedule": "0 8 * * *", "tz": "Europe/Paris", "to": ["pm@example.com"], "top_n": 3},
     {"name": "weekly", "schedule": "30 7 * * mon", "period": "week", "to": ["cfo@example.com", "pm@example.com"]},
@@ -101,9 +109,8 @@ def test_digest_figures_equal_the_read_api_and_the_csv_is_attached(tmp_path):
     calls = make_calls(3000, now - timedelta(days=2), now - timedelta(minutes=1), seed=7)
     data = tmp_path / "data"
     store_rows(data, calls)
-    db = connect(data / "callscope.duckdb")
-    put_alert(db, {"alertname": "Spend", "severity": "warning"}, starts_at=now - timedelta(hours=1), value=12.5)
-    db.close()
+    # a real rule over those calls: the spend of the last 3 days (all of them) above $1 fires at its first evaluation
+    (data / "alerts.yaml").write_text(SPEND_RULE)
     sink = SmtpSink().start()
     (data / "callscope.toml").write_text(
         f"""
@@ -126,6 +133,15 @@ filters = {{ environment = ["prod"] }}
     cli = [sys.executable, "-m", "callscope.cli", "digest", "send", "--now", "--data-dir", str(data)]
     try:
         server = ServerProcess(data).start()
+        firing = wait_until(
+            lambda: httpx.get(
+                server.http_url + "/api/v1/alerts/instances", params={"rule": "Spend", "state": "firing"}, timeout=10
+            ).json()["instances"],
+            timeout=30,
+            what="the Spend alert firing",
+        )
+        spend_3d = np.sum([c["cost_usd"] for c in calls if c["cost_usd"] is not None])
+        assert spend_3d > 1 and [i["value"] for i in firing] == [pytest.approx(spend_3d, rel=1e-9)]
         # the store is the server's: the command queues the digest through its API (found by the port setting)
         port = ["--otlp-http-port", str(server.http_port)]
         out = subprocess.run(cli + port, cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -189,7 +205,10 @@ filters = {{ environment = ["prod"] }}
             assert number(r["now"]) == (None if t["error_rate"] is None else pytest.approx(t["error_rate"], rel=1e-12))
 
         # the firing alert, the subject, the link and the chart
-        assert figure(rows, "firing_alerts", "alertname=Spend severity=warning", "value")["now"] == "12.5"
+        alert = figure(rows, "firing_alerts", "alertname=Spend severity=warning", "value")
+        assert number(alert["now"]) == pytest.approx(spend_3d, rel=1e-9) and number(alert["previous"]) == 1
+        assert [r["group"] for r in rows if r["section"] == "firing_alerts"] == ["alertname=Spend severity=warning"]
+        assert f"Spend Spend (warning): cost_usd ${spend_3d:,.2f} > $1.00 over 3d, all calls" in text_part(msg)
         spend = totals["cost_usd"]
         assert msg["Subject"].startswith(f"callscope daily digest {t1.date().isoformat()}: ${spend:,.2f} spend")
         assert msg["Subject"].endswith("1 alert(s) firing")

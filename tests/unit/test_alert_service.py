@@ -103,6 +103,32 @@ def test_a_deleted_api_rule_resolves_its_alerts_at_the_next_tick(tmp_path: Path)
     store.close()
 
 
+def test_a_rule_deleted_while_a_tick_reads_the_rules_has_its_alerts_resolved(tmp_path: Path):
+    store = Store(tmp_path / "data", minute_of_calls(T0, 4, 2))
+    clock = [T0 + timedelta(minutes=1)]
+    alerting = service(store, tmp_path / "alerts.yaml", clock)
+    alerting.create(SPEC)
+    alerting.tick()
+    assert [i.state.value for i in store.states.instances("ApiErrors")] == ["firing"]
+    rules = alerting.rules
+
+    def rules_then_a_delete() -> list:
+        taken = rules()
+        alerting.delete("ApiErrors")  # the API's thread, right after the tick took the rules
+        return taken
+
+    alerting.rules = rules_then_a_delete  # type: ignore[method-assign]
+    clock[0] += timedelta(seconds=10)
+    alerting.tick()  # still evaluates the rule it took
+    del alerting.rules
+    clock[0] += timedelta(seconds=10)
+    alerting.tick()
+    (inst,) = store.states.instances("ApiErrors")
+    assert inst.state.value == "normal" and inst.ends_at == clock[0]
+    assert store.states.history("ApiErrors", None, None, 1)[0]["reason"] == "rule removed"
+    store.close()
+
+
 def test_state_and_history_commit_together_and_a_failed_tick_is_retried(tmp_path: Path):
     store = Store(tmp_path / "data", minute_of_calls(T0, 4, 4))
     clock = [T0 + timedelta(minutes=1, seconds=5)]
