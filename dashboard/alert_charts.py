@@ -96,7 +96,7 @@ def preview(answer: Mapping[str, Any], title: str) -> go.Figure:
     return fig
 
 
-def timeline(segments: Sequence[Segment], title: str, start: datetime, end: datetime) -> go.Figure:
+def timeline(segments: Sequence[Segment], title: str) -> go.Figure:
     """One row per alert instance, a bar for each stretch it spent pending, firing, recovering, without data or
     in error (normal is the empty space)."""
     fig = go.Figure()
@@ -126,8 +126,9 @@ def timeline(segments: Sequence[Segment], title: str, start: datetime, end: date
         margin={"l": 10, "r": 10, "t": 60, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
         barmode="overlay",
+        showlegend=True,
         hovermode="closest",
     )
-    fig.update_xaxes(type="date", range=[start, end], title_text="Time")
+    fig.update_xaxes(type="date", title_text="Time (UTC)")  # ranged to the stretches drawn; zoom out for all
     fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(reversed(rows)), title=None)
     return fig
