@@ -199,6 +199,25 @@ def test_alerts_page_with_a_firing_rule_its_timeline_and_a_preview(stack: UpProc
         assert tile.locator("[data-testid='stMetricValue']").inner_text().strip() == f"{len(firing):,}"
         shot(page, "alerts_firing")
 
+        # Selecting an alert opens its breaching calls: the failed calls of its model in the evaluated window.
+        grid = page.locator("[data-testid='stDataFrame']").first.bounding_box()
+        assert grid is not None
+        page.mouse.click(grid["x"] + 18, grid["y"] + 35 + 17)  # the first row's selection cell
+        page.wait_for_url("**/calls?**")
+        page.locator("h1", has_text="Calls").wait_for()
+        wait_rendered(page)
+        query = parse_qs(urlparse(page.url).query)
+        assert query["status"] == ["error"] and len(query["model"]) == 1
+        start, end = (datetime.fromisoformat(query[k][0].replace("Z", "+00:00")) for k in ("from", "to"))
+        assert end - start == timedelta(days=31)
+        params = {k: v[0] for k, v in query.items() if k in ("from", "to", "model", "status")}
+        total = httpx.get(stack.api_url + "/calls", params={**params, "limit": 1}, timeout=30).json()["meta"]["total"]
+        caption = page.locator("[data-testid='stCaptionContainer']", has_text="Select a row").inner_text()
+        assert total > 0 and f" of {total:,} in the" in caption
+        shot(page, "alerts_breaching_calls")
+
+        page.goto(f"{stack.dashboard_url}/alerts")
+        wait_rendered(page)
         page.get_by_role("tab", name="History").click()
         timeline = page.locator(f"{CHART}").filter(has_text="Alert states").first
         timeline.wait_for()
