@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import polars as pl
@@ -21,12 +22,15 @@ Params = Sequence[tuple[str, str]]  # query parameters, repeatable keys kept (se
 
 
 class ApiError(RuntimeError):
-    """The read API could not answer; `kind` is unreachable, unauthorized, bad_request, not_found or server."""
+    """The read API could not answer; `kind` is unreachable, unauthorized, bad_request, not_found, conflict or
+    server. `reason` is the server's own words, `field` the input field it named (rule routes name it apart)."""
 
-    def __init__(self, kind: str, message: str, url: str = "") -> None:
+    def __init__(self, kind: str, message: str, url: str = "", *, reason: str = "", field: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.url = url
+        self.reason = reason or message
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -50,9 +54,15 @@ class ApiClient:
     # -- transport -------------------------------------------------------------------------------------------
 
     def _get(self, path: str, params: Params = (), **extra: Any) -> httpx.Response:
+        return self._request("GET", path, params, **extra)
+
+    def _request(
+        self, method: str, path: str, params: Params = (), *, body: Any = None, **extra: Any
+    ) -> httpx.Response:
+        """One request with the read key; `body` goes as JSON (POST/PUT). Any non-2xx answer is an ApiError."""
         query = list(params) + [(k, _text(v)) for k, v in extra.items() if v is not None]
         try:
-            response = self._http.get(path, params=query)
+            response = self._http.request(method, path, params=query, json=body)
         except httpx.TimeoutException as exc:
             raise ApiError("unreachable", f"the callscope server at {self.config.url} did not answer in time") from exc
         except httpx.HTTPError as exc:
@@ -66,6 +76,9 @@ class ApiClient:
 
     def _json(self, path: str, params: Params = (), **extra: Any) -> Any:
         return self._get(path, params, **extra).json()
+
+    def _send(self, method: str, path: str, body: Any = None, params: Params = (), **extra: Any) -> Any:
+        return self._request(method, path, params, body=body, **extra).json()
 
     def _frame(self, path: str, params: Params = (), **extra: Any) -> pl.DataFrame:
         response = self._get(path, params, format="arrow", **extra)
@@ -130,6 +143,49 @@ class ApiClient:
         body = self._json(f"/values/{dimension}", params, limit=limit)
         return [row[dimension] for row in body["values"]]
 
+    # -- alerts (rules, instances, history, preview) and notification (silences, the outbox) -----------------
+
+    def alert_rules(self) -> dict[str, Any]:
+        """{"rules": [...with source, spec, health, instances by state], "file": {...}, "evaluation": {...}}."""
+        return self._json("/alerts/rules")
+
+    def alert_instances(self, rule: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+        return self._json("/alerts/instances", rule=rule, state=state)["instances"]
+
+    def alert_history(
+        self, *, rule: str | None = None, start: str | None = None, end: str | None = None, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """State changes, newest first; `start`/`end` are ISO 8601 instants."""
+        return self._json("/alerts/history", (("from", start),) if start else (), rule=rule, to=end, limit=limit)[
+            "history"
+        ]
+
+    def preview_rule(self, spec: dict[str, Any], last: str, points: int | None = None) -> dict[str, Any]:
+        """The rule (not saved) replayed over the `last` days: series per group, thresholds, firings."""
+        return self._send("POST", "/alerts/preview", spec, last=last, points=points)
+
+    def create_rule(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._send("POST", "/alerts/rules", spec)
+
+    def update_rule(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._send("PUT", f"/alerts/rules/{quote(name, safe='')}", spec)
+
+    def delete_rule(self, name: str) -> dict[str, Any]:
+        return self._send("DELETE", f"/alerts/rules/{quote(name, safe='')}")
+
+    def silences(self, state: str | None = None) -> list[dict[str, Any]]:
+        return self._json("/alerts/silences", state=state)["silences"]
+
+    def create_silence(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._send("POST", "/alerts/silences", body)
+
+    def expire_silence(self, silence_id: str) -> dict[str, Any]:
+        return self._send("DELETE", f"/alerts/silences/{quote(silence_id, safe='')}")
+
+    def notifications(self, *, status: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """{"counts": {status: n}, "notifications": [...newest first, with attempts and last_error]}."""
+        return self._json("/alerts/notifications", status=status, limit=limit)
+
     def export(self, params: Params, fmt: str) -> Iterator[bytes]:
         """The /export stream, chunk by chunk, as the server produces it."""
         query = [*params, ("format", fmt)]
@@ -150,11 +206,14 @@ def _text(value: Any) -> str:
 
 
 def _raise_for(response: httpx.Response, url: str) -> None:
-    if response.status_code == 200:
+    if 200 <= response.status_code < 300:
         return
+    field = None
     try:
-        reason = response.json().get("error") or response.text
-    except ValueError:
+        body = response.json()
+        reason = str(body.get("error") or response.text)
+        field = body.get("field")
+    except (ValueError, AttributeError):
         reason = response.text[:300]
     status = response.status_code
     if status == 401:
@@ -163,9 +222,12 @@ def _raise_for(response: httpx.Response, url: str) -> None:
             "the callscope server refused the read key. Set CALLSCOPE_API_KEY (or CALLSCOPE_READ_KEYS) to one of "
             f"the server's read keys and restart the dashboard. ({reason})",
             url,
+            reason=reason,
         )
     if status == 404:
-        raise ApiError("not_found", str(reason), url)
+        raise ApiError("not_found", reason, url, reason=reason)
+    if status == 409:
+        raise ApiError("conflict", reason, url, reason=reason)
     if status == 400:
-        raise ApiError("bad_request", f"the server rejected the question: {reason}", url)
-    raise ApiError("server", f"the callscope server answered HTTP {status}: {reason}", url)
+        raise ApiError("bad_request", f"the server rejected the question: {reason}", url, reason=reason, field=field)
+    raise ApiError("server", f"the callscope server answered HTTP {status}: {reason}", url, reason=reason)

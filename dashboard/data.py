@@ -6,6 +6,7 @@ two servers (or two tests) never share answers, and a refresh older than TTL_S a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -152,6 +153,92 @@ def call(trace_id: str, span_id: str) -> dict[str, Any]:
 
 def trace(trace_id: str) -> dict[str, Any]:
     return _json(config().url, "trace", (trace_id,))
+
+
+def meta() -> dict[str, Any]:
+    """Dimensions and metrics (with their units) the API knows."""
+    return _json(config().url, "meta", ())
+
+
+# -- alerts ----------------------------------------------------------------------------------------------------
+# Alert state changes with every evaluation, so its answers are kept only briefly, and every change made from the
+# dashboard (a rule saved, a silence created) drops them at once so the page shows it on the same run.
+
+ALERTS_TTL_S = 5
+
+
+@st.cache_data(ttl=ALERTS_TTL_S, show_spinner=False, max_entries=64)
+def _alerts(url: str, kind: str, args: tuple[Any, ...]) -> Any:
+    c = client()
+    if kind == "rules":
+        return c.alert_rules()
+    if kind == "instances":
+        return c.alert_instances()
+    if kind == "history":
+        start, end, limit = args
+        return c.alert_history(start=start, end=end, limit=limit)
+    if kind == "silences":
+        return c.silences()
+    if kind == "notifications":
+        return c.notifications(limit=args[0])
+    raise ValueError(kind)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=32)
+def _preview(url: str, spec_json: str, last: str) -> dict[str, Any]:
+    return client().preview_rule(json.loads(spec_json), last)
+
+
+def alert_rules() -> dict[str, Any]:
+    return _alerts(config().url, "rules", ())
+
+
+def alert_instances() -> list[dict[str, Any]]:
+    return _alerts(config().url, "instances", ())
+
+
+def alert_history(start: datetime | None, end: datetime | None, limit: int = 2000) -> list[dict[str, Any]]:
+    """State changes in [start, end) (open ends allowed), newest first."""
+    return _alerts(config().url, "history", (iso(start) if start else None, iso(end) if end else None, limit))
+
+
+def silences() -> list[dict[str, Any]]:
+    return _alerts(config().url, "silences", ())
+
+
+def notifications(limit: int = 200) -> dict[str, Any]:
+    return _alerts(config().url, "notifications", (limit,))
+
+
+def preview_rule(spec: dict[str, Any], last: str) -> dict[str, Any]:
+    """The rule replayed over the `last` days (cached by its exact spec: the same question is asked once)."""
+    return _preview(config().url, json.dumps(spec, sort_keys=True), last)
+
+
+def create_rule(spec: dict[str, Any]) -> dict[str, Any]:
+    return _changed(client().create_rule(spec))
+
+
+def update_rule(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return _changed(client().update_rule(name, spec))
+
+
+def delete_rule(name: str) -> dict[str, Any]:
+    return _changed(client().delete_rule(name))
+
+
+def create_silence(body: dict[str, Any]) -> dict[str, Any]:
+    return _changed(client().create_silence(body))
+
+
+def expire_silence(silence_id: str) -> dict[str, Any]:
+    return _changed(client().expire_silence(silence_id))
+
+
+def _changed(answer: dict[str, Any]) -> dict[str, Any]:
+    """After a change: forget the alert answers, so this run and the next show the change."""
+    _alerts.clear()
+    return answer
 
 
 def store_is_empty() -> bool:

@@ -75,7 +75,22 @@ def signed_pct(value: float | None) -> str | None:
     return f"{value * 100:+.1f}%"  # type: ignore[operator]
 
 
-BY_UNIT = {"USD": usd, "calls": count, "tokens": tokens, "ms": ms, "ratio": pct, "tokens/s": rate}
+def duration(seconds: float) -> str:
+    """A span of time as rules write it: 45s, 51m, 1h30m, 2d."""
+    left, out = int(seconds), ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            out += f"{left // size}{unit}"
+            left %= size
+    return out or "0s"
+
+
+def change(value: float | None) -> str:
+    """A change already in percent (a relative alert rule's value): +12.3%."""
+    return DASH if _missing(value) else f"{value:+.1f}%"
+
+
+BY_UNIT = {"USD": usd, "calls": count, "tokens": tokens, "ms": ms, "ratio": pct, "tokens/s": rate, "%": change}
 
 
 def by_unit(unit: str, value: float | None) -> str:

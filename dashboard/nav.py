@@ -18,6 +18,7 @@ def pages() -> list[st.Page]:
         st.Page(COST, title="Cost", icon=":material/payments:"),
         st.Page(LATENCY, title="Latency", icon=":material/speed:"),
         st.Page(ERRORS, title="Errors", icon=":material/error:"),
+        st.Page("views/alerts.py", title="Alerts", icon=":material/notifications_active:"),
         st.Page(CALLS, title="Calls", icon=":material/list:"),
         st.Page(CALL, title="Call and trace", icon=":material/account_tree:"),
     ]

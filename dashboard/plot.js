@@ -24,6 +24,18 @@ export default function (component) {
   const figure = JSON.parse(data.figure);
   window.callscopeLoadPlotly(data.src).then((Plotly) => {
     Plotly.react(div, figure.data, figure.layout, data.config).then(() => {
+      // A chart drawn while hidden (an unselected st.tabs tab) gets plotly's default width; redraw it at its
+      // real width when it is shown (config.responsive only follows the window's size).
+      if (!div.callscopeResize && window.ResizeObserver) {
+        let width = div.clientWidth;
+        div.callscopeResize = new ResizeObserver(() => {
+          if (div.clientWidth && div.clientWidth !== width) {
+            width = div.clientWidth;
+            Plotly.Plots.resize(div);
+          }
+        });
+        div.callscopeResize.observe(div);
+      }
       if (!data.select || div.callscopeBound) return;
       div.callscopeBound = true;
       const report = (selection) => div.callscopeReport("selection", selection);

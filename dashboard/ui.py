@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from dashboard import data, fmt, plot
+from dashboard import alert_rows, data, fmt, plot
 from dashboard.api_client import ApiError
 from dashboard.filters import ViewFilters
 
@@ -163,6 +164,23 @@ def money_table(frame: pl.DataFrame, money: Sequence[str] = (), shares: Sequence
     return frame.with_columns(exprs) if exprs else frame
 
 
-def alerts_placeholder() -> None:
-    """Hook for the alerts engine: firing alerts will be listed here once alerts/ exposes them over the API."""
-    st.caption("Firing alerts will appear here once alert rules are configured.")
+ALERTS_PAGE = "views/alerts.py"  # listed in dashboard/nav.py
+
+
+def firing_alerts(instances: Future) -> None:
+    """The Overview's tile: firing alert instances now (whatever the time range), by severity, and the way to the
+    Alerts page. `instances` is the pending answer of data.alert_instances (fetched while the page ran)."""
+    try:
+        found = instances.result()
+    except ApiError as exc:
+        st.caption(f"Alerts are not available from this server: {exc.reason}")
+        return
+    counts = alert_rows.firing_counts(found)
+    cols = st.columns([1, 1, 2], vertical_alignment="center")
+    cols[0].metric("Critical firing", f"{counts['critical']:,}", border=True, help="Firing alert instances now")
+    cols[1].metric("Warning firing", f"{counts['warning']:,}", border=True, help="Firing alert instances now")
+    with cols[2]:
+        pending = sum(1 for i in found if i["state"] == "pending")
+        if pending:
+            st.caption(f"{pending:,} more pending (true, waiting out their rule's `for`).")
+        st.page_link(ALERTS_PAGE, label="Open Alerts: what fires, its calls, silences", icon=":material/arrow_forward:")

@@ -17,6 +17,7 @@ KPIS = (
 )
 
 filters = sidebar.current()
+firing = data.background(data.alert_instances)  # alerts are about now, whatever the range; asked while we wait
 st.title("Overview")
 st.caption(f"All calls in the {filters.describe()}.")
 loaded = ui.load(
@@ -66,5 +67,5 @@ if loaded is not None:
         key="movers",
     )
 
-    st.subheader("Firing alerts")
-    ui.alerts_placeholder()
+st.subheader("Firing alerts")
+ui.firing_alerts(firing)

@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Debian's Chromium via Playwright) on a real `callscope up`.
 
-Every page must render without a Streamlit exception box, and one drill-down must work end to end by clicking:
+Every page must render without a Streamlit exception box (the Alerts page also with a rule firing, its timeline
+and a preview), and one drill-down must work end to end by clicking:
 a bar of "Calls over time" -> the calls of that bucket -> a call -> its trace. Screenshots go to
 tests/artifacts/browser/ (ignored by git) for a person to look at.
 """
@@ -168,3 +169,82 @@ def test_box_selection_on_latency_shows_what_changed(stack: UpProcess, page: Pag
     start, end = caption.split(" against")[0].split(" to ")
     assert datetime.fromisoformat(start.strip()) < datetime.fromisoformat(end.strip())
     shot(page, "latency_what_changed")
+
+
+def test_alerts_page_with_a_firing_rule_its_timeline_and_a_preview(stack: UpProcess, page: Page) -> None:
+    """The Alerts page without rules, then with a rule firing over the stored calls: the counts are the API's, the
+    History tab's timeline is drawn at its full width once shown (it was drawn while hidden), and the editor's
+    preview draws the metric with its threshold, without an exception box anywhere."""
+    page.goto(f"{stack.dashboard_url}/alerts")
+    wait_rendered(page)
+    assert page.locator(EXCEPTION_BOX).count() == 0
+    assert page.locator("h1").first.inner_text().strip() == "Alerts"
+    assert page.get_by_text("No alert rules yet").count() == 1
+
+    rule = {"name": "AnyErrors", "metric": "error_rate", "window": "31d", "op": ">", "warning": 0.0001}
+    rule |= {"group_by": ["model"], "interval": "10s"}
+    created = httpx.post(stack.api_url + "/alerts/rules", json=rule, timeout=30)
+    assert created.status_code == 201, created.text
+    try:
+        deadline = time.monotonic() + 60
+        while not (firing := [i for i in alert_instances(stack) if i["firing"]]):
+            assert time.monotonic() < deadline, "the rule did not fire"
+            time.sleep(0.5)
+        time.sleep(1)  # one more evaluation: every model's instance is there
+        firing = [i for i in alert_instances(stack) if i["firing"]]
+        page.get_by_role("button", name="Refresh now").click()  # alert answers are cached for a few seconds
+        page.get_by_text("No alert rules yet").wait_for(state="detached")
+        wait_rendered(page)
+        assert page.locator(EXCEPTION_BOX).count() == 0
+        tile = page.locator("[data-testid='stMetric']", has_text="Warning firing")
+        assert tile.locator("[data-testid='stMetricValue']").inner_text().strip() == f"{len(firing):,}"
+        shot(page, "alerts_firing")
+
+        # Selecting an alert opens its breaching calls: the failed calls of its model in the evaluated window.
+        grid = page.locator("[data-testid='stDataFrame']").first.bounding_box()
+        assert grid is not None
+        page.mouse.click(grid["x"] + 18, grid["y"] + 35 + 17)  # the first row's selection cell
+        page.wait_for_url("**/calls?**")
+        page.locator("h1", has_text="Calls").wait_for()
+        wait_rendered(page)
+        query = parse_qs(urlparse(page.url).query)
+        assert query["status"] == ["error"] and len(query["model"]) == 1
+        start, end = (datetime.fromisoformat(query[k][0].replace("Z", "+00:00")) for k in ("from", "to"))
+        assert end - start == timedelta(days=31)
+        params = {k: v[0] for k, v in query.items() if k in ("from", "to", "model", "status")}
+        total = httpx.get(stack.api_url + "/calls", params={**params, "limit": 1}, timeout=30).json()["meta"]["total"]
+        caption = page.locator("[data-testid='stCaptionContainer']", has_text="Select a row").inner_text()
+        assert total > 0 and f" of {total:,} in the" in caption
+        shot(page, "alerts_breaching_calls")
+
+        page.goto(f"{stack.dashboard_url}/alerts")
+        wait_rendered(page)
+        page.get_by_role("tab", name="History").click()
+        timeline = page.locator(f"{CHART}").filter(has_text="Alert states").first
+        timeline.wait_for()
+        page.wait_for_function(
+            "(el) => el.getBoundingClientRect().width > 800", arg=timeline.element_handle(), timeout=10_000
+        )
+        svg_width = timeline.locator(".main-svg").first.bounding_box()
+        assert svg_width is not None and svg_width["width"] > 800  # redrawn at the tab's width, not plotly's 700
+        assert timeline.locator(".barlayer .point").count() == len(firing)
+        shot(page, "alerts_history")
+
+        page.get_by_role("tab", name="Rule editor").click()
+        page.get_by_role("textbox", name="Name", exact=True).fill("PreviewErrors")
+        page.get_by_role("textbox", name="Window").fill("1d")
+        page.get_by_role("textbox", name="Warning threshold").fill("0.02")
+        page.get_by_role("button", name="Preview").click()
+        preview = page.locator(CHART).filter(has_text="warning 2.00%")
+        preview.wait_for(timeout=60_000)
+        wait_rendered(page)
+        assert page.locator(EXCEPTION_BOX).count() == 0
+        assert preview.locator(".scatterlayer .trace").count() >= 1
+        assert page.get_by_text("this rule would have fired").count() == 1
+        shot(page, "alerts_preview")
+    finally:
+        httpx.delete(stack.api_url + "/alerts/rules/AnyErrors", timeout=30)
+
+
+def alert_instances(stack: UpProcess) -> list[dict]:
+    return httpx.get(stack.api_url + "/alerts/instances", timeout=30).json()["instances"]
