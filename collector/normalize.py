@@ -309,10 +309,14 @@ class SpanNormalizer:
             service = to_str(res.get("service.name"))
             res_env = to_str(res.get("deployment.environment.name") or res.get("deployment.environment"))
             sdk_name = to_str(res.get("telemetry.sdk.name"))
+            version = to_str(res.get("service.version"))
             for ss in rs.scope_spans:
                 scope_name = ss.scope.name
                 for span in ss.spans:
+                    first_new = len(out.calls)
                     self._one(span, scope_name, sdk_name, service, res_env, project, received_us, out)
+                    for call in out.calls[first_new:]:
+                        call["service_version"] = version
         _attach_stream_logs(out)
         _collapse_aggregates(out)
         return out

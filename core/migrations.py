@@ -203,3 +203,9 @@ def m008_alert_instances(db: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m011_drift(db: duckdb.DuckDBPyConnection) -> None:
+    """The release a call came from (resource attribute service.version), for release markers and drift."""
+    db.execute("ALTER TABLE calls ADD COLUMN service_version VARCHAR")

@@ -76,6 +76,8 @@ CALL_COLUMNS: tuple[Column, ...] = (
     # Why a call failed, as the client reported it (span status message or exception message): secrets and
     # personal data redacted, cut at ERROR_MESSAGE_MAX_CHARS. Added by m006, hence after received_at.
     Column("error_message", pa.string(), "VARCHAR"),
+    # The sending application's release (resource attribute service.version). Added by m011.
+    Column("service_version", pa.string(), "VARCHAR"),
 )
 ERROR_MESSAGE_MAX_CHARS = 500
 

@@ -20,6 +20,7 @@ UNPRICED_SERVICE = "email-drafter"  # starts trying a model genai-prices does no
 PROMPT_CHANGE_INPUT = 1.8  # input tokens x this after the prompt change (few-shot examples added)
 PROMPT_CHANGE_OUTPUT = 2.6  # output tokens x this after the prompt change
 RELEASE_INPUT = 1.45  # input tokens x this after the release
+RELEASE_VERSIONS = ("2.13.4", "2.14.0")  # the release service's service.version before and after its release
 SPIKE_LATENCY = 4.0  # time to first token x this during the spike
 UNPRICED_SHARE = 0.25  # share of the service's calls on the new model after its date
 

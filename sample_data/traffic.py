@@ -445,10 +445,17 @@ def _meta_table() -> list[list[tuple[str, str]]]:
                 feature = s.features[f % len(s.features)]
                 entries = [("feature", feature)]
                 if s.name == sc.RELEASE_SERVICE:
-                    entries.append(("app_version", "2.14.0" if changed else "2.13.4"))
+                    entries.append(("app_version", sc.RELEASE_VERSIONS[int(changed)]))
                 entries.append(("prompt_version", "v4" if changed and s.name == sc.PROMPT_CHANGE_SERVICE else "v3"))
                 maps.append(entries)
     return maps
+
+
+def _release_codes(svc: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """Index into RELEASE_VERSIONS per call: the release service reports service.version (before or after its
+    release); the other services report none (-1)."""
+    released = cat.SERVICE_INDEX[sc.RELEASE_SERVICE]
+    return np.where(svc == released, changed.astype(np.int64), -1)
 
 
 def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
@@ -548,5 +555,6 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
         "output_content": pa.nulls(n, pa.string()),
         "received_at": _ts(end + (c["received_lag"] * 1000).astype(np.int64)),
         "error_message": _take(err_messages, np.where(ok, -1, kind)),
+        "service_version": _take(list(sc.RELEASE_VERSIONS), _release_codes(svc, c["changed"])),
     }
     return pa.Table.from_arrays([columns[col.name] for col in CALL_COLUMNS], names=[col.name for col in CALL_COLUMNS])
