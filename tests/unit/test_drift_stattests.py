@@ -54,9 +54,11 @@ def test_wasserstein_normed_by_the_reference_std() -> None:
     want = wasserstein_by_definition(REF, CUR) / np.std(REF)
     assert result.score == pytest.approx(want, rel=1e-12)
     assert result.score == pytest.approx(stats.wasserstein_distance(REF, CUR) / np.std(REF), rel=1e-12)
-    assert result.drifted == (want >= 0.1) and result.effect_size == result.score
+    ks_p = stats.ks_2samp(REF, CUR).pvalue
+    assert want >= 0.1 and ks_p > 0.05  # far by the distance, but 13 and 11 values: could be noise
+    assert not result.drifted and result.p_value == pytest.approx(ks_p) and result.effect_size == result.score
     # a constant reference is normed by its value: 5 -> 7 moved by 40% of it
-    const = st.run(Sample.numbers([5, 5, 5], [7, 7]), "wasserstein")
+    const = st.run(Sample.numbers([5] * 30, [7] * 20), "wasserstein")
     assert const.score == pytest.approx(0.4) and const.drifted
     assert st.run(Sample.numbers([0, 0], [0]), "wasserstein").score == 0.0
 
@@ -68,6 +70,17 @@ def test_wasserstein_keeps_small_units() -> None:
     result = st.run(Sample.numbers(ref, ref * 1.5), "wasserstein")
     assert result.score == pytest.approx(stats.wasserstein_distance(ref, ref * 1.5) / np.std(ref))
     assert result.score > 0.5 and result.drifted
+
+
+def test_a_distance_needs_significance_too() -> None:
+    """Sampling noise alone moves a normed Wasserstein distance past 0.1 on small samples: not drift."""
+    rng = np.random.default_rng(11)
+    ref, cur = rng.lognormal(7, 0.6, 5000), rng.lognormal(7, 0.6, 60)
+    result = st.run(Sample.numbers(ref, cur), "wasserstein")
+    assert result.score >= 0.1 and result.p_value == pytest.approx(stats.ks_2samp(ref, cur).pvalue)
+    assert result.p_value >= st.SIGNIFICANCE and not result.drifted
+    below = st.run(Sample.numbers(ref, ref[:2000]), "wasserstein")
+    assert below.score < 0.1 and below.p_value is None and not below.drifted  # no gate needed
 
 
 def test_chisquare_equals_the_contingency_test() -> None:
@@ -121,10 +134,15 @@ def test_jensenshannon_and_psi_on_categories_by_their_formulas() -> None:
     m = (p + q) / 2
     js = math.sqrt(0.5 * np.sum(p * np.log(p / m)) + 0.5 * np.sum(q * np.log(q / m)))
     result = st.run(Sample.counts(ref, cur), "jensenshannon")
-    assert result.score == pytest.approx(js) and result.drifted == (js >= 0.1)
+    chi_p = stats.chi2_contingency(np.array([[25, 25, 50], [50, 25, 25]]), correction=False).pvalue
+    assert result.score == pytest.approx(js) and js >= 0.1 and chi_p < 0.05
+    assert result.drifted and result.p_value == pytest.approx(chi_p)
     psi = st.run(Sample.counts(ref, cur), "psi")
     assert psi.score == pytest.approx(0.25 * math.log(2) + 0.25 * math.log(2))  # sum (q - p) ln(q / p)
     assert psi.drifted
+    # the same shares from 8 calls each: as far by the distance, but not significant, so not drift
+    few = st.run(Sample.counts({"a": 2, "b": 2, "c": 4}, {"a": 4, "b": 2, "c": 2}), "jensenshannon")
+    assert few.score == pytest.approx(js) and not few.drifted and few.p_value > 0.05
     # a category missing from one window counts as a share of 0.0001 (PSI) / 0 (JS)
     gone = st.run(Sample.counts({"a": 90, "b": 10}, {"a": 100}), "psi")
     assert gone.score == pytest.approx((1 - 0.9) * math.log(1 / 0.9) + (0.0001 - 0.1) * math.log(0.0001 / 0.1))
