@@ -21,8 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
+from analytics.anomalies.job import AnomalyConfig
 from analytics.api import create_app
 from analytics.api_context import ReadApi
+from analytics.drift.config import DriftConfig
 from analytics.jobs import Jobs
 from callscope import __version__
 from collector.grpc_receiver import OtlpGrpcReceiver
@@ -132,7 +134,8 @@ def build(settings: Settings, db, pool: WorkerPool | None = None) -> Components:
         return PlainTextResponse(stats.render(), media_type="text/plain; version=0.0.4")
 
     pricer = Pricer(settings.price_overrides)
-    api = create_app(ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts), __version__)
+    drift = DriftConfig.from_settings(settings)  # validated here: a bad drift setting stops the start
+    api = create_app(ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts, drift), __version__)
     routes = [
         *receiver.routes(),
         Route("/healthz", healthz),
@@ -197,6 +200,10 @@ def _start_jobs(settings: Settings, db, writer: Writer) -> Jobs:
         rollup_interval_s=settings.rollup_interval_seconds,
         rollup_lag_s=settings.rollup_lag_seconds,
         writer_horizon=writer_horizon,
+        drift=DriftConfig.from_settings(settings),
+        drift_interval_s=settings.drift_interval_seconds,
+        anomalies=AnomalyConfig.from_settings(settings),
+        anomaly_interval_s=settings.anomaly_interval_seconds,
     )
     jobs.start()
     return jobs

@@ -20,7 +20,7 @@ import polars as pl
 from analytics.drift import stattests
 from analytics.drift.config import DriftConfig
 from analytics.drift.metrics import CATEGORICAL, DRIFT_METRICS, NUMERIC, DriftMetric
-from analytics.drift.stattests import Result, Sample, Score
+from analytics.drift.stattests import Kind, Result, Sample, Score
 from analytics.query import Params
 from analytics.timewin import TimeRange
 
@@ -51,9 +51,13 @@ class Scope:
     exclude_services: tuple[str, ...] = ()
     model: str | None = None
     project: str | None = None
+    cell: tuple[str | None, str | None, str | None] | None = None  # exactly one (project, service, model); NULLs too
 
     def where(self, params: Params) -> str:
         clauses = ["TRUE"]
+        if self.cell is not None:
+            for column, value in zip(("project", "service", "request_model"), self.cell, strict=True):
+                clauses.append(f"{column} IS NOT DISTINCT FROM {params.add(value)}")
         if self.services is not None:
             clauses.append(f"service IN ({', '.join(params.add(s) for s in self.services) or 'NULL'})")
         if self.exclude_services:
@@ -159,6 +163,28 @@ def load_counts(db: duckdb.DuckDBPyConnection, windows: Windows, scope: Scope, m
     frame = pl.from_arrow(db.sql(sql, params=params.values).to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     return frame
+
+
+def load_sample(db: duckdb.DuckDBPyConnection, windows: Windows, scope: Scope, metric: DriftMetric) -> Sample:
+    """The two samples of one metric over the calls of `scope` (typically one cell)."""
+    params = Params()
+    flag = _current_flag(windows, params)
+    where = f"{_windows_where(windows, params)} AND {scope.where(params)} AND {metric.calls}"
+    if metric.kind is Kind.NUMERIC:
+        sql = (
+            f"SELECT ({flag}) AS current, {metric.column}::DOUBLE AS value FROM calls"
+            f" WHERE {where} AND {metric.column} IS NOT NULL"
+        )
+        frame = db.sql(sql, params=params.values).to_arrow_table()
+        current = frame.column("current").to_numpy(zero_copy_only=False)
+        values = frame.column("value").to_numpy(zero_copy_only=False)
+        return Sample.numbers(values[~current], values[current])
+    sql = f"SELECT ({flag}) AS current, {metric.column} AS value, count(*) AS n FROM calls WHERE {where} GROUP BY ALL"
+    ref: dict[str, int] = {}
+    cur: dict[str, int] = {}
+    for is_current, value, n in db.execute(sql, params.values).fetchall():
+        (cur if is_current else ref)[str(value)] = n
+    return Sample.counts(ref, cur)
 
 
 def decide(sample: Sample, metric: str, config: DriftConfig) -> tuple[Status, Result | None]:

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from analytics.drift.compare import CellResult, Windows
 from analytics.query import Params
-from analytics.timewin import to_us
+from analytics.timewin import TimeRange, to_us
 
 RESULT_COLUMNS = (
     "project",
@@ -113,13 +113,14 @@ def save(
     return Run(run_id, computed_at, windows, len(rows), drifted, seconds)
 
 
-def runs(db: duckdb.DuckDBPyConnection, limit: int = 50) -> list[dict[str, Any]]:
-    """The latest runs, newest first."""
+def runs(db: duckdb.DuckDBPyConnection, limit: int = 50, run_id: int | None = None) -> list[dict[str, Any]]:
+    """The latest runs (or one run), newest first."""
+    params = Params()
+    where = f"WHERE run_id = {params.add(run_id)}" if run_id is not None else ""
     rel = db.execute(
         "SELECT run_id, computed_at, current_from, current_to, reference_from, reference_to, cells, drifted_cells,"
-        " seconds"
-        " FROM drift_runs ORDER BY run_id DESC LIMIT $n",
-        {"n": limit},
+        f" seconds FROM drift_runs {where} ORDER BY run_id DESC LIMIT {int(limit)}",
+        params.values,
     )
     names = [d[0] for d in rel.description]
     return [dict(zip(names, row, strict=True)) for row in rel.fetchall()]
@@ -127,6 +128,37 @@ def runs(db: duckdb.DuckDBPyConnection, limit: int = 50) -> list[dict[str, Any]]
 
 def latest_run_id(db: duckdb.DuckDBPyConnection) -> int | None:
     return db.execute("SELECT max(run_id) FROM drift_runs").fetchall()[0][0]
+
+
+def windows_of(
+    db: duckdb.DuckDBPyConnection, run_id: int, cell: tuple[str | None, str | None, str | None] | None = None
+) -> Windows | None:
+    """A run's windows; for a cell, the windows its own verdict used (a service pinned to a release has its own)."""
+    if cell is None:
+        row = db.execute(
+            "SELECT reference_from, reference_to, current_from, current_to, NULL FROM drift_runs WHERE run_id = ?",
+            [run_id],
+        ).fetchall()
+    else:
+        row = db.execute(
+            "SELECT reference_from, reference_to, current_from, current_to, baseline FROM drift_results"
+            " WHERE run_id = ? AND project IS NOT DISTINCT FROM ? AND service IS NOT DISTINCT FROM ?"
+            " AND model IS NOT DISTINCT FROM ? LIMIT 1",
+            [run_id, *cell],
+        ).fetchall()
+    if not row:
+        return None
+    rf, rt, cf, ct, baseline = row[0]
+    return Windows(TimeRange(rf, rt), TimeRange(cf, ct), baseline)
+
+
+def as_table(rows: list[CellResult]) -> pa.Table:
+    """Verdicts as a table of RESULT_COLUMNS (what /drift/compare answers)."""
+    return pa.Table.from_pylist([r.as_row() for r in rows], schema=_SCHEMA.remove(0))
+
+
+def empty() -> pa.Table:
+    return _SCHEMA.remove(0).empty_table()
 
 
 @dataclass(frozen=True)
@@ -137,15 +169,15 @@ class ResultFilter:
     metrics: tuple[str, ...] = ()
     drifted_only: bool = False
 
-    def where(self, params: Params) -> str:
+    def where(self, params: Params, prefix: str = "") -> str:
         clauses = ["TRUE"]
         if self.project is not None:
-            clauses.append(f"project = {params.add(self.project)}")
+            clauses.append(f"{prefix}project = {params.add(self.project)}")
         for column, values in (("service", self.services), ("model", self.models), ("metric", self.metrics)):
             if values:
-                clauses.append(f"{column} IN ({', '.join(params.add(v) for v in values)})")
+                clauses.append(f"{prefix}{column} IN ({', '.join(params.add(v) for v in values)})")
         if self.drifted_only:
-            clauses.append("drifted")
+            clauses.append(f"{prefix}drifted")
         return " AND ".join(clauses)
 
 
@@ -159,12 +191,14 @@ def results(db: duckdb.DuckDBPyConnection, run_id: int, where: ResultFilter) -> 
     return db.sql(sql, params=params.values).to_arrow_table()
 
 
-def history(db: duckdb.DuckDBPyConnection, where: ResultFilter, since: datetime) -> pa.Table:
-    """Every stored result matching `where` since a time, with its run's time, oldest first (a cell's chart)."""
+def history(db: duckdb.DuckDBPyConnection, where: ResultFilter, start: datetime, end: datetime) -> pa.Table:
+    """Stored results matching `where` of the runs in [start, end), with their run's time, oldest first."""
     params = Params()
     sql = (
         f"SELECT r.run_id, u.computed_at, {', '.join(f'r.{c}' for c in RESULT_COLUMNS)} FROM drift_results r"
-        f" JOIN drift_runs u USING (run_id) WHERE u.computed_at >= make_timestamptz({params.add(to_us(since))}::BIGINT)"
-        f" AND {where.where(params)} ORDER BY u.computed_at, r.project, r.service, r.model, r.metric"
+        " JOIN drift_runs u USING (run_id)"
+        f" WHERE u.computed_at >= make_timestamptz({params.add(to_us(start))}::BIGINT)"
+        f" AND u.computed_at < make_timestamptz({params.add(to_us(end))}::BIGINT)"
+        f" AND {where.where(params, 'r.')} ORDER BY u.computed_at, r.project, r.service, r.model, r.metric"
     )
     return db.sql(sql, params=params.values).to_arrow_table()
