@@ -255,6 +255,7 @@ def m011_drift(db: duckdb.DuckDBPyConnection) -> None:
             score DOUBLE,
             threshold DOUBLE,
             p_value DOUBLE,
+            p_adjusted DOUBLE,
             severity DOUBLE,
             drifted BOOLEAN NOT NULL,
             effect_size DOUBLE,

@@ -9,13 +9,14 @@ values is "not enough data", never drifted.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 import duckdb
 import numpy as np
 import polars as pl
+from scipy import stats
 
 from analytics.drift import stattests
 from analytics.drift.config import DriftConfig
@@ -81,6 +82,7 @@ class CellResult:
     n_current: int
     windows: Windows
     result: Result | None  # None when there was not enough data
+    p_adjusted: float | None = None  # the test's p-value adjusted over every verdict of the comparison (BH)
 
     def as_row(self) -> dict[str, Any]:
         r = self.result
@@ -95,6 +97,7 @@ class CellResult:
             "score": r.score if r else None,
             "threshold": r.threshold if r else None,
             "p_value": r.p_value if r else None,
+            "p_adjusted": self.p_adjusted,
             "severity": r.severity if r else None,
             "drifted": self.status is Status.DRIFTED,
             "effect_size": r.effect_size if r else None,
@@ -245,4 +248,27 @@ def compare(
             add(cell, m.name, Sample.counts(ref, cur))
     order = list(DRIFT_METRICS)
     out.sort(key=lambda r: (str(r.project), str(r.service), str(r.model), order.index(r.metric)))
+    return control_false_discoveries(out)
+
+
+def control_false_discoveries(rows: list[CellResult]) -> list[CellResult]:
+    """A comparison tests hundreds of cells at once: at a 5% level each, ~5% of undrifted cells would be flagged
+    every run. So the p-values of all verdicts are adjusted together (Benjamini-Hochberg, which keeps the expected
+    share of false alarms among the flagged cells at the level), and a cell is drifted only when its test says so
+    AND its adjusted p-value is below the test's level (its threshold for p-value tests, SIGNIFICANCE for the
+    gate of distance tests). A distance below its threshold has no p-value; it counts as 1 (conservative)."""
+    decided = [i for i, r in enumerate(rows) if r.result is not None and r.result.score is not None]
+    if not decided:
+        return rows
+    p_values = [rows[i].result.p_value for i in decided]  # type: ignore[union-attr]
+    adjusted = stats.false_discovery_control([1.0 if p is None else min(max(p, 0.0), 1.0) for p in p_values])
+    out = list(rows)
+    for i, q in zip(decided, adjusted, strict=True):
+        row = out[i]
+        result = row.result
+        assert result is not None
+        level = result.threshold if result.score_kind is Score.P_VALUE else stattests.SIGNIFICANCE
+        drifted = result.drifted and float(q) < level
+        p_adj = float(q) if result.p_value is not None else None
+        out[i] = replace(row, status=Status.DRIFTED if drifted else Status.STABLE, p_adjusted=p_adj)
     return out

@@ -25,6 +25,7 @@ RESULT_COLUMNS = (
     "score",
     "threshold",
     "p_value",
+    "p_adjusted",
     "severity",
     "drifted",
     "effect_size",
@@ -43,7 +44,7 @@ _SCHEMA = pa.schema(
     [
         ("run_id", pa.int64()),
         *((c, pa.string()) for c in ("project", "service", "model", "metric", "kind", "status", "test")),
-        *((c, pa.float64()) for c in ("score", "threshold", "p_value", "severity")),
+        *((c, pa.float64()) for c in ("score", "threshold", "p_value", "p_adjusted", "severity")),
         ("drifted", pa.bool_()),
         ("effect_size", pa.float64()),
         ("effect_measure", pa.string()),
