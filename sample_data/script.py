@@ -87,3 +87,13 @@ def script_for(end: datetime, days: float) -> Script:
 
 def to_us(t: datetime) -> int:
     return round(t.timestamp() * 1_000_000)
+
+
+def calm_script(end: datetime, days: float) -> Script:
+    """A window of `days` days ending at `end` where nothing is scripted: every incident lies a year before it and
+    every change a year after it (undrifted traffic, for measuring false alarms)."""
+    if end.tzinfo is None:
+        raise ValueError("end must be timezone-aware")
+    before, after = end - timedelta(days=days + 365), end + timedelta(days=365)
+    quiet = Window(before, before + timedelta(minutes=1))
+    return Script(end - timedelta(days=days), end, quiet, quiet, quiet, after, after, after)

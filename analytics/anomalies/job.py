@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from analytics.anomalies.scoring import score_series
-from analytics.anomalies.series import HOUR_US, SERIES, hourly
+from analytics.anomalies.series import HOUR_US, SERIES, hourly, least_calls
 from analytics.timewin import US, to_us
 from core.settings import Settings, SettingsError
 
@@ -161,7 +161,7 @@ def score_hours(frame: pl.DataFrame, targets: list[int], config: AnomalyConfig, 
                     rows["value"].to_numpy(allow_copy=True).astype(float)
                 )
             if metric.needs_calls:
-                values[calls < config.min_calls] = np.nan
+                values[calls < least_calls(metric, config.min_calls)] = np.nan
             else:
                 values[~present & alive] = 0.0
             scoreable = is_target & (present | (alive if not metric.needs_calls else False))

@@ -31,7 +31,7 @@ class SeriesMetric:
     name: str  # as stored and served
     metric: str  # the analytics metric it is
     two_sided: bool  # a drop is as notable as a rise (traffic, spend); otherwise only rises are anomalies
-    needs_calls: bool  # scored only on hours with at least min_calls calls (too noisy below)
+    needs_calls: bool  # scored only on hours with enough calls (see least_calls)
     rolling: bool  # little daily rhythm: the last 24 hours are a usable baseline while history is short
     unit: str
     help: str
@@ -78,3 +78,18 @@ def hourly(db: duckdb.DuckDBPyConnection, hours: Sequence[int]) -> pl.DataFrame:
     frame = pl.from_arrow(db.sql(sql, params=params.values).to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     return frame.rename({"n": "calls_in_hour"})
+
+
+PERCENTILE_MIN_CALLS = 100  # a 95th percentile of fewer calls rests on fewer than 5 calls above it
+RATE_MIN_CALLS = 10  # rates are protected by their binomial floor (p at least 1/n) below anomaly_min_calls
+
+
+def least_calls(metric: SeriesMetric, min_calls: int) -> int:
+    """Fewest calls an hour needs for `metric` to be scored (and to serve as a baseline point)."""
+    if not metric.needs_calls:
+        return 0
+    if metric.name == "latency_p95":
+        return max(min_calls, PERCENTILE_MIN_CALLS)
+    if metric.unit == "ratio":
+        return min(min_calls, RATE_MIN_CALLS)
+    return min_calls
