@@ -149,8 +149,8 @@ def load_numbers(db: duckdb.DuckDBPyConnection, windows: Windows, scope: Scope) 
         f"SELECT {_CELL} AS cell, ({_current_flag(windows, params)}) AS current, {values} FROM calls"
         f" WHERE {_windows_where(windows, params)} AND {scope.where(params)}"
     )
-    reader = db.sql(sql, params=params.values).to_arrow_reader(1_000_000)
-    frame = pl.concat([pl.from_arrow(batch) for batch in reader], how="vertical") if reader else pl.DataFrame()
+    batches = [pl.from_arrow(batch) for batch in db.sql(sql, params=params.values).to_arrow_reader(1_000_000)]
+    frame = pl.concat(batches, how="vertical") if batches else pl.DataFrame()
     assert isinstance(frame, pl.DataFrame)
     return frame
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from analytics.anomalies.job import AnomalyConfig
+from analytics.detection_signals import anomaly_signals
 from bench.drift_quality import anomaly_run, false_positives, memory_store, release_drift
 from sample_data.bulk import write_calls
 from sample_data.script import script_for
@@ -52,3 +53,12 @@ def test_the_scripted_incidents_are_flagged(incident_store) -> None:
         params=[(int(script.rate_limit_storm.start.timestamp()) // 3600) * 3600 * 10**6],
     ).fetchall()
     assert ("rate_limited_share", "model", "gpt-4o-mini") in rows  # the storm's own model and metric
+
+    signals = anomaly_signals(incident_store)
+    series = incident_store.sql(
+        "SELECT count(DISTINCT (project, scope, service, model, metric)), max(hour_us) FROM anomaly_scores"
+        " WHERE score IS NOT NULL"
+    ).fetchall()[0]
+    assert len(signals) == series[0] > 50
+    storm = next(s for s in signals if s.labels["model"] == "gpt-4o-mini" and s.labels["metric"] == "calls")
+    assert storm.at.timestamp() * 1e6 == series[1] and set(storm.values) == {"anomaly_score", "anomalous"}

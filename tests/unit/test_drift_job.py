@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from analytics import releases
+from analytics.detection_signals import drift_signals
 from analytics.drift import job, results
 from analytics.drift.config import DriftConfig, parse_tests
 from core.settings import SettingsError
@@ -147,3 +148,23 @@ def test_history_is_kept_for_the_retention(db) -> None:
     job.run_once(db, DriftConfig(retention=timedelta(hours=1)), now=RELEASE + timedelta(days=2))
     assert [r["run_id"] for r in results.runs(db)] == [second.run_id + 1]
     assert db.execute("SELECT count(DISTINCT run_id) FROM drift_results").fetchall()[0][0] == 1
+
+
+def test_verdicts_as_alert_signals(db) -> None:
+    assert drift_signals(db) == []
+    run = job.run_once(db, DriftConfig(), now=RELEASE + timedelta(hours=24))
+    rows = [r for r in rows_of(db, run.run_id) if r["status"] != "not_enough_data"]
+    signals = drift_signals(db)
+    assert len(signals) == len(rows) and {s.at for s in signals} == {run.computed_at}
+    bot = next(
+        s
+        for s in signals
+        if s.labels
+        == {"project": "default", "service": sc.RELEASE_SERVICE, "model": "gpt-4o-mini", "metric": "input_tokens"}
+    )
+    stored = next(
+        r
+        for r in rows
+        if (r["service"], r["model"], r["metric"]) == (sc.RELEASE_SERVICE, "gpt-4o-mini", "input_tokens")
+    )
+    assert bot.values == {"drift_score": pytest.approx(stored["score"] / 0.1), "drifted": 1.0}
