@@ -168,3 +168,22 @@ def test_verdicts_as_alert_signals(db) -> None:
         if (r["service"], r["model"], r["metric"]) == (sc.RELEASE_SERVICE, "gpt-4o-mini", "input_tokens")
     )
     assert bot.values == {"drift_score": pytest.approx(stored["score"] / 0.1), "drifted": 1.0}
+
+
+def test_a_failing_detection_run_is_logged_and_the_next_one_runs(tmp_path: Path, caplog) -> None:
+    from analytics.anomalies.job import AnomalyConfig
+    from analytics.jobs import Jobs
+
+    store = connect(tmp_path / "callscope.duckdb")
+    try:
+        jobs = Jobs(store, rollup_interval_s=3600, rollup_lag_s=0, drift=DriftConfig(), anomalies=AnomalyConfig())
+        store.execute("ALTER TABLE drift_runs RENAME TO drift_runs_gone")  # the next drift run cannot store
+        jobs.detect_drift()
+        assert jobs.failures == {"drift": 1} and "drift: the run failed" in caplog.text
+        store.execute("ALTER TABLE drift_runs_gone RENAME TO drift_runs")
+        jobs.detect_drift()
+        jobs.detect_anomalies()
+        jobs.record_releases()
+        assert jobs.failures == {"drift": 1} and results.latest_run_id(store) == 1
+    finally:
+        store.close()
