@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import duckdb
 from fastapi import Depends, HTTPException, Query, Request
 
+from analytics.drift.config import DriftConfig
 from core.keys import HOW_TO_SEND, is_allowed, presented_key
 
 PERCENTILE_DEFINITION = (
@@ -28,12 +29,15 @@ class ReadApi:
         read_keys: frozenset[str],
         max_queries: int,
         cost_parts: Callable[[dict[str, Any]], dict[str, float] | None] | None = None,
+        drift: DriftConfig | None = None,
     ) -> None:
         self.db = db
         self.read_keys = read_keys
         self.slots = threading.BoundedSemaphore(max_queries)
         # Splits a call's cost by token kind with the collector's prices (the server passes Pricer.cost_parts).
         self.cost_parts = cost_parts
+        # The drift job's windows, tests and thresholds, for comparisons asked through the API.
+        self.drift = drift or DriftConfig()
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -27,6 +27,7 @@ DIMENSIONS: dict[str, Dimension] = {
     for d in (
         Dimension("project", "project", help="project of the ingest key", rollup=True),
         Dimension("service", "service", help="service.name of the sending application", rollup=True),
+        Dimension("service_version", "service_version", help="service.version: the release of the sending application"),
         Dimension("environment", "environment", help="deployment.environment", rollup=True),
         Dimension("provider", "provider", help="model provider (openai, anthropic, ...)", rollup=True),
         Dimension("operation", "operation", help="chat, embeddings, ...", rollup=True),

@@ -32,6 +32,7 @@ EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("ttft_ms", "ttft_ms"),
     ("project", "project"),
     ("service", "service"),
+    ("service_version", "service_version"),
     ("environment", "environment"),
     ("provider", "provider"),
     ("provider_source", "provider_source"),

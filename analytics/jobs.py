@@ -1,4 +1,5 @@
-"""Background jobs of `callscope serve` (APScheduler): rollup folding. A failing run logs and the next one retries."""
+"""Background jobs of `callscope serve` (APScheduler): rollup folding, and (when configured) release markers, drift
+and anomaly detection. A failing run logs and the next one retries; no job ever stops the scheduler."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from datetime import UTC, datetime
 import duckdb
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from analytics import rollups
+from analytics import releases, rollups
+from analytics.anomalies import job as anomaly_job
+from analytics.anomalies.job import AnomalyConfig
+from analytics.drift import job as drift_job
+from analytics.drift.config import DriftConfig
 
 log = logging.getLogger("callscope.jobs")
 
@@ -22,15 +27,78 @@ class Jobs:
         rollup_interval_s: float,
         rollup_lag_s: float,
         writer_horizon: Callable[[], int | None] | None = None,
+        drift: DriftConfig | None = None,
+        drift_interval_s: float = 3600.0,
+        anomalies: AnomalyConfig | None = None,
+        anomaly_interval_s: float = 300.0,
     ) -> None:
         self._db = db
         self._lag = rollup_lag_s
         self._horizon = writer_horizon
+        self._drift = drift
+        self._anomalies = anomalies
         self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+        now = datetime.now(UTC)
         self.scheduler.add_job(
-            self.fold_rollups, "interval", seconds=rollup_interval_s, id="rollups", next_run_time=datetime.now(UTC)
+            self.fold_rollups, "interval", seconds=rollup_interval_s, id="rollups", next_run_time=now
         )
         self.fold_failures = 0
+        self.failures: dict[str, int] = {}
+        if drift is not None or anomalies is not None:
+            self.scheduler.add_job(
+                self.record_releases, "interval", seconds=rollup_interval_s, id="releases", next_run_time=now
+            )
+        if anomalies is not None:
+            self.scheduler.add_job(
+                self.detect_anomalies, "interval", seconds=anomaly_interval_s, id="anomalies", next_run_time=now
+            )
+        if drift is not None:
+            self.scheduler.add_job(
+                self.detect_drift, "interval", seconds=drift_interval_s, id="drift", next_run_time=now
+            )
+
+    def _run(self, name: str, work: Callable[[duckdb.DuckDBPyConnection], str | None]) -> None:
+        """One run of a detection job on its own cursor; a failure is logged and counted, never raised."""
+        cur = self._db.cursor()
+        try:
+            cur.execute("SET TimeZone = 'UTC'")
+            message = work(cur)
+            if message:
+                log.info("%s: %s", name, message)
+        except Exception:
+            self.failures[name] = self.failures.get(name, 0) + 1
+            log.exception("%s: the run failed; the next one retries", name)
+        finally:
+            cur.close()
+
+    def record_releases(self) -> None:
+        def work(cur: duckdb.DuckDBPyConnection) -> str | None:
+            releases.record_versions(cur, lag_s=self._lag)
+            return None
+
+        self._run("releases", work)
+
+    def detect_drift(self) -> None:
+        config = self._drift
+        assert config is not None
+
+        def work(cur: duckdb.DuckDBPyConnection) -> str:
+            run = drift_job.run_once(cur, config)
+            return f"run {run.run_id}: {run.drifted} of {run.cells} cells drifted ({run.seconds:.1f} s)"
+
+        self._run("drift", work)
+
+    def detect_anomalies(self) -> None:
+        config = self._anomalies
+        assert config is not None
+
+        def work(cur: duckdb.DuckDBPyConnection) -> str | None:
+            result = anomaly_job.run_once(cur, config)
+            if not result.hours:
+                return None
+            return f"scored {result.hours} hour(s), {result.anomalies} anomalies ({result.seconds:.1f} s)"
+
+        self._run("anomalies", work)
 
     def fold_rollups(self) -> None:
         cur = self._db.cursor()

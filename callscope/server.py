@@ -27,8 +27,10 @@ from alerts.notify_config import ConfigError, NotifyConfig
 from alerts.notify_service import NotifyService, load_config
 from alerts.service import Alerting
 from alerts.store import DuckStateStore
+from analytics.anomalies.job import AnomalyConfig
 from analytics.api import create_app
 from analytics.api_context import ReadApi
+from analytics.drift.config import DriftConfig
 from analytics.jobs import Jobs
 from callscope import __version__
 from collector.aggregates import AggregateTracker
@@ -146,7 +148,8 @@ def build(
         return PlainTextResponse(stats.render(), media_type="text/plain; version=0.0.4")
 
     pricer = Pricer(settings.price_overrides)
-    read_api = ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts)
+    drift = DriftConfig.from_settings(settings)  # validated here: a bad drift setting stops the start
+    read_api = ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts, drift)
     alerting = Alerting(DuckStateStore(db), read_api.cursor, settings.alerts_path, settings.dashboard_link)
     notify = NotifyService(db, settings, notify_config)  # alerts' dispatcher, delivery, digests and their routes
     api = create_app(read_api, __version__, routers=[alerts_router, notify_router(notify)])
@@ -225,6 +228,10 @@ def _start_jobs(settings: Settings, db, writer: Writer) -> Jobs:
         rollup_interval_s=settings.rollup_interval_seconds,
         rollup_lag_s=settings.rollup_lag_seconds,
         writer_horizon=writer_horizon,
+        drift=DriftConfig.from_settings(settings),
+        drift_interval_s=settings.drift_interval_seconds,
+        anomalies=AnomalyConfig.from_settings(settings),
+        anomaly_interval_s=settings.anomaly_interval_seconds,
     )
     jobs.start()
     return jobs

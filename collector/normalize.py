@@ -309,6 +309,7 @@ class _Resource:
     service: str | None
     environment: str | None
     sdk_name: str | None
+    version: str | None  # service.version: the application's release
 
 
 class SpanNormalizer:
@@ -331,6 +332,7 @@ class SpanNormalizer:
                 service=to_str(res.get("service.name")),
                 environment=to_str(res.get("deployment.environment.name") or res.get("deployment.environment")),
                 sdk_name=to_str(res.get("telemetry.sdk.name")),
+                version=to_str(res.get("service.version")),
             )
             for ss in rs.scope_spans:
                 scope_name = ss.scope.name
@@ -434,6 +436,7 @@ class SpanNormalizer:
             received_at=received_us,
             error_message=message,
             provider_source=provider_source,
+            service_version=resource.version,
         )
         out.calls.append(record)
         if stream_log is not None:

@@ -343,3 +343,92 @@ def m010_notifications(db: duckdb.DuckDBPyConnection) -> None:
         """
     )
     db.execute("CREATE TABLE digest_state (name VARCHAR PRIMARY KEY, last_slot TIMESTAMPTZ NOT NULL)")
+
+
+@migration
+def m011_drift(db: duckdb.DuckDBPyConnection) -> None:
+    """Drift and anomaly detection (analytics/drift, analytics/anomalies, analytics/releases.py): the release a call
+    came from (resource attribute service.version), release markers, drift runs and their results per cell and
+    metric, hourly anomaly scores per service and per model, and how far the incremental jobs have read."""
+    db.execute("ALTER TABLE calls ADD COLUMN service_version VARCHAR")
+    db.execute("CREATE TABLE detection_state (name VARCHAR PRIMARY KEY, through_us BIGINT NOT NULL)")
+    db.execute(
+        """
+        CREATE TABLE release_markers (
+            project VARCHAR NOT NULL,
+            service VARCHAR NOT NULL,
+            release VARCHAR NOT NULL,
+            released_at TIMESTAMPTZ NOT NULL,
+            source VARCHAR NOT NULL,
+            note VARCHAR,
+            recorded_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (project, service, release)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE drift_runs (
+            run_id BIGINT PRIMARY KEY,
+            computed_at TIMESTAMPTZ NOT NULL,
+            current_from TIMESTAMPTZ NOT NULL,
+            current_to TIMESTAMPTZ NOT NULL,
+            reference_from TIMESTAMPTZ NOT NULL,
+            reference_to TIMESTAMPTZ NOT NULL,
+            cells INTEGER NOT NULL,
+            drifted_cells INTEGER NOT NULL,
+            seconds DOUBLE NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE drift_results (
+            run_id BIGINT NOT NULL,
+            project VARCHAR,
+            service VARCHAR,
+            model VARCHAR,
+            metric VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            test VARCHAR,
+            score DOUBLE,
+            threshold DOUBLE,
+            p_value DOUBLE,
+            p_adjusted DOUBLE,
+            severity DOUBLE,
+            drifted BOOLEAN NOT NULL,
+            effect_size DOUBLE,
+            effect_measure VARCHAR,
+            effect_floor DOUBLE,
+            n_reference BIGINT NOT NULL,
+            n_current BIGINT NOT NULL,
+            reference_from TIMESTAMPTZ NOT NULL,
+            reference_to TIMESTAMPTZ NOT NULL,
+            current_from TIMESTAMPTZ NOT NULL,
+            current_to TIMESTAMPTZ NOT NULL,
+            baseline VARCHAR
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE anomaly_scores (
+            hour_us BIGINT NOT NULL,
+            project VARCHAR,
+            scope VARCHAR NOT NULL,
+            service VARCHAR,
+            model VARCHAR,
+            metric VARCHAR NOT NULL,
+            value DOUBLE,
+            calls BIGINT NOT NULL,
+            baseline DOUBLE,
+            spread DOUBLE,
+            score DOUBLE,
+            basis VARCHAR,
+            history INTEGER NOT NULL,
+            anomalous BOOLEAN NOT NULL,
+            scored_at TIMESTAMPTZ NOT NULL
+        )
+        """
+    )

@@ -113,6 +113,8 @@ class CallRecord:
     error_message: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
     # Where `provider` came from (ProviderSource); NULL when there is no provider. Added by m007.
     provider_source: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    # The sending application's release (resource attribute service.version). Added by m011.
+    service_version: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> CallRecord:

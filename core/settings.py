@@ -84,6 +84,21 @@ def _parse_keys(raw: Any) -> dict[str, str]:
     return keys
 
 
+def _parse_pairs(raw: Any) -> dict[str, str]:
+    """'name=value' pairs separated by commas, or a TOML table; names and values are checked by their users."""
+    if isinstance(raw, Mapping):
+        return {str(k).strip(): str(v).strip() for k, v in raw.items()}
+    pairs: dict[str, str] = {}
+    for item in str(raw).split(","):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"expected name=value pairs separated by commas, got {item.strip()!r}")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
 def _parse_read_keys(raw: Any) -> frozenset[str]:
     items = raw if isinstance(raw, list | tuple | set | frozenset) else str(raw).split(",")
     keys = frozenset(str(k).strip() for k in items if str(k).strip())
@@ -357,6 +372,71 @@ SETTINGS: tuple[Setting, ...] = (
         "A notification still undelivered this long after it was queued is marked failed (with its last error).",
         _positive_float,
     ),
+    Setting(
+        "drift_interval_seconds",
+        3600.0,
+        "How often the drift job compares the current window with the reference, per service and model.",
+        _positive_float,
+    ),
+    Setting("drift_current_hours", 24.0, "The drift job's current window: the last this many hours.", _positive_float),
+    Setting(
+        "drift_reference_days",
+        7.0,
+        "The drift job's reference window: this many days just before the current window (or before a pinned"
+        " release, see drift_baselines).",
+        _positive_float,
+    ),
+    Setting(
+        "drift_min_samples",
+        100,
+        "Fewest values a window needs for a drift decision; with fewer the cell is 'not enough data', never drifted.",
+        _positive_int,
+    ),
+    Setting(
+        "drift_tests",
+        {},
+        "Per drift metric, the test and/or threshold to use instead of the automatic choice: 'metric=test',"
+        " 'metric=test:threshold' or 'metric=:threshold', separated by commas (or a TOML table).",
+        _parse_pairs,
+    ),
+    Setting(
+        "drift_baselines",
+        {},
+        "Pinned references: 'service=release' pairs separated by commas (or a TOML table); that service's reference"
+        " is then the drift_reference_days before the release was first seen, its current window what follows it.",
+        _parse_pairs,
+    ),
+    Setting(
+        "anomaly_interval_seconds",
+        300.0,
+        "How often the anomaly job scores the hours completed since its last run (hourly series per service and"
+        " per model).",
+        _positive_float,
+    ),
+    Setting(
+        "anomaly_threshold",
+        5.0,
+        "Robust score (deviation from the seasonal median in MADs, see README) from which an hour is an anomaly.",
+        _positive_float,
+    ),
+    Setting(
+        "anomaly_min_calls",
+        30,
+        "Fewest calls an hour needs before its error rate, 429 share or p95 latency is scored.",
+        _positive_int,
+    ),
+    Setting(
+        "anomaly_history_weeks",
+        4,
+        "Weeks of history the seasonal baseline (same hour of the week) looks back.",
+        _positive_int,
+    ),
+    Setting(
+        "detection_retention_days",
+        90,
+        "Days of drift results and hourly anomaly scores kept; older ones are deleted by the jobs.",
+        _positive_int,
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -419,6 +499,17 @@ class Settings:
     notify_retry_seconds: float
     notify_retry_max_seconds: float
     notify_give_up_hours: float
+    drift_interval_seconds: float
+    drift_current_hours: float
+    drift_reference_days: float
+    drift_min_samples: int
+    drift_tests: Mapping[str, str]
+    drift_baselines: Mapping[str, str]
+    anomaly_interval_seconds: float
+    anomaly_threshold: float
+    anomaly_min_calls: int
+    anomaly_history_weeks: int
+    detection_retention_days: int
     # The config file's [alerts] table (receivers, routes, inhibit rules) and [[digests]], parsed by
     # alerts/notify_config.py when the server starts.
     alerts_config: Mapping[str, Any] = field(default_factory=dict)

@@ -186,6 +186,31 @@ class ApiClient:
         """{"counts": {status: n}, "notifications": [...newest first, with attempts and last_error]}."""
         return self._json("/alerts/notifications", status=status, limit=limit)
 
+    # -- drift and anomalies (model = the model asked for, request_model) ---------------------------------------
+
+    def drift(self, params: Params = ()) -> dict[str, Any]:
+        """/drift: verdicts of a run (default the latest) per (service, model) and metric, with the run."""
+        return self._json("/drift", params)
+
+    def drift_compare(self, params: Params) -> dict[str, Any]:
+        """/drift/compare: verdicts computed now, e.g. since a release (service=..., release=...)."""
+        return self._json("/drift/compare", params)
+
+    def drift_distribution(self, params: Params) -> dict[str, Any]:
+        """/drift/distribution: both windows' distributions of one cell and metric, and the verdict on them."""
+        return self._json("/drift/distribution", params)
+
+    def releases(self, params: Params = ()) -> list[dict[str, Any]]:
+        return self._json("/releases", params)["releases"]
+
+    def anomalies(self, params: Params = ()) -> dict[str, Any]:
+        """/anomalies: anomalous hours, newest first, each with the filters that select its calls."""
+        return self._json("/anomalies", params)
+
+    def anomaly_series(self, params: Params) -> list[dict[str, Any]]:
+        """/anomalies/series: scored hours (value, baseline, spread, score, anomalous), oldest first."""
+        return self._json("/anomalies/series", params)["data"]
+
     def export(self, params: Params, fmt: str) -> Iterator[bytes]:
         """The /export stream, chunk by chunk, as the server produces it."""
         query = [*params, ("format", fmt)]

@@ -45,6 +45,7 @@ class PageState:
     sort: str = "start_time"
     desc: bool = True
     page: int = 1
+    request_model: str = ""  # the model asked for (links from the Drift page: drift and anomalies are keyed by it)
 
     @classmethod
     def from_query(cls, raw: Any) -> PageState:
@@ -58,10 +59,11 @@ class PageState:
             sort=sort if sort in SORTS else "start_time",
             desc=query.get("order", "desc") != "asc",
             page=int(page) if page.isdigit() and int(page) >= 1 else 1,
+            request_model=query.get("request_model", ""),
         )
 
-    def key(self) -> tuple[str, str, str, bool]:
-        return (self.q, self.status, self.sort, self.desc)
+    def key(self) -> tuple[str, str, str, bool, str]:
+        return (self.q, self.status, self.sort, self.desc, self.request_model)
 
     def first_page(self) -> PageState:
         return replace(self, page=1)
@@ -75,6 +77,8 @@ class PageState:
             params.append(("q", self.q))
         if self.status != "all":
             params.append(("status", self.status))
+        if self.request_model:
+            params.append(("request_model", self.request_model))
         return params
 
     def write(self, query_params: Any) -> None:
@@ -84,6 +88,7 @@ class PageState:
             "sort": None if self.sort == "start_time" else self.sort,
             "order": None if self.desc else "asc",
             "page": None if self.page == 1 else str(self.page),
+            "request_model": self.request_model or None,
         }
         for key, value in wanted.items():
             if value is None:

@@ -74,7 +74,12 @@ def _json(url: str, kind: str, args: tuple[Any, ...]) -> Any:
         return c.trace(*args)
     if kind == "meta":
         return c.meta()
+    if kind in _DETECTION:
+        return getattr(c, kind)(*args)
     raise ValueError(kind)
+
+
+_DETECTION = ("drift", "drift_compare", "drift_distribution", "releases", "anomalies", "anomaly_series")
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -292,3 +297,9 @@ def dimension_values(filters: ViewFilters, dims: Sequence[str]) -> dict[str, lis
 
 def clear() -> None:
     st.cache_data.clear()
+
+
+def detection(kind: str, params: Sequence[tuple[str, str]] = ()) -> Any:
+    """Drift and anomaly answers (kind: drift, drift_compare, drift_distribution, releases, anomalies,
+    anomaly_series), cached like every answer."""
+    return _json(config().url, kind, (tuple(params),))

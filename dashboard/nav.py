@@ -10,6 +10,7 @@ LATENCY = "views/latency.py"
 ERRORS = "views/errors.py"
 CALLS = "views/calls.py"
 CALL = "views/call.py"
+DRIFT = "views/drift.py"
 
 
 def pages() -> list[st.Page]:
@@ -19,6 +20,7 @@ def pages() -> list[st.Page]:
         st.Page(LATENCY, title="Latency", icon=":material/speed:"),
         st.Page(ERRORS, title="Errors", icon=":material/error:"),
         st.Page("views/alerts.py", title="Alerts", icon=":material/notifications_active:"),
+        st.Page(DRIFT, title="Drift", icon=":material/query_stats:"),
         st.Page(CALLS, title="Calls", icon=":material/list:"),
         st.Page(CALL, title="Call and trace", icon=":material/account_tree:"),
     ]

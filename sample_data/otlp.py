@@ -100,12 +100,13 @@ def _context(trace_id: bytes, span_id: bytes) -> SpanContext:
     )
 
 
-_RESOURCES: dict[tuple[str, str, str], Resource] = {}
+_RESOURCES: dict[tuple[str, str, str, str], Resource] = {}
 
 
 def _resource(row: Row) -> Resource:
     conv = row["convention"]
-    key = (row["service"], row["environment"] or "", conv)
+    version = row.get("service_version")
+    key = (row["service"], row["environment"] or "", conv, version or "")
     res = _RESOURCES.get(key)
     if res is None:
         env_key = (
@@ -114,6 +115,8 @@ def _resource(row: Row) -> Resource:
             else ("deployment.environment.name")
         )
         attrs: Attrs = {"service.name": row["service"], "telemetry.sdk.language": "python"}
+        if version:
+            attrs["service.version"] = version
         if conv != "langfuse":  # Langfuse carries the environment on each span
             attrs[env_key] = row["environment"]
         attrs["telemetry.sdk.name"] = "openlit" if conv == "openlit" else "opentelemetry"

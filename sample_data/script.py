@@ -20,6 +20,7 @@ UNPRICED_SERVICE = "email-drafter"  # starts trying a model genai-prices does no
 PROMPT_CHANGE_INPUT = 1.8  # input tokens x this after the prompt change (few-shot examples added)
 PROMPT_CHANGE_OUTPUT = 2.6  # output tokens x this after the prompt change
 RELEASE_INPUT = 1.45  # input tokens x this after the release
+RELEASE_VERSIONS = ("2.13.4", "2.14.0")  # the release service's service.version before and after its release
 SPIKE_LATENCY = 4.0  # time to first token x this during the spike
 UNPRICED_SHARE = 0.25  # share of the service's calls on the new model after its date
 
@@ -86,3 +87,13 @@ def script_for(end: datetime, days: float) -> Script:
 
 def to_us(t: datetime) -> int:
     return round(t.timestamp() * 1_000_000)
+
+
+def calm_script(end: datetime, days: float) -> Script:
+    """A window of `days` days ending at `end` where nothing is scripted: every incident lies a year before it and
+    every change a year after it (undrifted traffic, for measuring false alarms)."""
+    if end.tzinfo is None:
+        raise ValueError("end must be timezone-aware")
+    before, after = end - timedelta(days=days + 365), end + timedelta(days=365)
+    quiet = Window(before, before + timedelta(minutes=1))
+    return Script(end - timedelta(days=days), end, quiet, quiet, quiet, after, after, after)

@@ -456,10 +456,17 @@ def _meta_table() -> list[list[tuple[str, str]]]:
                 feature = s.features[f % len(s.features)]
                 entries = [("feature", feature)]
                 if s.name == sc.RELEASE_SERVICE:
-                    entries.append(("app_version", "2.14.0" if changed else "2.13.4"))
+                    entries.append(("app_version", sc.RELEASE_VERSIONS[int(changed)]))
                 entries.append(("prompt_version", "v4" if changed and s.name == sc.PROMPT_CHANGE_SERVICE else "v3"))
                 maps.append(entries)
     return maps
+
+
+def _release_codes(svc: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """Index into RELEASE_VERSIONS per call: the release service reports service.version (before or after its
+    release); the other services report none (-1)."""
+    released = cat.SERVICE_INDEX[sc.RELEASE_SERVICE]
+    return np.where(svc == released, changed.astype(np.int64), -1)
 
 
 def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
@@ -567,5 +574,6 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
             [ProviderSource.CLIENT.value, ProviderSource.INFERRED.value],
             np.where(no_provider, np.where(inferred_known[model], 1, -1), 0),
         ),
+        "service_version": _take(list(sc.RELEASE_VERSIONS), _release_codes(svc, c["changed"])),
     }
     return pa.Table.from_arrays([columns[col.name] for col in CALL_COLUMNS], names=[col.name for col in CALL_COLUMNS])

@@ -18,7 +18,13 @@ q = top[0].text_input("Search", value=state.q, placeholder="model, service, user
 status = top[1].selectbox("Status", ("all", "ok", "error"), index=("all", "ok", "error").index(state.status))
 sort = top[2].selectbox("Sort by", list(SORTS), index=list(SORTS).index(state.sort), format_func=SORTS.__getitem__)
 order = top[3].selectbox("Order", ("descending", "ascending"), index=0 if state.desc else 1)
-new = PageState(q.strip(), status, sort, order == "descending", state.page)
+model = state.request_model
+if model:
+    asked = st.columns([5, 1])
+    asked[0].caption(f"Only calls that asked for the model **{model}** (opened from the Drift page).")
+    if asked[1].button("Show all models", key="clear_request_model"):
+        model = ""
+new = PageState(q.strip(), status, sort, order == "descending", state.page, model)
 if new.key() != state.key():
     new = new.first_page()
 extra = new.api_params()

@@ -110,6 +110,7 @@ def test_generated_calls_survive_the_collector_row_by_row(server: ServerProcess)
     assert len(got) == 6000
     exact = [
         "service",
+        "service_version",
         "environment",
         "provider",
         "operation",

@@ -74,6 +74,22 @@ def test_refuses_open_bind_without_keys(tmp_path, capsys):
     assert "API keys" in capsys.readouterr().err
 
 
+def test_a_bad_drift_setting_stops_serve_with_its_reason(tmp_path, capsys):
+    code = main(["serve", "--data-dir", str(tmp_path), "--ingest-workers", "0", "--drift-tests", "latency=anderson"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "drift_tests: latency: unknown test 'anderson'" in err
+
+
+def test_drift_pairs_parse_from_text_and_tables(tmp_path):
+    s = load_settings({"drift_baselines": "support-bot=2.14.0, search = v3"}, env={"CALLSCOPE_DATA_DIR": str(tmp_path)})
+    assert s.drift_baselines == {"support-bot": "2.14.0", "search": "v3"}
+    (tmp_path / "callscope.toml").write_text('[drift_tests]\nlatency = "psi:0.2"\n')
+    assert load_settings(env={"CALLSCOPE_DATA_DIR": str(tmp_path)}).drift_tests == {"latency": "psi:0.2"}
+    with pytest.raises(SettingsError, match="drift_baselines"):
+        load_settings({"drift_baselines": "support-bot"}, env={"CALLSCOPE_DATA_DIR": str(tmp_path)})
+
+
 def test_a_renamed_setting_still_answers_to_its_former_name(tmp_path):
     env = {"CALLSCOPE_DATA_DIR": str(tmp_path), "CALLSCOPE_QUEUE_MAX_SPANS": "1234"}
     assert load_settings(env=env).queue_max_rows == 1234

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import duckdb
 
 from alerts.store import INSTANCE_COLUMNS
+from analytics.anomalies.job import SCORE_SCHEMA
+from analytics.drift.results import RESULT_COLUMNS
 from analytics.rollups import ROLLUP_COLUMNS, STORED
 from core.migrations import MIGRATIONS
 from core.records import CALL_COLUMNS, TABLES
@@ -43,20 +45,42 @@ def test_migrations_create_the_whole_schema(tmp_path):
             [table],
         ).fetchall()
         assert got == [(c.name, c.sql) for c in columns], table
-    rollup_columns = [
-        name
-        for (name,) in db.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'call_rollups' "
-            "ORDER BY ordinal_position"
-        ).fetchall()
+
+    def columns(table: str) -> list[str]:
+        return [
+            name
+            for (name,) in db.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                [table],
+            ).fetchall()
+        ]
+
+    assert columns("call_rollups") == ["hour_us", *ROLLUP_COLUMNS, *STORED, "lat_max", "lat_sum"]
+    # drift and anomaly detection (m011): the columns the jobs write, in their order
+    assert columns("drift_results") == ["run_id", *RESULT_COLUMNS]
+    assert columns("anomaly_scores") == SCORE_SCHEMA.names
+    assert columns("release_markers") == [
+        "project",
+        "service",
+        "release",
+        "released_at",
+        "source",
+        "note",
+        "recorded_at",
     ]
-    assert rollup_columns == ["hour_us", *ROLLUP_COLUMNS, *STORED, "lat_max", "lat_sum"]
+    assert columns("drift_runs") == [
+        "run_id",
+        "computed_at",
+        "current_from",
+        "current_to",
+        "reference_from",
+        "reference_to",
+        "cells",
+        "drifted_cells",
+        "seconds",
+    ]
     for table, expected in ALERT_TABLES.items():
-        got = db.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-            [table],
-        ).fetchall()
-        assert [name for (name,) in got] == expected, table
+        assert columns(table) == expected, table
     keys = db.execute(
         "SELECT table_name, constraint_text FROM duckdb_constraints() "
         "WHERE constraint_type = 'PRIMARY KEY' ORDER BY table_name"
@@ -68,11 +92,14 @@ def test_migrations_create_the_whole_schema(tmp_path):
         ("alert_rules", 'PRIMARY KEY("name")'),
         ("calls", "PRIMARY KEY(trace_id, span_id)"),
         ("content_events", "PRIMARY KEY(event_id)"),
+        ("detection_state", 'PRIMARY KEY("name")'),
         ("digest_state", 'PRIMARY KEY("name")'),
+        ("drift_runs", "PRIMARY KEY(run_id)"),
         ("metric_points", "PRIMARY KEY(point_id)"),
         ("notify_groups", "PRIMARY KEY(group_key)"),
         ("notify_log", "PRIMARY KEY(group_key, channel)"),
         ("notify_outbox", "PRIMARY KEY(id)"),
+        ("release_markers", 'PRIMARY KEY(project, service, "release")'),
         ("rollup_state", 'PRIMARY KEY("name")'),
         ("schema_migrations", 'PRIMARY KEY("name")'),
         ("silences", "PRIMARY KEY(id)"),
