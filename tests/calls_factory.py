@@ -86,6 +86,7 @@ def make_calls(
                 "received_at": datetime.now(UTC),
                 "error_message": (f"Error code: {http_status} - test failure {i}" if error else None),
                 "provider_source": "client",
+                "service_version": None,
             }
         )
     return rows
