@@ -195,10 +195,12 @@ class Dispatcher:
         result, plan = TickResult(), _Plan()
         groups = _load_groups(cur)
         nflog = _load_log(cur)
-        # A resolved alert matters to the group it was in until the group's next flush has told it; older ones
-        # were told (or muted and never shown), so only those resolved since the oldest group's last flush are read.
+        # A resolved alert matters to the group it was in until the group's next flush has told it: those resolved
+        # since the oldest group's last flush are read, and those a channel last heard as firing, whenever they
+        # resolved (evaluation commits a resolve a moment after its ends_at, possibly after a flush).
         oldest = min([g.last_flush_at or g.created_at for g in groups.values()] + [now])
-        alerts = alerts_for_notification(cur, max(oldest, now - NFLOG_RETENTION))
+        told_firing = frozenset().union(*(e.firing for entries in nflog.values() for e in entries.values()))
+        alerts = alerts_for_notification(cur, max(oldest, now - NFLOG_RETENTION), told_firing)
         result.muted = self._muted(cur, alerts, now)
         buckets: dict[str, tuple[Route, list[Alert]]] = {}
         for alert in alerts:

@@ -12,7 +12,7 @@ instances per group, so a critical one can inhibit the warning of the same group
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -69,13 +69,17 @@ class Alert:
 ALERTS_FOR_NOTIFICATION_SQL = """
     SELECT fingerprint, rule_id, labels, annotations, state, value, threshold, starts_at, ends_at
     FROM alert_instances
-    WHERE starts_at IS NOT NULL AND (ends_at IS NULL OR ends_at >= ?)
+    WHERE starts_at IS NOT NULL
+      AND (ends_at IS NULL OR ends_at >= ? OR fingerprint IN (SELECT unnest(?::VARCHAR[])))
 """
 
 
-def alerts_for_notification(cur, resolved_since: datetime) -> list[Alert]:
-    """The instances the notifier must know: firing ones, and those resolved since `resolved_since`."""
-    rows = cur.execute(ALERTS_FOR_NOTIFICATION_SQL, [resolved_since]).fetchall()
+def alerts_for_notification(cur, resolved_since: datetime, told_firing: Collection[str] = ()) -> list[Alert]:
+    """The instances the notifier must know: firing ones, those resolved since `resolved_since`, and those a
+    channel was told are firing (`told_firing` fingerprints), however long ago they resolved: evaluation stamps
+    ends_at with its evaluation instant and commits a moment later, so a resolve can become visible after a
+    flush later than its ends_at, and must still be told."""
+    rows = cur.execute(ALERTS_FOR_NOTIFICATION_SQL, [resolved_since, sorted(told_firing)]).fetchall()
     return [
         Alert(
             labels=dict(labels),

@@ -151,6 +151,23 @@ def test_resolve_message_per_channel_and_group_closes(db):
     assert [o["reason"] for o in outbox(db)[-2:]] == [Reason.FIRST.value, Reason.FIRST.value]
 
 
+def test_a_resolve_committed_after_a_later_flush_is_still_told(db):
+    """Evaluation stamps ends_at with its evaluation instant and commits a moment later (its queries take time):
+    a flush of the group in that moment must not make the dispatcher overlook the resolve for good."""
+    d = Dispatcher(db, parse_notify_config(CONFIG))
+    labels = alert_labels()
+    put_alert(db, labels, starts_at=T0)
+    assert run(d, T0, T0 + 330 * S, S) == [T0 + 30 * S]  # told at +30 s; the group flushed again at +330 s
+    resolve_alert(db, labels, T0 + 329 * S)  # the evaluation of +329 s, committed after that flush
+    assert run(d, T0 + 331 * S, T0 + 700 * S, S) == [T0 + 630 * S]
+    assert [e["reason"] for e in outbox(db, "team/email/0")] == [Reason.FIRST.value, Reason.ALL_RESOLVED.value]
+    assert statuses(outbox(db, "team/email/0")[-1]) == [("support-bot", "resolved")]
+    assert db.execute("SELECT channel, firing FROM notify_log ORDER BY channel").fetchall() == [
+        ("team/email/0", []),
+        ("team/webhook/0", []),
+    ]
+
+
 def test_partial_resolve_is_told_once(db):
     d = Dispatcher(db, parse_notify_config(CONFIG))
     put_alert(db, alert_labels(model="a"), starts_at=T0)
