@@ -116,10 +116,24 @@ def test_a_cell_shows_both_distributions_as_the_api_gives_them(api: str, page: A
     ecdf = next(f for f in specs if f["layout"]["title"]["text"] == "Empirical CDF")
     assert ecdf["data"][1]["x"] == pytest.approx(dist["distribution"]["current"]["ecdf"]["x"])
 
+    # a mix: the finish reasons of a cell that has some (embeddings and some conventions report none)
+    mix = next(r for r in rows if r["metric"] == "finish_reason" and r["n_current"] and r["n_reference"])
+    page.selectbox(key="drift_cell").set_value(cells.index((mix["project"], mix["service"], mix["model"])))
     page.selectbox(key="drift_metric").set_value("finish_reason").run()
     categories = next(f for f in figures(page) if f["layout"]["title"]["text"] == "Share of calls per category")
-    assert {t["type"] for t in categories["data"]} == {"bar"}
+    want = get(
+        api,
+        "/drift/distribution",
+        service=mix["service"],
+        model=mix["model"],
+        metric="finish_reason",
+        run_id=run["run_id"],
+    )["distribution"]
+    assert [t["x"] for t in categories["data"]] == [want["labels"], want["labels"]]
+    assert [t["y"] for t in categories["data"]] == [want["reference"]["shares"], want["current"]["shares"]]
 
+    page.selectbox(key="drift_cell").set_value(cells.index((first["project"], first["service"], first["model"])))
+    page.selectbox(key="drift_metric").set_value(first["metric"]).run()
     page.button(key="drift_cell_calls").click().run()  # the calls of that cell in the current window
     assert query_dict(page.query_params).get("request_model") == [first["model"]]
     assert query_dict(page.query_params).get("service") == [first["service"]]
