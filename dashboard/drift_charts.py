@@ -161,9 +161,22 @@ def _small(fig: go.Figure) -> go.Figure:
     return fig
 
 
-def anomaly_series(rows: Sequence[dict[str, Any]], unit: str, title: str) -> go.Figure:
-    """An hourly series, its seasonal baseline with a band of +-threshold spreads, and its anomalous hours marked."""
+def anomaly_series(
+    rows: Sequence[dict[str, Any]], unit: str, title: str, markers: Sequence[dict[str, Any]] = ()
+) -> go.Figure:
+    """An hourly series, its seasonal baseline, its anomalous hours marked, and release markers as vertical lines."""
     fig = go.Figure()
+    for marker in markers:
+        fig.add_vline(x=marker["released_at"], line={"color": "#7B7B7B", "width": 1, "dash": "dash"})
+        fig.add_annotation(
+            x=marker["released_at"],
+            y=1,
+            yref="paper",
+            text=f"{marker['service']} {marker['release']}",
+            showarrow=False,
+            xanchor="left",
+            font={"size": 11, "color": "#555555"},
+        )
     hours = [r["hour"] for r in rows]
     base = [r["baseline"] for r in rows]
     fig.add_trace(go.Scatter(x=hours, y=base, name="baseline", mode="lines", line={"color": "#9D9D9D", "dash": "dot"}))

@@ -194,9 +194,18 @@ else:
             ("metric", focus["metric"]),
         ],
     )
+    start, end = hour - timedelta(days=3), hour + timedelta(days=1)
+    shown_markers = [
+        m
+        for m in releases
+        if start <= _parse(m["released_at"]) < end and (focus["scope"] == "model" or m["service"] == focus["service"])
+    ]
     ui.chart(
         drift_charts.anomaly_series(
-            series, found["units"][focus["metric"]], f"{focus['metric']} of {focus['scope']} {series_key[1]}"
+            series,
+            found["units"][focus["metric"]],
+            f"{focus['metric']} of {focus['scope']} {series_key[1]}",
+            shown_markers,
         ),
         "anomaly_series",
     )

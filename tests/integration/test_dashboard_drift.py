@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.store import connect
@@ -86,7 +87,15 @@ def test_matrix_and_counts_are_the_latest_run(api: str, page: AppTest) -> None:
 
 def test_a_cell_shows_both_distributions_as_the_api_gives_them(api: str, page: AppTest) -> None:
     run = get(api, "/drift/runs")["runs"][0]
-    first = next(r for r in get(api, "/drift")["data"] if r["drifted"])  # the page opens on the first drifted cell
+    rows = get(api, "/drift")["data"]
+    opened = next(r for r in rows if r["drifted"])  # the page opens on the first drifted cell
+    assert page.selectbox(key="drift_metric").value == opened["metric"]
+    assert tiles(page)["Verdict"] == "drifted"
+    # then pick the first drifted cell of a numeric metric through the pickers, as a person would
+    first = next(r for r in rows if r["drifted"] and r["kind"] == "numeric")
+    cells = sorted({(r["project"], r["service"], r["model"]) for r in rows}, key=lambda c: [str(x) for x in c])
+    page.selectbox(key="drift_cell").set_value(cells.index((first["project"], first["service"], first["model"])))
+    page.selectbox(key="drift_metric").set_value(first["metric"]).run()
     dist = get(
         api,
         "/drift/distribution",
@@ -107,10 +116,24 @@ def test_a_cell_shows_both_distributions_as_the_api_gives_them(api: str, page: A
     ecdf = next(f for f in specs if f["layout"]["title"]["text"] == "Empirical CDF")
     assert ecdf["data"][1]["x"] == pytest.approx(dist["distribution"]["current"]["ecdf"]["x"])
 
+    # a mix: the finish reasons of a cell that has some (embeddings and some conventions report none)
+    mix = next(r for r in rows if r["metric"] == "finish_reason" and r["n_current"] and r["n_reference"])
+    page.selectbox(key="drift_cell").set_value(cells.index((mix["project"], mix["service"], mix["model"])))
     page.selectbox(key="drift_metric").set_value("finish_reason").run()
     categories = next(f for f in figures(page) if f["layout"]["title"]["text"] == "Share of calls per category")
-    assert {t["type"] for t in categories["data"]} == {"bar"}
+    want = get(
+        api,
+        "/drift/distribution",
+        service=mix["service"],
+        model=mix["model"],
+        metric="finish_reason",
+        run_id=run["run_id"],
+    )["distribution"]
+    assert [t["x"] for t in categories["data"]] == [want["labels"], want["labels"]]
+    assert [t["y"] for t in categories["data"]] == [want["reference"]["shares"], want["current"]["shares"]]
 
+    page.selectbox(key="drift_cell").set_value(cells.index((first["project"], first["service"], first["model"])))
+    page.selectbox(key="drift_metric").set_value(first["metric"]).run()
     page.button(key="drift_cell_calls").click().run()  # the calls of that cell in the current window
     assert query_dict(page.query_params).get("request_model") == [first["model"]]
     assert query_dict(page.query_params).get("service") == [first["service"]]
@@ -134,13 +157,37 @@ def test_since_a_release(api: str, page: AppTest) -> None:
     assert "before release 2.14.0" in " ".join(c.value for c in page.caption)
 
 
-def test_recent_anomalies_and_their_calls(api: str, page: AppTest) -> None:
+def test_recent_anomalies_and_their_calls(api: str, monkeypatch: pytest.MonkeyPatch) -> None:
     anomalies = get(api, "/anomalies", last="7d")["anomalies"]
+    # a person's marker on the newest anomaly's service an hour before it, so the series shows at least one line
+    first = anomalies[0]
+    hour = datetime.fromisoformat(first["hour"])
+    service = first["service"] if first["scope"] == "service" else "support-bot"
+    marker = {"service": service, "release": "hotfix-1", "released_at": (hour - timedelta(hours=1)).isoformat()}
+    assert httpx.post(api + "/releases", json=marker, timeout=30).status_code == 200
+    monkeypatch.setenv("CALLSCOPE_API_URL", api)
+    st.cache_data.clear()  # answers are cached for 30 s across app runs of this process; the marker is new
+    page = AppTest.from_file(str(APP), default_timeout=90)
+    page.run()
+    page.switch_page("views/drift.py").run()
+    assert not page.exception
     table = next(d.value for d in page.dataframe if "baseline" in d.value.columns)
     assert len(table) == len(anomalies)
     assert list(table["score"]) == pytest.approx([a["score"] for a in anomalies])
     series = next(f for f in figures(page) if [t["name"] for t in f["data"]] == ["baseline", "value", "anomaly"])
     assert anomalies[0]["hour"].replace("Z", "") in [x.replace(" ", "T")[:19] for x in series["data"][2]["x"]]
+    # release markers of the series' service (every service for a model's series) in its 4 days, as dashed lines
+    markers = [
+        m
+        for m in get(api, "/releases")["releases"]
+        if hour - timedelta(days=3) <= datetime.fromisoformat(m["released_at"]) < hour + timedelta(days=1)
+        and (anomalies[0]["scope"] == "model" or m["service"] == anomalies[0]["service"])
+    ]
+    lines = [shape for shape in series["layout"].get("shapes", []) if shape["type"] == "line"]
+    assert len(lines) == len(markers) >= 1
+    assert sorted(a["text"] for a in series["layout"].get("annotations", [])) == sorted(
+        f"{m['service']} {m['release']}" for m in markers
+    )
     page.button(key="anomaly_calls").click().run()
     link = anomalies[0]["calls_filter"]
     params = query_dict(page.query_params)

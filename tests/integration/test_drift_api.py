@@ -184,14 +184,15 @@ def test_drift_since_a_release_is_one_request(server) -> None:
 def test_anomalies_link_to_the_calls_of_their_hour(server) -> None:
     proc, end = server
     script = script_for(end, DAYS)
-    storm_hour = script.rate_limit_storm.start.replace(minute=0, second=0, microsecond=0)
+    first_hour = script.rate_limit_storm.start.replace(minute=0, second=0, microsecond=0)
+    storm_hours = {h.isoformat().replace("+00:00", "Z") for h in (first_hour, first_hour + timedelta(hours=1))}
 
-    def storm() -> list[dict]:
+    def storm() -> list[dict]:  # the 45-minute storm lies in one or two hours
         body = ok(proc, "/anomalies", last="4d", scope="model", metric="rate_limited_share", model="gpt-4o-mini")
-        return [a for a in body["anomalies"] if a["hour"] == storm_hour.isoformat().replace("+00:00", "Z")]
+        return [a for a in body["anomalies"] if a["hour"] in storm_hours]
 
-    found = wait_for(storm)[0]
-    assert found["value"] > 0.1 and found["score"] >= 5 and found["unit"] == "ratio"
+    found = max(wait_for(storm), key=lambda a: a["value"])
+    assert found["value"] > 0.05 and found["score"] >= 5 and found["unit"] == "ratio"  # base share ~0.5%
     calls = ok(proc, found["calls_path"] + "&limit=1")  # the calls of that hour and model
     assert calls["meta"]["total"] == found["calls"]
     stats = ok(proc, "/stats", metrics="rate_limited_share", **found["calls_filter"])["data"][0]
