@@ -222,11 +222,13 @@ def test_alerts_page_with_a_firing_rule_its_timeline_and_a_preview(stack: UpProc
         page.get_by_role("tab", name="History").click()
         timeline = page.locator(f"{CHART}").filter(has_text="Alert states").first
         timeline.wait_for()
+        # Redrawn at the tab's width, not plotly's default 700 px: the chart's own SVG, once plotly has redrawn it.
         page.wait_for_function(
-            "(el) => el.getBoundingClientRect().width > 800", arg=timeline.element_handle(), timeout=10_000
+            "(el) => { const svg = el.querySelector('.main-svg');"
+            " return !!svg && svg.getBoundingClientRect().width > 800; }",
+            arg=timeline.element_handle(),
+            timeout=15_000,
         )
-        svg_width = timeline.locator(".main-svg").first.bounding_box()
-        assert svg_width is not None and svg_width["width"] > 800  # redrawn at the tab's width, not plotly's 700
         assert timeline.locator(".barlayer .point").count() == len(firing)
         shot(page, "alerts_history")
 
