@@ -16,12 +16,16 @@ Run: `.venv/bin/python bench/notify.py [--rules 200] [--models 20]`
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+
+# Run as a script, this folder is first on sys.path and its alerts.py would hide the alerts package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts.dispatch import Dispatcher
 from alerts.model import fingerprint
