@@ -360,7 +360,9 @@ def test_the_editor_previews_a_rule_then_saves_edits_and_deletes_it(api: str, se
     for t, value in points:  # each point is the error rate of support-bot's calls in the 3 hours before it
         want = error_rate_at(rows, "support-bot", t - WINDOW, t)
         assert value == (pytest.approx(want, abs=1e-12) if want is not None else None), t
-    assert points[-1][1] == 0.5  # the burst
+    # The burst (half of support-bot's calls failed) breaches critical; the exact value, checked above against the
+    # rows, depends on which background calls the last window also holds.
+    assert points[-1][1] is not None and points[-1][1] > 0.25
     lines = [s for s in figure["layout"]["shapes"] if s["type"] == "line"]
     assert sorted(s["y0"] for s in lines) == [0.05, 0.25]
     shaded = [s for s in figure["layout"]["shapes"] if s["type"] == "rect"]
