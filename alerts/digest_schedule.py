@@ -17,6 +17,7 @@ import duckdb
 
 from alerts import digest, digest_render, outbox
 from alerts.notify_config import DigestConfig
+from core.store import transaction
 
 log = logging.getLogger("callscope.notify")
 _LOOKBACKS = (timedelta(hours=1), timedelta(days=1), timedelta(days=8), timedelta(days=32), timedelta(days=367))
@@ -74,18 +75,8 @@ class DigestScheduler:
             slot = latest_slot(config, now)
             if slot is None:
                 continue
-            cur = self._db.cursor()
-            try:
-                cur.execute("SET TimeZone = 'UTC'")
-                cur.execute("BEGIN TRANSACTION")
-                try:
-                    outbox_id = self._slot(cur, config, slot)
-                    cur.execute("COMMIT")
-                except BaseException:
-                    cur.execute("ROLLBACK")
-                    raise
-            finally:
-                cur.close()
+            with transaction(self._db) as cur:
+                outbox_id = self._slot(cur, config, slot)
             if outbox_id is not None:
                 log.info("digest %s: queued the digest of %s as notification %d", config.name, slot, outbox_id)
                 queued.append(outbox_id)

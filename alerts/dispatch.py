@@ -27,6 +27,7 @@ from alerts import message, outbox, silences
 from alerts.inhibit import Inhibitor
 from alerts.model import Alert, alerts_for_notification
 from alerts.notify_config import Channel, NotifyConfig, Route
+from core.store import transaction
 
 log = logging.getLogger("callscope.notify")
 
@@ -172,20 +173,10 @@ class Dispatcher:
     def tick(self, now: datetime | None = None) -> TickResult:
         """One pass; everything it decides is committed together (or not at all, when it raises)."""
         now = now or self._clock()
-        cur = self._db.cursor()
-        try:
-            cur.execute("SET TimeZone = 'UTC'")
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                result, plan = self._decide(cur, now)
-                result.enqueued = self._write_outbox(cur, plan, now)
-                self._write_groups(cur, plan, now)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-        finally:
-            cur.close()
+        with transaction(self._db) as cur:
+            result, plan = self._decide(cur, now)
+            result.enqueued = self._write_outbox(cur, plan, now)
+            self._write_groups(cur, plan, now)
         if result.enqueued:
             ids = result.enqueued
             log.info("queued %d notification(s), ids %d to %d", len(ids), ids[0], ids[-1])

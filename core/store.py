@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -68,3 +70,20 @@ def migrate(db: duckdb.DuckDBPyConnection) -> list[str]:
         log.info("applied migration %s", name)
         newly.append(name)
     return newly
+
+
+@contextlib.contextmanager
+def transaction(db: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of its own (UTC) inside one transaction: committed when the block ends, rolled back if it raises."""
+    cur = db.cursor()
+    try:
+        cur.execute("SET TimeZone = 'UTC'")
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield cur
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+    finally:
+        cur.close()
