@@ -1,6 +1,10 @@
 """Notification routes of the API (mounted under /api/v1 by the server): silences (list, create, expire), the
 notifications with their delivery status and failure reasons, the aggregation groups, the receivers (secrets
-masked) and the digests (list, send now). Bad input is a 400 whose message starts with the field."""
+masked) and the digests (list, send now). Bad input is a 400 whose message starts with the field.
+
+These objects span projects (a silence's matchers, a digest's sections, the outbox's messages), so they need the
+role on every project: viewer to read, editor to change. Each change to a silence is audited once, in the
+transaction that makes it."""
 
 from __future__ import annotations
 
@@ -20,10 +24,16 @@ from alerts.digest_schedule import latest_slot
 from alerts.notify_service import NotifyService
 from alerts.outbox import Status
 from alerts.silences import SilenceError, SilenceState
+from analytics.access import principal_of, requires
+from core import audit
+from core.access import Role
+from core.store import transaction
 
 
-def notify_router(service: NotifyService) -> APIRouter:
-    router = APIRouter(tags=["notifications"])
+def notify_routers(service: NotifyService) -> list[APIRouter]:
+    """The reading routes (viewer on every project) and the changing ones (editor on every project)."""
+    router = APIRouter(tags=["notifications"], dependencies=[requires(Role.viewer, everywhere=True)])
+    write_router = APIRouter(tags=["notifications"], dependencies=[requires(Role.editor, everywhere=True)])
 
     @contextlib.contextmanager
     def cursor() -> Iterator[duckdb.DuckDBPyConnection]:
@@ -45,7 +55,7 @@ def notify_router(service: NotifyService) -> APIRouter:
             found = silences.list_silences(cur)
         return {"silences": [s.as_dict(now) for s in found if state is None or s.state(now).value == state]}
 
-    @router.post(
+    @write_router.post(
         "/alerts/silences",
         status_code=201,
         summary="Create a silence: matchers, ends_at or duration, created_by, comment (starts_at optional)",
@@ -61,21 +71,35 @@ def notify_router(service: NotifyService) -> APIRouter:
         except SilenceError as exc:
             raise HTTPException(400, str(exc)) from None
 
+        actor = principal_of(request)
+
         def store() -> None:
-            with cursor() as cur:
+            with transaction(service.db) as cur:
                 silences.insert(cur, silence)
+                audit.record(cur, actor, "create", "silence", silence.id, after=silence.as_dict(now))
 
         await run_in_threadpool(store)
         return silence.as_dict(now)
 
-    @router.delete("/alerts/silences/{silence_id}", summary="Expire a silence now (a pending one never starts)")
-    def expire_silence(silence_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+    @write_router.delete("/alerts/silences/{silence_id}", summary="Expire a silence now (a pending one never starts)")
+    def expire_silence(request: Request, silence_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
         now = datetime.now(UTC)
-        with cursor() as cur:
-            try:
+        try:
+            with transaction(service.db) as cur:
+                before = silences.get(cur, silence_id)
                 silence = silences.expire(cur, silence_id, now)
-            except SilenceError as exc:
-                raise HTTPException(409, str(exc)) from None
+                if silence is not None and before is not None:
+                    audit.record(
+                        cur,
+                        principal_of(request),
+                        "expire",
+                        "silence",
+                        silence_id,
+                        before=before.as_dict(now),
+                        after=silence.as_dict(now),
+                    )
+        except SilenceError as exc:
+            raise HTTPException(409, str(exc)) from None
         if silence is None:
             raise HTTPException(404, f"no silence {silence_id}")
         return silence.as_dict(now)
@@ -159,7 +183,9 @@ def notify_router(service: NotifyService) -> APIRouter:
             )
         return {"digests": out}
 
-    @router.post("/digests/{name}/send", status_code=202, summary="Queue a one-off digest of the period up to now")
+    @write_router.post(
+        "/digests/{name}/send", status_code=202, summary="Queue a one-off digest of the period up to now"
+    )
     def send_digest(name: str) -> Response:
         if name not in service.config.digests:
             known = ", ".join(service.config.digests) or "none configured"
@@ -168,4 +194,4 @@ def notify_router(service: NotifyService) -> APIRouter:
         body = {"id": outbox_id, "status": "pending", "url": f"alerts/notifications/{outbox_id}"}
         return Response(orjson.dumps(body), status_code=202, media_type="application/json")
 
-    return router
+    return [router, write_router]

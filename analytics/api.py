@@ -15,8 +15,9 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
-from analytics import routes_calls, routes_drift, routes_stats
-from analytics.api_context import PERCENTILE_DEFINITION, ReadApi, check_read_key
+from analytics import routes_access, routes_calls, routes_drift, routes_stats
+from analytics.access import Access, undeclared
+from analytics.api_context import PERCENTILE_DEFINITION, ReadApi
 from analytics.api_params import reject_unknown_params
 from analytics.errors import QueryError
 from analytics.responses import OrjsonResponse
@@ -24,20 +25,32 @@ from analytics.responses import OrjsonResponse
 log = logging.getLogger("callscope.api")
 
 
-def create_app(read_api: ReadApi, version: str, routers: Iterable[APIRouter] = ()) -> FastAPI:
-    """The read API: the built-in routers and `routers` (e.g. alerts'), each behind the read-key check and the
-    unknown-parameter check."""
+class UndeclaredRoute(RuntimeError):
+    """A route that does not say who may call it (analytics/access.py): the app is not built."""
+
+
+def create_app(read_api: ReadApi, version: str, access: Access, routers: Iterable[APIRouter] = ()) -> FastAPI:
+    """The read API: the built-in routers and `routers` (e.g. alerts'), each behind the unknown-parameter check
+    and the requirement it declares (analytics/access.py); a route that declares none stops the build."""
     app = FastAPI(
         title="callscope read API",
         version=version,
         description="Statistics, calls, traces and exports of the model calls callscope recorded. "
         "Percentiles: " + PERCENTILE_DEFINITION + ".",
-        dependencies=[Depends(check_read_key), Depends(reject_unknown_params)],
+        dependencies=[Depends(reject_unknown_params)],
         default_response_class=OrjsonResponse,
     )
     app.state.read_api = read_api
-    for router in (routes_stats.router, routes_calls.router, routes_drift.router, *routers):
+    app.state.access = access
+    builtin = (routes_stats.router, routes_calls.router, routes_drift.router, routes_drift.write_router)
+    for router in (*builtin, *routes_access.routers(), *routers):
         app.include_router(router)
+    missing = undeclared(app)
+    if missing:
+        raise UndeclaredRoute(
+            "routes without an access requirement (add requires(Role...), signed_in() or public() to their "
+            f"router's dependencies; see docs/architecture.md): {', '.join(missing)}"
+        )
     _add_error_answers(app)
     return app
 

@@ -1,5 +1,5 @@
-"""What every read-API route shares: the server's connection behind a query-slot gate, the read-key check, and
-the parameter types. Routers live in analytics/routes_*.py; analytics/api.py composes them."""
+"""What every read-API route shares: the server's connection behind a query-slot gate and the parameter types
+(who may ask is analytics/access.py's). Routers live in analytics/routes_*.py; analytics/api.py composes them."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import duckdb
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, Query, Request
 
 from analytics.drift.config import DriftConfig
-from core.keys import HOW_TO_SEND, is_allowed, presented_key
 
 PERCENTILE_DEFINITION = (
     "linear interpolation between the closest ranks (numpy.percentile method='linear', Hyndman-Fan type 7),"
@@ -21,18 +20,16 @@ PERCENTILE_DEFINITION = (
 
 
 class ReadApi:
-    """What the routes need from the server: a connection to read through and the read keys."""
+    """What the routes need from the server: a connection to read through."""
 
     def __init__(
         self,
         db: duckdb.DuckDBPyConnection,
-        read_keys: frozenset[str],
         max_queries: int,
         cost_parts: Callable[[dict[str, Any]], dict[str, float] | None] | None = None,
         drift: DriftConfig | None = None,
     ) -> None:
         self.db = db
-        self.read_keys = read_keys
         self.slots = threading.BoundedSemaphore(max_queries)
         # Splits a call's cost by token kind with the collector's prices (the server passes Pricer.cost_parts).
         self.cost_parts = cost_parts
@@ -52,12 +49,6 @@ class ReadApi:
 
 def read_api(request: Request) -> ReadApi:
     return request.app.state.read_api
-
-
-def check_read_key(request: Request) -> None:
-    presented = presented_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
-    if not is_allowed(read_api(request).read_keys, presented):
-        raise HTTPException(401, f"a read key is required: {HOW_TO_SEND}")
 
 
 Api = Annotated[ReadApi, Depends(read_api)]

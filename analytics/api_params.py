@@ -8,12 +8,13 @@ a typo (`servce=`) never silently widens a query.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Query, Request
 
+from analytics.access import visible_projects
 from analytics.dimensions import DIMENSIONS
 from analytics.errors import QueryError
 from analytics.query import Selection, parse_selection
@@ -78,12 +79,15 @@ def _window_dependency():
             )
         )
 
-    def window(**kwargs: Any) -> Window:
+    params.insert(0, inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request))
+
+    def window(request: Request, **kwargs: Any) -> Window:
         dims = {name: kwargs[name] for name in DIMENSIONS if kwargs.get(name)}
         selection, zone = parse_selection(
             kwargs["from_"], kwargs["to"], kwargs["last"], kwargs["tz"], dims, kwargs["meta"] or (), kwargs["q"]
         )
-        return Window(selection, zone)
+        # Every window is cut to the projects the asker may read: no route can forget it.
+        return Window(replace(selection, projects=visible_projects(request)), zone)
 
     window.__signature__ = inspect.Signature(params, return_annotation=Window)  # type: ignore[attr-defined]
     return window

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from analytics.errors import QueryError
 from analytics.export import EXPORT_COLUMNS
-from analytics.query import Params, Selection
+from analytics.query import Params, Selection, project_clause
 
 SORTABLE = {
     "start_time": "start_time",
@@ -69,17 +69,23 @@ def parse_id(text: str, length: int, name: str) -> bytes:
     return bytes.fromhex(text)
 
 
-def get_call(db: duckdb.DuckDBPyConnection, trace_id: str, span_id: str) -> dict[str, Any] | None:
-    """Every stored field of one call (ids hex, times ISO 8601 UTC), its content events, and its cost parts."""
+def get_call(
+    db: duckdb.DuckDBPyConnection, trace_id: str, span_id: str, projects: frozenset[str] | None = None
+) -> dict[str, Any] | None:
+    """Every stored field of one call (ids hex, times ISO 8601 UTC), its content events, and its cost parts.
+    `projects`: only a call of these projects is found (None: any)."""
     tid, sid = parse_id(trace_id, 16, "trace_id"), parse_id(span_id, 8, "span_id")
+    params = Params()
+    params.values.update({"t": tid, "s": sid})
+    visible = project_clause(projects, params)
     select = ", ".join(f"{expr} AS {name}" for name, expr in EXPORT_COLUMNS)
     sql = (
         f"SELECT {select}, span_name, input_content, output_content,"
         " strftime(end_time AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') AS end_time,"
         " strftime(received_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ') AS received_at"
-        " FROM calls WHERE trace_id = $t AND span_id = $s"
+        f" FROM calls WHERE trace_id = $t AND span_id = $s AND {visible}"
     )
-    rows = db.sql(sql, params={"t": tid, "s": sid}).to_arrow_table().to_pylist()
+    rows = db.sql(sql, params=params.values).to_arrow_table().to_pylist()
     if not rows:
         return None
     call = rows[0]
@@ -93,22 +99,28 @@ def get_call(db: duckdb.DuckDBPyConnection, trace_id: str, span_id: str) -> dict
     return call
 
 
-def get_trace(db: duckdb.DuckDBPyConnection, trace_id: str) -> dict[str, Any] | None:
-    """The trace as a span tree: model calls and other spans, each with its offset from the trace start and depth."""
+def get_trace(
+    db: duckdb.DuckDBPyConnection, trace_id: str, projects: frozenset[str] | None = None
+) -> dict[str, Any] | None:
+    """The trace as a span tree: model calls and other spans, each with its offset from the trace start and depth.
+    `projects`: only the spans of these projects (a trace id of another project is as unknown as a missing one)."""
     tid = parse_id(trace_id, 16, "trace_id")
-    sql = """
+    params = Params()
+    params.values["t"] = tid
+    visible = project_clause(projects, params)
+    sql = f"""
         SELECT lower(hex(span_id)) AS span_id, lower(hex(parent_span_id)) AS parent_span_id, service,
                coalesce(span_name, operation || ' ' || coalesce(request_model, '')) AS name, 'call' AS type,
                epoch_us(start_time) AS start_us, duration_ms, status, NULL AS status_message,
                request_model, cost_usd, input_tokens, output_tokens, NULL AS attributes
-        FROM calls WHERE trace_id = $t
+        FROM calls WHERE trace_id = $t AND {visible}
         UNION ALL
         SELECT lower(hex(span_id)), lower(hex(parent_span_id)), service, name, 'span', epoch_us(start_time),
                duration_ms, status, status_message, NULL, NULL, NULL, NULL, attributes
-        FROM spans WHERE trace_id = $t
+        FROM spans WHERE trace_id = $t AND {visible}
         ORDER BY start_us, span_id
     """
-    rows = db.sql(sql, params={"t": tid}).to_arrow_table().to_pylist()
+    rows = db.sql(sql, params=params.values).to_arrow_table().to_pylist()
     if not rows:
         return None
     return build_tree(trace_id.lower(), rows)

@@ -60,6 +60,15 @@ def dimension_sql(dim: Dimension, params: Params) -> str:
     return dim.sql
 
 
+def project_clause(projects: frozenset[str] | None, params: Params, column: str = "project") -> str:
+    """Only rows of these projects (None: every project; empty: none at all)."""
+    if projects is None:
+        return "TRUE"
+    if not projects:
+        return "FALSE"
+    return f"{column} IN ({', '.join(params.add(p) for p in sorted(projects))})"
+
+
 def _values_sql(expr: str, values: tuple[Value, ...], params: Params) -> str:
     present = [v for v in values if v is not None]
     parts = []
@@ -88,6 +97,8 @@ class Selection:
 
     range: TimeRange
     filters: Filters = field(default_factory=Filters)
+    # The projects the asker may see (analytics/access.py sets it from the principal); None: every project.
+    projects: frozenset[str] | None = None
 
     def with_range(self, time_range: TimeRange) -> Selection:
         return replace(self, range=time_range)
@@ -100,7 +111,7 @@ class Selection:
 
     def dims_where(self, params: Params) -> str:
         """The dimension filters and search, without the time range (also valid over the rollup table)."""
-        clauses = ["TRUE"]
+        clauses = ["TRUE", project_clause(self.projects, params)]
         for name, values in self.filters.dims.items():
             dim = resolve(name)
             if name == "tag":

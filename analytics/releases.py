@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from analytics.errors import QueryError
-from analytics.query import Params
+from analytics.query import Params, project_clause
 from analytics.timewin import US, to_us
 
 STATE_NAME = "release_markers"
@@ -140,10 +140,12 @@ def markers(
     services: tuple[str, ...] = (),
     start: datetime | None = None,
     end: datetime | None = None,
+    projects: frozenset[str] | None = None,
 ) -> list[Marker]:
-    """Markers, oldest first, optionally of some services and within [start, end)."""
+    """Markers, oldest first, optionally of some services and within [start, end); `projects`: only those the
+    asker may see (None: all)."""
     params = Params()
-    clauses = ["TRUE"]
+    clauses = ["TRUE", project_clause(projects, params)]
     if project is not None:
         clauses.append(f"project = {params.add(project)}")
     if services:
@@ -160,9 +162,15 @@ def markers(
     return [Marker(*row) for row in rows]
 
 
-def find(db: duckdb.DuckDBPyConnection, service: str, release: str, project: str | None = None) -> Marker:
+def find(
+    db: duckdb.DuckDBPyConnection,
+    service: str,
+    release: str,
+    project: str | None = None,
+    projects: frozenset[str] | None = None,
+) -> Marker:
     """The marker of one release of a service; QueryError when there is none, or one per project and no project."""
-    found = [m for m in markers(db, project=project, services=(service,)) if m.release == release]
+    found = [m for m in markers(db, project=project, services=(service,), projects=projects) if m.release == release]
     if not found:
         raise QueryError(f"no release {release!r} of service {service!r} is known (see /api/v1/releases)")
     if len(found) > 1:

@@ -9,14 +9,16 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from analytics import calls as calls_mod
+from analytics.access import requires, visible_projects
 from analytics.api_context import Api, Format
 from analytics.api_params import WindowParam
 from analytics.errors import QueryError
 from analytics.export import ExportFormat, export_chunks
 from analytics.query import Params
 from analytics.responses import choose_format, table_response
+from core.access import Role
 
-router = APIRouter()
+router = APIRouter(dependencies=[requires(Role.viewer)])
 
 
 @router.get("/calls", summary="A page of calls matching the filters")
@@ -41,12 +43,13 @@ def list_calls(
 
 @router.get("/calls/{trace_id}/{span_id}", summary="One call with every stored field and its content events")
 def get_call(
+    request: Request,
     api: Api,
     trace_id: Annotated[str, Path(description="32 hex digits")],
     span_id: Annotated[str, Path(description="16 hex digits")],
 ) -> Any:
     with api.cursor() as db:
-        call = calls_mod.get_call(db, trace_id, span_id)
+        call = calls_mod.get_call(db, trace_id, span_id, visible_projects(request))
     if call is None:
         raise HTTPException(404, f"no call {trace_id}/{span_id}")
     call["cost_parts"] = api.cost_parts(call) if api.cost_parts else None
@@ -54,9 +57,9 @@ def get_call(
 
 
 @router.get("/traces/{trace_id}", summary="A trace as a span tree (calls and other spans) with timing")
-def get_trace(api: Api, trace_id: Annotated[str, Path(description="32 hex digits")]) -> Any:
+def get_trace(request: Request, api: Api, trace_id: Annotated[str, Path(description="32 hex digits")]) -> Any:
     with api.cursor() as db:
-        trace = calls_mod.get_trace(db, trace_id)
+        trace = calls_mod.get_trace(db, trace_id, visible_projects(request))
     if trace is None:
         raise HTTPException(404, f"no trace {trace_id}")
     return trace

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Query, Request
 from starlette.responses import Response
 
 from analytics import releases
+from analytics.access import check_project, requires, visible_projects
 from analytics.anomalies import queries as anomaly_queries
 from analytics.anomalies.series import SERIES
 from analytics.anomalies.series import Scope as SeriesScope
@@ -27,8 +28,11 @@ from analytics.drift.metrics import DRIFT_METRICS
 from analytics.errors import QueryError
 from analytics.responses import choose_format, table_response
 from analytics.timewin import TimeRange, parse_instant, parse_range
+from core.access import Role
 
-router = APIRouter()
+router = APIRouter(dependencies=[requires(Role.viewer)])
+# Changes (release markers) on a router of their own, declared for editors; the route checks the marker's project.
+write_router = APIRouter(dependencies=[requires(Role.editor)])
 UTC_ZONE = ZoneInfo("UTC")
 
 From = Annotated[str | None, Query(alias="from", description="start, ISO 8601 (UTC when no offset)")]
@@ -70,19 +74,32 @@ def drift(
 ) -> Response:
     fmt = choose_format(format, request.headers.get("accept"))
     where = results.ResultFilter(
-        project, tuple(service or ()), tuple(model or ()), _metrics(metric, DRIFT_METRICS, "drift metric"), drifted
+        project,
+        tuple(service or ()),
+        tuple(model or ()),
+        _metrics(metric, DRIFT_METRICS, "drift metric"),
+        drifted,
+        visible_projects(request),
     )
     with api.cursor() as db:
         run = run_id or results.latest_run_id(db)
         table = results.results(db, run, where) if run is not None else results.empty()
         info = next((r for r in results.runs(db, limit=1, run_id=run)), None) if run is not None else None
+    info = _run_shown(request, info) if info is not None else None
     return table_response(table, fmt, {"run": info, "metrics": {m.name: m.unit for m in DRIFT_METRICS.values()}})
 
 
 @router.get("/drift/runs", summary="The latest drift runs: when, windows, cells and how many drifted")
-def drift_runs(api: Api, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
+def drift_runs(request: Request, api: Api, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> Any:
     with api.cursor() as db:
-        return {"runs": results.runs(db, limit=limit)}
+        return {"runs": [_run_shown(request, run) for run in results.runs(db, limit=limit)]}
+
+
+def _run_shown(request: Request, run: dict[str, Any]) -> dict[str, Any]:
+    """A run counts cells of every project: those counts are shown only to who sees every project."""
+    if visible_projects(request) is None:
+        return run
+    return {k: v for k, v in run.items() if k not in ("cells", "drifted_cells")}
 
 
 @router.get("/drift/history", summary="Stored drift verdicts over time (a cell's or metric's history)")
@@ -102,7 +119,12 @@ def drift_history(
     fmt = choose_format(format, request.headers.get("accept"))
     window = _window(start, to, last, timedelta(days=7))
     where = results.ResultFilter(
-        project, tuple(service or ()), tuple(model or ()), _metrics(metric, DRIFT_METRICS, "drift metric"), drifted
+        project,
+        tuple(service or ()),
+        tuple(model or ()),
+        _metrics(metric, DRIFT_METRICS, "drift metric"),
+        drifted,
+        visible_projects(request),
     )
     with api.cursor() as db:
         table = results.history(db, where, window.start, window.end)
@@ -119,6 +141,7 @@ def _comparison_windows(
     cell: tuple[str | None, str | None, str | None] | None,
     reference: tuple[str | None, str | None],
     current: tuple[str | None, str | None],
+    projects: frozenset[str] | None = None,
 ) -> Windows:
     """The windows a comparison is over: since a release; or those of a stored run (for one cell: the run's own
     windows for it); or explicit reference_from/to + current_from/to; or the default pair ending at the last whole
@@ -130,7 +153,7 @@ def _comparison_windows(
     if release is not None:
         if service is None:
             raise QueryError("release needs the service it belongs to")
-        marker = releases.find(db, service, release, project)
+        marker = releases.find(db, service, release, project, projects)
         return since_release(marker, now, api.drift, whole=True)
     if run_id is not None:
         stored = results.windows_of(db, run_id, cell)
@@ -171,10 +194,20 @@ def drift_compare(
 ) -> Response:
     fmt = choose_format(format, request.headers.get("accept"))
     metrics = _metrics(metric, DRIFT_METRICS, "drift metric") or None
-    scope = Scope(services=(service,) if service is not None else None, model=model, project=project)
+    projects = visible_projects(request)
+    scope = Scope(services=(service,) if service is not None else None, model=model, project=project, projects=projects)
     with api.cursor() as db:
         windows = _comparison_windows(
-            db, api, service, project, release, None, None, (reference_from, reference_to), (current_from, current_to)
+            db,
+            api,
+            service,
+            project,
+            release,
+            None,
+            None,
+            (reference_from, reference_to),
+            (current_from, current_to),
+            projects,
         )
         rows = compare(db, windows, api.drift, scope, metrics)
     table = results.as_table(rows)
@@ -188,6 +221,7 @@ def drift_compare(
 
 @router.get("/drift/distribution", summary="The two distributions behind one verdict (histogram shares and ECDF)")
 def drift_distribution(
+    request: Request,
     api: Api,
     metric: Annotated[str, Query(description="a drift metric")],
     service: Annotated[str | None, Query(description="the cell's service ('null' for none)")] = None,
@@ -203,6 +237,7 @@ def drift_distribution(
 ) -> Any:
     if metric not in DRIFT_METRICS:
         raise QueryError(f"unknown drift metric {metric!r}; known: {', '.join(DRIFT_METRICS)}")
+    check_project(request, project, Role.viewer)
     cell = (project, None if service in (None, "null") else service, None if model in (None, "null") else model)
     with api.cursor() as db:
         windows = _comparison_windows(
@@ -224,6 +259,7 @@ def drift_distribution(
 
 @router.get("/releases", summary="Release markers: service.version changes seen in the calls, and markers added here")
 def list_releases(
+    request: Request,
     api: Api,
     start: From = None,
     to: To = None,
@@ -239,12 +275,16 @@ def list_releases(
             services=tuple(service or ()),
             start=window.start if window else None,
             end=window.end if window else None,
+            projects=visible_projects(request),
         )
     return {"releases": [m.as_dict() for m in found]}
 
 
-@router.post("/releases", summary="Add a release marker (e.g. a prompt change that carries no service.version)")
+@write_router.post(
+    "/releases", summary="Add a release marker (e.g. a prompt change that carries no service.version); editors"
+)
 def add_release(
+    request: Request,
     api: Api,
     body: Annotated[
         dict[str, Any],
@@ -261,12 +301,14 @@ def add_release(
     for name in allowed:
         if body.get(name) is not None and not isinstance(body[name], str):
             raise QueryError(f"{name} must be a string")
+    project = body.get("project") or "default"
+    check_project(request, project, Role.editor)
     at = body.get("released_at")
     released_at = parse_instant(at, UTC_ZONE, "released_at") if at else datetime.now(UTC)
     with api.cursor() as db:
         marker = releases.add_marker(
             db,
-            project=body.get("project") or "default",
+            project=project,
             service=body.get("service") or "",
             release=body.get("release") or "",
             released_at=released_at,
@@ -279,6 +321,7 @@ def add_release(
 
 
 def _anomaly_filter(
+    request: Request,
     project: str | None,
     scope: str | None,
     service: list[str] | None,
@@ -290,7 +333,12 @@ def _anomaly_filter(
     except ValueError:
         raise QueryError(f"scope={scope!r} is not one of service, model") from None
     return anomaly_queries.AnomalyFilter(
-        project, parsed, tuple(service or ()), tuple(model or ()), _metrics(metric, SERIES, "anomaly metric")
+        project,
+        parsed,
+        tuple(service or ()),
+        tuple(model or ()),
+        _metrics(metric, SERIES, "anomaly metric"),
+        visible_projects(request),
     )
 
 
@@ -299,6 +347,7 @@ Scope_ = Annotated[str | None, Query(alias="scope", description="service or mode
 
 @router.get("/anomalies", summary="Anomalous hours (newest first), each with the filters that select its calls")
 def list_anomalies(
+    request: Request,
     api: Api,
     start: From = None,
     to: To = None,
@@ -313,7 +362,7 @@ def list_anomalies(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
 ) -> Any:
     window = _window(start, to, last, timedelta(days=7))
-    where = _anomaly_filter(project, scope, service, model, metric)
+    where = _anomaly_filter(request, project, scope, service, model, metric)
     with api.cursor() as db:
         rows = anomaly_queries.anomalies(db, window, where, limit=limit)
     return {
@@ -340,7 +389,7 @@ def anomaly_series(
 ) -> Response:
     fmt = choose_format(format, request.headers.get("accept"))
     window = _window(start, to, last, timedelta(days=7))
-    where = _anomaly_filter(project, scope, service, model, metric)
+    where = _anomaly_filter(request, project, scope, service, model, metric)
     with api.cursor() as db:
         table = anomaly_queries.series(db, window, where)
     return table_response(table, fmt, {"from": window.start.isoformat(), "to": window.end.isoformat()})

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from analytics.access import requires
 from analytics.api_context import PERCENTILE_DEFINITION, Api, Format, ReadApi
 from analytics.api_params import WindowParam
 from analytics.changes import DECOMPOSABLE, what_changed
@@ -20,8 +21,9 @@ from analytics.responses import choose_format, table_response
 from analytics.rollups import watermark as rollup_watermark
 from analytics.stats import StatsQuery, compare_previous, run
 from analytics.timewin import Bucket, Bucketing, TimeRange, from_us, parse_bucket, parse_instant
+from core.access import Role
 
-router = APIRouter()
+router = APIRouter(dependencies=[requires(Role.viewer)])
 
 
 def _folded_through(api: ReadApi) -> str | None:

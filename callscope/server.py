@@ -13,6 +13,7 @@ import logging
 import signal
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 import uvicorn
@@ -22,16 +23,19 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
 from alerts.api import router as alerts_router
-from alerts.notify_api import notify_router
+from alerts.api import write_router as alerts_write_router
+from alerts.notify_api import notify_routers
 from alerts.notify_config import ConfigError, NotifyConfig
 from alerts.notify_service import NotifyService, load_config
 from alerts.service import Alerting
 from alerts.store import DuckStateStore
+from analytics.access import Access
 from analytics.anomalies.job import AnomalyConfig
 from analytics.api import create_app
 from analytics.api_context import ReadApi
 from analytics.drift.config import DriftConfig
 from analytics.jobs import Jobs
+from analytics.oidc import IssuerKeys
 from callscope import __version__
 from collector.aggregates import AggregateTracker
 from collector.grpc_receiver import OtlpGrpcReceiver
@@ -65,7 +69,10 @@ def is_loopback(host: str) -> bool:
             return False
 
 
-def check_exposure(settings: Settings) -> None:
+def check_exposure(settings: Settings, access: Access | None = None) -> None:
+    """Refuse a non-loopback bind that would let anyone write or read: ingest needs keys, and the API needs keys,
+    users or OIDC (local mode, open to whoever connects, is for 127.0.0.1 only). `access`: known once the store
+    is open (its users and keys count)."""
     if is_loopback(settings.host) or settings.allow_open:
         return
     if not settings.api_keys:
@@ -73,11 +80,26 @@ def check_exposure(settings: Settings) -> None:
             f"refusing to listen on {settings.host} without API keys: anyone who can reach it could write "
             "to your store. Set CALLSCOPE_API_KEYS (or api_keys in callscope.toml), or pass --allow-open."
         )
-    if not settings.read_keys:
+    if access is not None and access.local:
         raise StartupError(
-            f"refusing to listen on {settings.host} without read keys: anyone who can reach it could read "
-            "every call. Set CALLSCOPE_READ_KEYS (or read_keys in callscope.toml), or pass --allow-open."
+            f"refusing to listen on {settings.host} without read keys or users: anyone who can reach it could read "
+            "every call. Add users (`callscope users add`), set CALLSCOPE_READ_KEYS (or read_keys in "
+            "callscope.toml) or OIDC sign-in, or pass --allow-open."
         )
+
+
+def access_for(settings: Settings, db) -> Access:
+    """Who may use the API: the configured keys, the store's users and keys, OIDC ID tokens of the issuer."""
+    oidc = None
+    if settings.oidc_issuer and settings.oidc_client_id:
+        oidc = IssuerKeys(settings.oidc_issuer, settings.oidc_client_id)
+    return Access(
+        db,
+        read_keys=dict(settings.read_keys),
+        write_keys=dict(settings.write_keys),
+        session_ttl=timedelta(hours=settings.session_hours),
+        oidc=oidc,
+    )
 
 
 class _Uvicorn(uvicorn.Server):
@@ -96,6 +118,7 @@ class Components:
     app: Starlette
     alerting: Alerting
     notify: NotifyService
+    access: Access
 
 
 def worker_pool(settings: Settings, stats: CollectorStats | None = None) -> WorkerPool | None:
@@ -149,10 +172,13 @@ def build(
 
     pricer = Pricer(settings.price_overrides)
     drift = DriftConfig.from_settings(settings)  # validated here: a bad drift setting stops the start
-    read_api = ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts, drift)
+    read_api = ReadApi(db, settings.api_max_queries, pricer.cost_parts, drift)
     alerting = Alerting(DuckStateStore(db), read_api.cursor, settings.alerts_path, settings.dashboard_link)
     notify = NotifyService(db, settings, notify_config)  # alerts' dispatcher, delivery, digests and their routes
-    api = create_app(read_api, __version__, routers=[alerts_router, notify_router(notify)])
+    access = access_for(settings, db)
+    api = create_app(
+        read_api, __version__, access, routers=[alerts_router, alerts_write_router, *notify_routers(notify)]
+    )
     api.state.alerting = alerting
     routes = [
         *receiver.routes(),
@@ -160,7 +186,7 @@ def build(
         Route("/metrics", metrics),
         Mount("/api/v1", app=api),
     ]
-    return Components(stats, writer, ingestor, Starlette(routes=routes), alerting, notify)
+    return Components(stats, writer, ingestor, Starlette(routes=routes), alerting, notify, access)
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
@@ -181,6 +207,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         db = connect(settings.db_path, checkpoint_mb=settings.checkpoint_mb, threads=settings.duckdb_threads or None)
         down.callback(_close_store, db)
         parts = build(settings, db, pool, notify_config)
+        check_exposure(settings, parts.access)
         parts.writer.start()
         down.push_async_callback(asyncio.to_thread, parts.writer.close)
         down.push_async_callback(asyncio.to_thread, parts.ingestor.close)

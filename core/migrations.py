@@ -432,3 +432,69 @@ def m011_drift(db: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+
+
+@migration
+def m015_access(db: duckdb.DuckDBPyConnection) -> None:
+    """Users, their roles per project, sign-in sessions, stored API keys and the audit log (core/users.py,
+    core/audit.py). Passwords and keys are stored only as hashes (argon2 for passwords, SHA-256 for random
+    tokens); a session token or key is shown once, when it is made."""
+    db.execute(
+        """
+        CREATE TABLE users (
+            name VARCHAR PRIMARY KEY,
+            password_hash VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE user_grants (
+            user_name VARCHAR NOT NULL,
+            project VARCHAR NOT NULL,
+            role VARCHAR NOT NULL,
+            PRIMARY KEY (user_name, project)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE user_sessions (
+            token_sha256 VARCHAR PRIMARY KEY,
+            user_name VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            expires_at TIMESTAMPTZ NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE access_keys (
+            id VARCHAR PRIMARY KEY,
+            key_sha256 VARCHAR NOT NULL UNIQUE,
+            project VARCHAR NOT NULL,
+            role VARCHAR NOT NULL,
+            note VARCHAR,
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE SEQUENCE audit_log_id START 1")
+    db.execute(
+        """
+        CREATE TABLE audit_log (
+            id BIGINT PRIMARY KEY DEFAULT nextval('audit_log_id'),
+            changed_at TIMESTAMPTZ NOT NULL,
+            actor VARCHAR NOT NULL,
+            actor_kind VARCHAR NOT NULL,
+            action VARCHAR NOT NULL,
+            object_kind VARCHAR NOT NULL,
+            object_id VARCHAR NOT NULL,
+            project VARCHAR,
+            before JSON,
+            after JSON
+        )
+        """
+    )

@@ -99,12 +99,31 @@ def _parse_pairs(raw: Any) -> dict[str, str]:
     return pairs
 
 
-def _parse_read_keys(raw: Any) -> frozenset[str]:
-    items = raw if isinstance(raw, list | tuple | set | frozenset) else str(raw).split(",")
-    keys = frozenset(str(k).strip() for k in items if str(k).strip())
-    if any(len(k) < 8 for k in keys):
-        raise ValueError("each read key must be at least 8 characters long")
+def _parse_scoped_keys(raw: Any) -> dict[str, str]:
+    """Read or write keys: "key1=project-a,key2" (a bare key, or 'key=*', covers every project), or a TOML table
+    or list. Each key acts only on its project's calls, statistics, alerts and exports."""
+    if isinstance(raw, Mapping):
+        items = [f"{k}={v}" for k, v in raw.items()]
+    elif isinstance(raw, list | tuple | set | frozenset):
+        items = [str(k) for k in raw]
+    else:
+        items = str(raw).split(",")
+    keys: dict[str, str] = {}
+    for item in items:
+        key, _, project = item.strip().partition("=")
+        if not key.strip():
+            continue
+        if len(key.strip()) < 8:
+            raise ValueError("each key must be at least 8 characters long")
+        keys[key.strip()] = project.strip() or "*"
     return keys
+
+
+def _parse_session_hours(raw: Any) -> float:
+    hours = float(raw)
+    if not 0 < hours <= 24 * 30:
+        raise ValueError(f"must be more than 0 and at most 720 hours, got {hours}")
+    return hours
 
 
 def available_cpus() -> int:
@@ -202,10 +221,19 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "read_keys",
-        frozenset(),
-        "Keys for the read API (/api/v1, used by the dashboard), separated by commas. When set, every API"
-        " request needs one ('Authorization: Bearer KEY' or 'x-api-key: KEY'). Never logged.",
-        _parse_read_keys,
+        {},
+        "Viewer keys for the read API (/api/v1), 'key=project' pairs separated by commas (a bare key, or"
+        " key=*, reads every project). When any key or user is configured, every API request needs one"
+        " ('Authorization: Bearer KEY' or 'x-api-key: KEY'). Never logged.",
+        _parse_scoped_keys,
+        secret=True,
+    ),
+    Setting(
+        "write_keys",
+        {},
+        "Editor keys (change rules, silences, budgets, prices, release markers), 'key=project' pairs like"
+        " read_keys. Never logged.",
+        _parse_scoped_keys,
         secret=True,
     ),
     Setting(
@@ -437,6 +465,36 @@ SETTINGS: tuple[Setting, ...] = (
         "Days of drift results and hourly anomaly scores kept; older ones are deleted by the jobs.",
         _positive_int,
     ),
+    Setting(
+        "session_hours",
+        12.0,
+        "How long a dashboard sign-in (a password session or an OIDC ID token's own expiry, whichever is"
+        " sooner) lasts before the user must sign in again.",
+        _parse_session_hours,
+    ),
+    Setting(
+        "oidc_issuer",
+        None,
+        "OpenID Connect issuer URL (e.g. https://login.example.com/realms/acme). Set with oidc_client_id to sign"
+        " dashboard users in through your identity provider; users are matched by the ID token's e-mail.",
+        str,
+    ),
+    Setting("oidc_client_id", None, "OpenID Connect client id of the dashboard.", str),
+    Setting(
+        "oidc_client_secret",
+        None,
+        "OpenID Connect client secret of the dashboard. Environment or config file only; never logged.",
+        str,
+        True,
+    ),
+    Setting(
+        "oidc_cookie_secret",
+        None,
+        "Secret that signs the dashboard's sign-in cookie. Default: a new random one at each dashboard start"
+        " (users sign in again after a restart). Never logged.",
+        str,
+        True,
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -465,7 +523,8 @@ class Settings:
     otlp_grpc_port: int
     allow_open: bool
     api_keys: Mapping[str, str]
-    read_keys: frozenset[str]
+    read_keys: Mapping[str, str]
+    write_keys: Mapping[str, str]
     api_max_queries: int
     rollup_interval_seconds: float
     rollup_lag_seconds: float
@@ -510,6 +569,11 @@ class Settings:
     anomaly_min_calls: int
     anomaly_history_weeks: int
     detection_retention_days: int
+    session_hours: float
+    oidc_issuer: str | None
+    oidc_client_id: str | None
+    oidc_client_secret: str | None = field(repr=False)
+    oidc_cookie_secret: str | None = field(repr=False)
     # The config file's [alerts] table (receivers, routes, inhibit rules) and [[digests]], parsed by
     # alerts/notify_config.py when the server starts.
     alerts_config: Mapping[str, Any] = field(default_factory=dict)

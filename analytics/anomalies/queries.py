@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from analytics.anomalies.series import HOUR_US, SERIES, Scope
 from analytics.errors import QueryError
-from analytics.query import Params
+from analytics.query import Params, project_clause
 from analytics.timewin import TimeRange, from_us
 
 COLUMNS = (
@@ -40,6 +40,7 @@ class AnomalyFilter:
     services: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()
+    projects: frozenset[str] | None = None  # the projects the asker may see; None: all
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.metrics if m not in SERIES]
@@ -47,7 +48,7 @@ class AnomalyFilter:
             raise QueryError(f"unknown anomaly metric(s) {', '.join(unknown)}; known: {', '.join(SERIES)}")
 
     def where(self, params: Params) -> str:
-        clauses = ["TRUE"]
+        clauses = ["TRUE", project_clause(self.projects, params)]
         if self.project is not None:
             clauses.append(f"project = {params.add(self.project)}")
         if self.scope is not None:

@@ -22,7 +22,7 @@ from analytics.drift import stattests
 from analytics.drift.config import DriftConfig
 from analytics.drift.metrics import CATEGORICAL, DRIFT_METRICS, NUMERIC, DriftMetric
 from analytics.drift.stattests import Kind, Result, Sample, Score
-from analytics.query import Params
+from analytics.query import Params, project_clause
 from analytics.timewin import TimeRange
 
 
@@ -53,9 +53,10 @@ class Scope:
     model: str | None = None
     project: str | None = None
     cell: tuple[str | None, str | None, str | None] | None = None  # exactly one (project, service, model); NULLs too
+    projects: frozenset[str] | None = None  # the projects the asker may see; None: all
 
     def where(self, params: Params) -> str:
-        clauses = ["TRUE"]
+        clauses = ["TRUE", project_clause(self.projects, params)]
         if self.cell is not None:
             for column, value in zip(("project", "service", "request_model"), self.cell, strict=True):
                 clauses.append(f"{column} IS NOT DISTINCT FROM {params.add(value)}")

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 
 from analytics.drift.compare import CellResult, Windows
-from analytics.query import Params
+from analytics.query import Params, project_clause
 from analytics.timewin import TimeRange, to_us
 
 RESULT_COLUMNS = (
@@ -169,9 +169,10 @@ class ResultFilter:
     models: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()
     drifted_only: bool = False
+    projects: frozenset[str] | None = None  # the projects the asker may see; None: all
 
     def where(self, params: Params, prefix: str = "") -> str:
-        clauses = ["TRUE"]
+        clauses = ["TRUE", project_clause(self.projects, params, f"{prefix}project")]
         if self.project is not None:
             clauses.append(f"{prefix}project = {params.add(self.project)}")
         for column, values in (("service", self.services), ("model", self.models), ("metric", self.metrics)):

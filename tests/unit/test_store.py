@@ -86,10 +86,12 @@ def test_migrations_create_the_whole_schema(tmp_path):
         "WHERE constraint_type = 'PRIMARY KEY' ORDER BY table_name"
     ).fetchall()
     assert keys == [
+        ("access_keys", "PRIMARY KEY(id)"),
         ("alert_instances", "PRIMARY KEY(fingerprint)"),
         ("alert_rule_files", "PRIMARY KEY(path)"),
         ("alert_rule_status", "PRIMARY KEY(rule_id)"),
         ("alert_rules", 'PRIMARY KEY("name")'),
+        ("audit_log", "PRIMARY KEY(id)"),
         ("calls", "PRIMARY KEY(trace_id, span_id)"),
         ("content_events", "PRIMARY KEY(event_id)"),
         ("detection_state", 'PRIMARY KEY("name")'),
@@ -104,10 +106,13 @@ def test_migrations_create_the_whole_schema(tmp_path):
         ("schema_migrations", 'PRIMARY KEY("name")'),
         ("silences", "PRIMARY KEY(id)"),
         ("spans", "PRIMARY KEY(trace_id, span_id)"),
+        ("user_grants", "PRIMARY KEY(user_name, project)"),
+        ("user_sessions", "PRIMARY KEY(token_sha256)"),
+        ("users", 'PRIMARY KEY("name")'),
     ]
     unique = db.execute("SELECT table_name, constraint_text FROM duckdb_constraints() WHERE constraint_type = 'UNIQUE'")
-    assert unique.fetchall() == [("notify_outbox", "UNIQUE(dedup_key)")]
-    for table, columns in NOTIFICATION_COLUMNS.items():
+    assert sorted(unique.fetchall()) == [("access_keys", "UNIQUE(key_sha256)"), ("notify_outbox", "UNIQUE(dedup_key)")]
+    for table, columns in (NOTIFICATION_COLUMNS | ACCESS_COLUMNS).items():
         got = db.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
             [table],
@@ -150,6 +155,26 @@ NOTIFICATION_COLUMNS = {
     ],
     "silences": ["id", "matchers", "starts_at", "ends_at", "created_by", "comment", "created_at", "updated_at"],
     "digest_state": ["name", "last_slot"],
+}
+
+# Access control (m015): users, grants, sessions, keys made by admins, the audit log.
+ACCESS_COLUMNS = {
+    "users": ["name", "password_hash", "created_at"],
+    "user_grants": ["user_name", "project", "role"],
+    "user_sessions": ["token_sha256", "user_name", "created_at", "expires_at"],
+    "access_keys": ["id", "key_sha256", "project", "role", "note", "created_by", "created_at"],
+    "audit_log": [
+        "id",
+        "changed_at",
+        "actor",
+        "actor_kind",
+        "action",
+        "object_kind",
+        "object_id",
+        "project",
+        "before",
+        "after",
+    ],
 }
 
 
