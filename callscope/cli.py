@@ -262,6 +262,12 @@ def cmd_digest_send(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    from callscope.users_cli import run
+
+    return run(_settings(args), args)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     print(json.dumps(_settings(args).describe(), indent=2, default=str))
     return 0
@@ -358,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", action="append", help="digest to send (repeatable; default: every configured one)")
     p.add_argument("--server", help="queue it on this running server (default: this config's server, if running)")
     p.set_defaults(fn=cmd_digest_send)
+
+    from callscope.users_cli import add_arguments as add_users_arguments
+
+    p = sub.add_parser("users", help="dashboard users and their roles per project (on a stopped store)")
+    add_users_arguments(p, _add_setting_flags)
+    p.set_defaults(fn=cmd_users)
 
     p = sub.add_parser("config", help="print the resolved settings (secrets masked)")
     _add_setting_flags(p)
