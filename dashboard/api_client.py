@@ -92,6 +92,26 @@ class ApiClient:
     def meta(self) -> dict[str, Any]:
         return self._json("/meta")
 
+    # -- access ----------------------------------------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        return self._json("/auth/me")
+
+    def login(self, name: str, password: str) -> dict[str, Any]:
+        return self._send("POST", "/auth/login", {"name": name, "password": password})
+
+    def logout(self) -> dict[str, Any]:
+        return self._send("POST", "/auth/logout")
+
+    def audit(self, limit: int = 500) -> dict[str, Any]:
+        return self._json("/audit", limit=limit)
+
+    def audit_export(self, fmt: str = "csv") -> bytes:
+        return self._get("/audit", format=fmt, limit=100_000).content
+
+    def users(self) -> dict[str, Any]:
+        return self._json("/access/users")
+
     def stats(
         self,
         params: Params,
@@ -244,11 +264,13 @@ def _raise_for(response: httpx.Response, url: str) -> None:
     if status == 401:
         raise ApiError(
             "unauthorized",
-            "the callscope server refused the read key. Set CALLSCOPE_API_KEY (or CALLSCOPE_READ_KEYS) to one of "
-            f"the server's read keys and restart the dashboard. ({reason})",
+            "the callscope server refused the credential: sign in again, or set CALLSCOPE_API_KEY to one of the "
+            f"server's read keys and restart the dashboard. ({reason})",
             url,
             reason=reason,
         )
+    if status == 403:
+        raise ApiError("forbidden", f"not allowed: {reason.removeprefix('not allowed: ')}", url, reason=reason)
     if status == 404:
         raise ApiError("not_found", reason, url, reason=reason)
     if status == 409:

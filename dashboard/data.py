@@ -6,6 +6,7 @@ two servers (or two tests) never share answers, and a refresh older than TTL_S a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -17,7 +18,8 @@ import polars as pl
 import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
-from dashboard.api_client import ENV_KEY, ENV_URL, ApiClient, ApiConfig, Params
+from dashboard import auth
+from dashboard.api_client import ENV_URL, ApiClient, ApiConfig, Params
 from dashboard.filters import ViewFilters, iso
 
 DEFAULT_URL = "http://127.0.0.1:4318/api/v1"
@@ -27,11 +29,20 @@ EVER = (("last", "156w"),)
 
 
 def config() -> ApiConfig:
-    """Where the API is and which read key to send: CALLSCOPE_API_URL / CALLSCOPE_API_KEY (set by the launcher)."""
-    return ApiConfig(os.environ.get(ENV_URL) or DEFAULT_URL, os.environ.get(ENV_KEY) or None)
+    """Where the API is (CALLSCOPE_API_URL, set by the launcher) and the credential of this session's user
+    (dashboard/auth.py)."""
+    return ApiConfig(os.environ.get(ENV_URL) or DEFAULT_URL, auth.current_token())
 
 
-@st.cache_resource(show_spinner=False)
+def scope() -> str:
+    """The first argument of every cached function: the API's URL and who asks (a hash of the credential), so an
+    answer cached for one user is never shown to another."""
+    cfg = config()
+    who = hashlib.sha256(cfg.key.encode()).hexdigest()[:20] if cfg.key else "-"
+    return f"{cfg.url}|{who}"
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
 def _client(url: str, key: str | None) -> ApiClient:
     return ApiClient(ApiConfig(url, key))
 
@@ -105,7 +116,7 @@ def stats(
 ) -> pl.DataFrame:
     opts = (("group_by", tuple(group_by)), ("bucket", bucket), ("order_by", order_by), ("limit", limit))
     opts += (("top_groups", top_groups),)
-    return _stats(config().url, _p(filters, extra), tuple(metrics), opts)
+    return _stats(scope(), _p(filters, extra), tuple(metrics), opts)
 
 
 def totals(filters: ViewFilters, metrics: Sequence[str], extra: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
@@ -116,7 +127,7 @@ def totals(filters: ViewFilters, metrics: Sequence[str], extra: Sequence[tuple[s
 def compare(
     filters: ViewFilters, metrics: Sequence[str], *, group_by: Sequence[str] = (), limit: int | None = None
 ) -> pl.DataFrame:
-    return _compare(config().url, _p(filters), tuple(metrics), tuple(group_by), limit)
+    return _compare(scope(), _p(filters), tuple(metrics), tuple(group_by), limit)
 
 
 def changes(
@@ -128,16 +139,16 @@ def changes(
     baseline: tuple[datetime, datetime] | None = None,
 ) -> dict[str, Any]:
     base = (iso(baseline[0]), iso(baseline[1])) if baseline else None
-    return _json(config().url, "changes", (_p(filters), metric, tuple(dims), limit, base))
+    return _json(scope(), "changes", (_p(filters), metric, tuple(dims), limit, base))
 
 
 def values(filters: ViewFilters, dimension: str, limit: int = 200) -> list[Any]:
     """Values of a dimension in the window, most calls first; other filters are ignored so choices never vanish."""
-    return _json(config().url, "values", (dimension, tuple(filters.api_params(with_dims=False)), limit))
+    return _json(scope(), "values", (dimension, tuple(filters.api_params(with_dims=False)), limit))
 
 
 def histogram(filters: ViewFilters, field: str = "duration_ms", bins: int = 40, scale: str = "log") -> pl.DataFrame:
-    return _histogram(config().url, _p(filters), field, bins, scale)
+    return _histogram(scope(), _p(filters), field, bins, scale)
 
 
 def calls(
@@ -149,20 +160,20 @@ def calls(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[pl.DataFrame, int | None]:
-    return _calls(config().url, _p(filters, extra), order_by, desc, limit, offset)
+    return _calls(scope(), _p(filters, extra), order_by, desc, limit, offset)
 
 
 def call(trace_id: str, span_id: str) -> dict[str, Any]:
-    return _json(config().url, "call", (trace_id, span_id))
+    return _json(scope(), "call", (trace_id, span_id))
 
 
 def trace(trace_id: str) -> dict[str, Any]:
-    return _json(config().url, "trace", (trace_id,))
+    return _json(scope(), "trace", (trace_id,))
 
 
 def meta() -> dict[str, Any]:
     """Dimensions and metrics (with their units) the API knows."""
-    return _json(config().url, "meta", ())
+    return _json(scope(), "meta", ())
 
 
 # -- alerts ----------------------------------------------------------------------------------------------------
@@ -195,29 +206,29 @@ def _preview(url: str, spec_json: str, last: str) -> dict[str, Any]:
 
 
 def alert_rules() -> dict[str, Any]:
-    return _alerts(config().url, "rules", ())
+    return _alerts(scope(), "rules", ())
 
 
 def alert_instances() -> list[dict[str, Any]]:
-    return _alerts(config().url, "instances", ())
+    return _alerts(scope(), "instances", ())
 
 
 def alert_history(start: datetime | None, end: datetime | None, limit: int = 2000) -> list[dict[str, Any]]:
     """State changes in [start, end) (open ends allowed), newest first."""
-    return _alerts(config().url, "history", (iso(start) if start else None, iso(end) if end else None, limit))
+    return _alerts(scope(), "history", (iso(start) if start else None, iso(end) if end else None, limit))
 
 
 def silences() -> list[dict[str, Any]]:
-    return _alerts(config().url, "silences", ())
+    return _alerts(scope(), "silences", ())
 
 
 def notifications(limit: int = 200) -> dict[str, Any]:
-    return _alerts(config().url, "notifications", (limit,))
+    return _alerts(scope(), "notifications", (limit,))
 
 
 def preview_rule(spec: dict[str, Any], last: str) -> dict[str, Any]:
     """The rule replayed over the `last` days (cached by its exact spec: the same question is asked once)."""
-    return _preview(config().url, json.dumps(spec, sort_keys=True), last)
+    return _preview(scope(), json.dumps(spec, sort_keys=True), last)
 
 
 def create_rule(spec: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +259,7 @@ def _changed(answer: dict[str, Any]) -> dict[str, Any]:
 
 def store_is_empty() -> bool:
     """True when the store has never received a call (then pages explain how to send some)."""
-    return _stats(config().url, EVER, ("calls",), ()).item(0, "calls") == 0
+    return _stats(scope(), EVER, ("calls",), ()).item(0, "calls") == 0
 
 
 def export(filters: ViewFilters, fmt: str, extra: Sequence[tuple[str, str]] = ()) -> bytes:
@@ -302,4 +313,4 @@ def clear() -> None:
 def detection(kind: str, params: Sequence[tuple[str, str]] = ()) -> Any:
     """Drift and anomaly answers (kind: drift, drift_compare, drift_distribution, releases, anomalies,
     anomaly_series), cached like every answer."""
-    return _json(config().url, kind, (tuple(params),))
+    return _json(scope(), kind, (tuple(params),))

@@ -59,7 +59,10 @@ def show_api_error(exc: ApiError) -> None:
             "dashboard at it with `CALLSCOPE_API_URL=http://HOST:PORT/api/v1`."
         )
     elif exc.kind == "unauthorized":
-        st.error(f"**The read key was refused.** {exc}")
+        st.error(f"**Signed out.** {exc}")
+    elif exc.kind == "forbidden":
+        with st.container(key="not_allowed"):
+            st.error(f"**Not allowed.** {exc.reason.removeprefix('not allowed: ')}")
     else:
         st.error(str(exc))
 

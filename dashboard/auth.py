@@ -1,0 +1,172 @@
+"""Who uses the dashboard, told to the API with every request; the pages for "signed out" and "not allowed".
+
+The dashboard holds no rights of its own: each request to the API carries the signed-in user's credential and the
+API decides (analytics/access.py). The credential is, in this order: the ID token of an OIDC sign-in (Streamlit's
+`st.login`, which the API verifies itself against the issuer), the session token of a password sign-in
+(`POST /auth/login`), or the key the dashboard was started with (local use). A dashboard reachable from the
+network (CALLSCOPE_DASHBOARD_EXPOSED, set by the launcher) never uses a started-with key and refuses a server in
+local mode: everyone must sign in.
+
+Tokens live in the user's own Streamlit session (st.session_state) or Streamlit's signed cookie, never in a URL,
+and are never logged. Answers are cached per credential (data.scope), so no user sees another's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import streamlit as st
+
+from dashboard.api_client import ENV_KEY, ENV_URL, ApiClient, ApiConfig, ApiError
+
+ENV_OIDC = "CALLSCOPE_OIDC"  # "1" when the launcher configured st.login (secrets [auth])
+ENV_EXPOSED = "CALLSCOPE_DASHBOARD_EXPOSED"  # "1" when the dashboard listens on a non-loopback address
+TOKEN = "callscope_token"
+WHO = "callscope_who"
+ENDED = "callscope_signed_out"
+RECHECK_S = 30.0  # how often a session's credential is asked about again (expiry shows within this)
+
+
+def _url() -> str:
+    return os.environ.get(ENV_URL) or "http://127.0.0.1:4318/api/v1"
+
+
+def oidc_enabled() -> bool:
+    return os.environ.get(ENV_OIDC) == "1"
+
+
+def exposed() -> bool:
+    return os.environ.get(ENV_EXPOSED) == "1"
+
+
+def _oidc_token() -> str | None:
+    if not oidc_enabled():
+        return None
+    try:
+        if st.user.is_logged_in:
+            return st.user.tokens.get("id")
+    except Exception:  # no auth configured in this Streamlit: no OIDC session
+        return None
+    return None
+
+
+def current_token() -> str | None:
+    """The credential this session's requests carry."""
+    oidc = _oidc_token()
+    if oidc:
+        return oidc
+    token = st.session_state.get(TOKEN)
+    if token:
+        return token
+    return None if exposed() else (os.environ.get(ENV_KEY) or None)
+
+
+def _ask_me(token: str | None) -> dict[str, Any] | None:
+    """GET /auth/me with this credential: who it is, or None when the API refuses it (401)."""
+    client = ApiClient(ApiConfig(_url(), token, timeout_s=15))
+    try:
+        return client.me()
+    except ApiError as exc:
+        if exc.kind == "unauthorized":
+            return None
+        raise
+    finally:
+        client.close()
+
+
+def gate() -> bool:
+    """Before a page runs: True when someone may see it; otherwise the sign-in or not-allowed page is drawn."""
+    token = current_token()
+    cached = st.session_state.get(WHO)
+    if cached and cached[0] == token and time.monotonic() - cached[1] < RECHECK_S:
+        who = cached[2]
+    else:
+        who = _ask_me(token)
+        st.session_state[WHO] = (token, time.monotonic(), who)
+    if who is None:
+        if token and (token == st.session_state.get(TOKEN) or token == _oidc_token()):
+            st.session_state.pop(TOKEN, None)
+            st.session_state[ENDED] = "Your session has ended. Sign in again."
+        signed_out_page()
+        return False
+    if who.get("local_mode") and exposed():
+        not_allowed_page(
+            "This dashboard is reachable from the network, but the callscope server has no users or keys. "
+            "Add users (`callscope users add`) or configure OIDC sign-in."
+        )
+        return False
+    _who_box(who)
+    return True
+
+
+def signed_out_page() -> None:
+    with st.container(key="signed_out"):
+        st.title("Signed out")
+        ended = st.session_state.pop(ENDED, None)
+        if ended:
+            st.warning(ended)
+        st.write("Sign in to see the calls of your projects.")
+        if oidc_enabled() and st.button("Sign in with your identity provider", key="oidc_login", type="primary"):
+            if st.user.is_logged_in:  # its ID token expired: start over with the provider
+                st.logout()
+            st.login()
+        with st.form("signin", border=True):
+            name = st.text_input("User name", key="signin_name")
+            password = st.text_input("Password", type="password", key="signin_password")
+            if st.form_submit_button("Sign in", type="primary"):
+                _password_sign_in(name, password)
+
+
+def _password_sign_in(name: str, password: str) -> None:
+    client = ApiClient(ApiConfig(_url(), None, timeout_s=15))
+    try:
+        answer = client.login(name, password)
+    except ApiError as exc:
+        st.error("Wrong name or password." if exc.kind == "unauthorized" else str(exc))
+        return
+    finally:
+        client.close()
+    st.session_state[TOKEN] = answer["token"]
+    st.session_state.pop(WHO, None)
+    st.rerun()
+
+
+def not_allowed_page(reason: str) -> None:
+    with st.container(key="not_allowed"):
+        st.title("Not allowed")
+        st.error(reason)
+
+
+def _who_box(who: dict[str, Any]) -> None:
+    if who.get("kind") in ("local", "key") and not st.session_state.get(TOKEN):
+        return  # local use: nobody signed in, nothing to sign out of
+    grants = ", ".join(f"{role} on {'every project' if p == '*' else p}" for p, role in who["grants"].items())
+    with st.sidebar.container(key="who"):
+        st.caption(f"Signed in as **{who['name']}** · {grants or 'no roles'}")
+        if st.button("Sign out", key="sign_out"):
+            sign_out()
+
+
+def sign_out() -> None:
+    token = st.session_state.pop(TOKEN, None)
+    st.session_state.pop(WHO, None)
+    if token:
+        client = ApiClient(ApiConfig(_url(), token, timeout_s=15))
+        try:
+            client.logout()
+        except ApiError:
+            pass  # already expired: signed out all the same
+        finally:
+            client.close()
+    st.session_state[ENDED] = "You signed out."
+    if _oidc_token():
+        st.logout()
+    st.rerun()
+
+
+def roles() -> dict[str, str]:
+    """The signed-in principal's roles per project ('*': every project), for pages that explain a refusal."""
+    cached = st.session_state.get(WHO)
+    return dict(cached[2]["grants"]) if cached and cached[2] else {}
