@@ -140,10 +140,11 @@ def _principal_dict(principal: Principal, local: bool) -> dict[str, Any]:
 
 
 def _visible_user(u: dict[str, Any], projects: frozenset[str] | None) -> dict[str, Any] | None:
-    """A user as a project admin sees it: only the grants of their projects; None if it has none of them."""
+    """A user as a project admin sees it: only the grants on their projects (and on every project, which covers
+    theirs); None if it has none of them."""
     if projects is None:
         return u
-    grants = {p: r for p, r in u["grants"].items() if p in projects}
+    grants = {p: r for p, r in u["grants"].items() if p in projects or p == ALL}
     return {**u, "grants": grants} if grants else None
 
 
