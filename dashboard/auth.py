@@ -166,6 +166,11 @@ def sign_out() -> None:
     st.rerun()
 
 
+def everywhere() -> bool:
+    """Whether the principal holds a role on every project (what silences, deliveries and digests need)."""
+    return "*" in roles()
+
+
 def roles() -> dict[str, str]:
     """The signed-in principal's roles per project ('*': every project), for pages that explain a refusal."""
     cached = st.session_state.get(WHO)

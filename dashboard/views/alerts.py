@@ -11,7 +11,19 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from dashboard import alert_charts, alert_links, alert_rows, data, fmt, nav, rule_editor, sidebar, silence_panel, ui
+from dashboard import (
+    alert_charts,
+    alert_links,
+    alert_rows,
+    auth,
+    data,
+    fmt,
+    nav,
+    rule_editor,
+    sidebar,
+    silence_panel,
+    ui,
+)
 
 HISTORY_LIMIT = 2000
 
@@ -207,8 +219,14 @@ def show_deliveries(outbox) -> None:
 
 filters = sidebar.current()
 st.title("Alerts")
+# Silences and notifications span projects: the API shows them to who holds a role on every project only.
+everywhere = auth.everywhere()
 rules_answer, instances, silences, outbox, meta = data.parallel(
-    data.alert_rules, data.alert_instances, data.silences, data.notifications, data.meta
+    data.alert_rules,
+    data.alert_instances,
+    data.silences if everywhere else list,
+    data.notifications if everywhere else dict,
+    data.meta,
 )
 units = {name: m["unit"] for name, m in meta["metrics"].items()}
 specs = {r["name"]: r["spec"] for r in rules_answer["rules"]}
@@ -249,9 +267,16 @@ with tabs[1]:
     show_rules(rules_answer, instances, units)
 with tabs[2]:
     show_history(specs, units, filters)
+SERVER_WIDE = "They span projects: seeing them needs a role on every project. An admin can grant it."
 with tabs[3]:
-    silence_panel.show(silences, instances)
+    if everywhere:
+        silence_panel.show(silences, instances)
+    else:
+        st.info(f"Silences are not shown. {SERVER_WIDE}")
 with tabs[4]:
-    show_deliveries(outbox)
+    if everywhere:
+        show_deliveries(outbox)
+    else:
+        st.info(f"Deliveries are not shown. {SERVER_WIDE}")
 with tabs[5]:
     rule_editor.show(rules_answer["rules"], meta)
