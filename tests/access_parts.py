@@ -43,13 +43,14 @@ def server_env() -> dict[str, str]:
     }
 
 
-def seed_users(data_dir: Path, people: dict[str, dict[str, Role]] = PEOPLE) -> None:
-    """The users, written into the store file while no server holds it (as `callscope users add` does)."""
+def seed_users(data_dir: Path, people: dict[str, dict[str, Role]] = PEOPLE, oidc_only: tuple[str, ...] = ()) -> None:
+    """The users, written into the store file while no server holds it (as `callscope users add` does); those
+    in `oidc_only` get no password (they sign in through the identity provider only)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     db = connect(data_dir / "callscope.duckdb")
     try:
         for name, grants in people.items():
-            users.add_user(db, SETUP, name, PASSWORD, grants)
+            users.add_user(db, SETUP, name, None if name in oidc_only else PASSWORD, grants)
     finally:
         db.close()
 
