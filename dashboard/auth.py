@@ -89,6 +89,11 @@ def gate() -> bool:
         if token and (token == st.session_state.get(TOKEN) or token == _oidc_token()):
             st.session_state.pop(TOKEN, None)
             st.session_state[ENDED] = "Your session has ended. Sign in again."
+        elif token:
+            st.error(
+                "**The read key was refused.** The callscope server does not know the key this dashboard was "
+                "started with (CALLSCOPE_API_KEY): set it to one of the server's read keys, or sign in."
+            )
         signed_out_page()
         return False
     if who.get("local_mode") and exposed():
@@ -164,6 +169,11 @@ def sign_out() -> None:
     if _oidc_token():
         st.logout()
     st.rerun()
+
+
+def signed_in_session() -> bool:
+    """Whether a person signed in here (rather than the dashboard acting with the key it was started with)."""
+    return bool(st.session_state.get(TOKEN) or _oidc_token())
 
 
 def everywhere() -> bool:

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from dashboard import alert_rows, data, fmt, plot
+from dashboard import alert_rows, auth, data, fmt, plot
 from dashboard.api_client import ApiError
 from dashboard.filters import ViewFilters
 
@@ -58,8 +58,10 @@ def show_api_error(exc: ApiError) -> None:
             "Start it with `callscope serve` (or `callscope up`, which also starts this dashboard), or point the "
             "dashboard at it with `CALLSCOPE_API_URL=http://HOST:PORT/api/v1`."
         )
+    elif exc.kind == "unauthorized" and auth.signed_in_session():
+        st.error("**Signed out.** Your session has ended: reload the page to sign in again.")
     elif exc.kind == "unauthorized":
-        st.error(f"**Signed out.** {exc}")
+        st.error(f"**The read key was refused.** {exc}")
     elif exc.kind == "forbidden":
         with st.container(key="not_allowed"):
             st.error(f"**Not allowed.** {exc.reason.removeprefix('not allowed: ')}")
