@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.oidc_provider import Client, Provider
 from bench.stack import CHROMIUM, EXCEPTION_BOX, UpProcess, launch, wait_rendered
 from core.access import Role
 from tests.access_parts import PASSWORD, seed_users, send_calls, server_env, sign_in
 from tests.helpers import ROOT
-from tests.oidc_provider import Client, Provider
 
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
 IDP_USERS = {"olivia@example.com": "olivia-idp-password"}

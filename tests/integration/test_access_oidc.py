@@ -1,4 +1,4 @@
-"""OIDC sign-in against a real OpenID provider the test starts (tests/oidc_provider.py, on joserfc): Authlib's
+"""OIDC sign-in against a real OpenID provider the test starts (bench/oidc_provider.py, on joserfc): Authlib's
 OAuth2 client runs the authorization-code flow with PKCE and a nonce, as Streamlit's st.login does, and the
 callscope API verifies the ID token itself (signature against the issuer's JWKS, issuer, audience, expiry) and
 maps its e-mail to a callscope user. The browser version (st.login in Chromium) is tests/browser/test_access_browser.py.
@@ -16,10 +16,10 @@ import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from joserfc.jwk import RSAKey
 
+from bench.oidc_provider import Client, Provider
 from core.access import Role
 from tests.access_parts import PASSWORD, seed_users, send_calls, server_env
 from tests.helpers import ServerProcess
-from tests.oidc_provider import Client, Provider
 
 CLIENT = Client("callscope-dashboard", "client-secret-for-tests", ("http://127.0.0.1:9/oauth2callback",))
 IDP_USERS = {"olivia@example.com": "olivia-idp-password", "mallory@example.com": "mallory-idp-password"}
