@@ -27,6 +27,7 @@ from sample_data.script import script_for
 from tests.helpers import ServerProcess
 
 KEY = "drift-read-key"
+WRITE_KEY = "drift-write-key"  # an editor's key: adding a release marker is a change
 DAYS = 3  # the release (at 70%) is 0.9 days before the end: inside the default 24-hour current window
 
 
@@ -40,6 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
     db.close()
     env = {
         "CALLSCOPE_READ_KEYS": KEY,
+        "CALLSCOPE_WRITE_KEYS": WRITE_KEY,
         "CALLSCOPE_ROLLUP_INTERVAL_SECONDS": "1",  # also the release markers' interval
         "CALLSCOPE_ROLLUP_LAG_SECONDS": "0",
         "CALLSCOPE_DRIFT_BASELINES": "summarizer=never-released",  # unknown: logged, the job carries on
@@ -156,13 +158,17 @@ def test_release_markers_from_the_sdk_and_from_a_person(server) -> None:
     posted = httpx.post(
         f"{proc.http_url}/api/v1/releases",
         json={"service": "summarizer", "release": "prompt-v4", "released_at": at, "note": "few-shot examples"},
-        headers={"authorization": f"Bearer {KEY}"},
+        headers={"authorization": f"Bearer {WRITE_KEY}"},
         timeout=30,
     )
     assert posted.status_code == 200, posted.text
     listed = ok(proc, "/releases", service="summarizer")["releases"]
     assert [(m["release"], m["source"], m["note"]) for m in listed] == [("prompt-v4", "user", "few-shot examples")]
-    bad = httpx.post(f"{proc.http_url}/api/v1/releases", json={"service": "x"}, headers={"x-api-key": KEY})
+    read_only = httpx.post(
+        f"{proc.http_url}/api/v1/releases", json={"service": "x", "release": "1"}, headers={"x-api-key": KEY}
+    )
+    assert read_only.status_code == 403  # a read key changes nothing
+    bad = httpx.post(f"{proc.http_url}/api/v1/releases", json={"service": "x"}, headers={"x-api-key": WRITE_KEY})
     assert bad.status_code == 400 and "release is required" in bad.json()["error"]
     assert httpx.post(f"{proc.http_url}/api/v1/releases", json={"service": "x", "release": "1"}).status_code == 401
 
