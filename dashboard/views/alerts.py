@@ -241,9 +241,12 @@ tiles[0].metric("Critical firing", f"{counts['critical']:,}", border=True)
 tiles[1].metric("Warning firing", f"{counts['warning']:,}", border=True)
 tiles[2].metric("Pending", f"{sum(1 for i in instances if i['state'] == 'pending'):,}", border=True)
 tiles[3].metric("Rules", f"{len(specs):,}", border=True)
-tiles[4].metric("Active silences", f"{sum(1 for s in silences if s['state'] == 'active'):,}", border=True)
+active_silences = sum(1 for s in silences if s["state"] == "active")
+tiles[4].metric("Active silences", f"{active_silences:,}" if everywhere else "—", border=True)
 undelivered = outbox_counts.get("retrying", 0) + outbox_counts.get("failed", 0)
-tiles[5].metric("Undelivered", f"{undelivered:,}", border=True, help="Notifications retrying or given up")
+tiles[5].metric(
+    "Undelivered", f"{undelivered:,}" if everywhere else "—", border=True, help="Notifications retrying or given up"
+)
 
 for problem in (rules_answer.get("file") or {}).get("problems", []):
     st.error(

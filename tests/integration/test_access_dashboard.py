@@ -123,6 +123,7 @@ def test_saving_and_deleting_a_rule_is_for_editors(api: str) -> None:
 def test_silences_are_for_who_holds_a_role_on_every_project(api: str) -> None:
     editor = as_user(api, "editor_a", ALERTS)
     assert any("Silences are not shown" in i.value for i in editor.info)
+    assert {m.label: m.value for m in editor.metric}["Active silences"] == "—"  # not a count it cannot know
     root = as_user(api, "root", ALERTS)
     root.text_area(key="silence_matchers").input('service="shop-a"')
     root.text_input(key="silence_duration").input("30m")
