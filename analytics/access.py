@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -52,7 +51,6 @@ class Access:
     oidc: OidcVerifier | None = None
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
         self.refresh()
 
     def refresh(self) -> None:
@@ -104,6 +102,9 @@ class Access:
             log.info("OIDC ID token refused: %s", type(exc).__name__)
             return None
         email = claims.get("email")
+        if claims.get("email_verified") is False:  # an address the provider did not check names nobody
+            log.info("OIDC ID token refused: its e-mail is not verified")
+            return None
         return str(email) if email else None
 
 

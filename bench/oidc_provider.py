@@ -72,6 +72,7 @@ class Provider:
         seconds: int | None = None,
         issuer: str | None = None,
         key: RSAKey | None = None,
+        verified: bool = True,
     ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -81,7 +82,7 @@ class Provider:
             "iat": now,
             "exp": now + (self.id_token_seconds if seconds is None else seconds),
             "email": email,
-            "email_verified": True,
+            "email_verified": verified,
             "name": email.split("@")[0],
         }
         if nonce is not None:

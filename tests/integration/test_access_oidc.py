@@ -119,6 +119,9 @@ def test_id_tokens_the_api_must_refuse(stack) -> None:
             "olivia@example.com", CLIENT.client_id, key=other_key
         ),
         "changed after signing": _tampered(valid),
+        "an e-mail the provider did not verify": provider.issue_id_token(
+            "olivia@example.com", CLIENT.client_id, verified=False
+        ),
     }
     for why, token in refused.items():
         assert ask(server, token, "/auth/me").status_code == 401, why
