@@ -16,7 +16,7 @@ except ApiError as exc:
     ui.show_api_error(exc)
     allowed = False
 if allowed:
-    page = st.navigation(nav.pages())
+    page = st.navigation(nav.pages(admin="admin" in auth.roles().values()))
     plot.preload()
     draw_pickers = sidebar.render()
     try:

@@ -11,9 +11,11 @@ ERRORS = "views/errors.py"
 CALLS = "views/calls.py"
 CALL = "views/call.py"
 DRIFT = "views/drift.py"
+ACCESS = "views/access.py"
 
 
-def pages() -> list[st.Page]:
+def pages(admin: bool = False) -> list[st.Page]:
+    """The pages; the Access page (users, audit log) only for who is an admin somewhere."""
     return [
         st.Page(OVERVIEW, title="Overview", icon=":material/space_dashboard:", default=True),
         st.Page(COST, title="Cost", icon=":material/payments:"),
@@ -23,4 +25,5 @@ def pages() -> list[st.Page]:
         st.Page(DRIFT, title="Drift", icon=":material/query_stats:"),
         st.Page(CALLS, title="Calls", icon=":material/list:"),
         st.Page(CALL, title="Call and trace", icon=":material/account_tree:"),
+        *([st.Page(ACCESS, title="Access", icon=":material/admin_panel_settings:")] if admin else []),
     ]

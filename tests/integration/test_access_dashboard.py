@@ -140,3 +140,28 @@ def test_people_of_the_store_sign_in(api: str) -> None:
         token = sign_in(api, name)
         me = httpx.get(api + "/auth/me", headers={"authorization": f"Bearer {token}"}, timeout=30).json()
         assert me["grants"] == {p: r.name for p, r in grants.items()}
+
+
+def test_the_access_page_shows_admins_their_projects_users_and_audit_log(api: str) -> None:
+    admin_token = sign_in(api, "admin_a")
+    made = httpx.post(
+        api + "/access/keys",
+        json={"project": "A", "role": "viewer", "note": "page"},
+        headers={"authorization": f"Bearer {admin_token}"},
+        timeout=30,
+    ).json()
+    admin = as_user(api, "admin_a", "views/access.py")
+    users = {row["name"]: row["roles"] for row in _table(admin, "roles").to_dict("records")}
+    assert users["admin_a"] == "admin on A" and users["viewer_a"] == "viewer on A"
+    assert users["root"] == "admin on every project" and "viewer_b" not in users
+    log = _table(admin, "after")
+    assert set(log["project"]) == {"A"}  # the audit rows of the projects this admin administers
+    assert list(log["what"]).count(f"key {made['id']}") == 1 and made["key"] not in log.to_csv()
+    for who in ("editor_a", "viewer_b"):  # not admins: the page is not even in their navigation
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            as_user(api, who).switch_page("views/access.py")
+
+
+def _table(at: AppTest, column: str) -> Any:
+    """A table of the page, found by a column only it has (AppTest knows read-only tables by their columns)."""
+    return next(frame.value for frame in at.dataframe if column in frame.value.columns)
