@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
-from analytics import routes_calls, routes_drift, routes_stats
+from analytics import routes_budgets, routes_calls, routes_drift, routes_prices, routes_stats
 from analytics.api_context import PERCENTILE_DEFINITION, ReadApi, check_read_key
 from analytics.api_params import reject_unknown_params
 from analytics.errors import QueryError
@@ -36,7 +36,8 @@ def create_app(read_api: ReadApi, version: str, routers: Iterable[APIRouter] = (
         default_response_class=OrjsonResponse,
     )
     app.state.read_api = read_api
-    for router in (routes_stats.router, routes_calls.router, routes_drift.router, *routers):
+    read_routers = (routes_stats.router, routes_calls.router, routes_drift.router, routes_budgets.router)
+    for router in (*read_routers, routes_prices.router, *routers):
         app.include_router(router)
     _add_error_answers(app)
     return app

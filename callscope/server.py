@@ -30,8 +30,11 @@ from alerts.store import DuckStateStore
 from analytics.anomalies.job import AnomalyConfig
 from analytics.api import create_app
 from analytics.api_context import ReadApi
+from analytics.budgets import parse_budget, sync_config_budgets
 from analytics.drift.config import DriftConfig
 from analytics.jobs import Jobs
+from analytics.routes_budgets import write_router as budgets_write_router
+from analytics.routes_prices import write_router as prices_write_router
 from callscope import __version__
 from collector.aggregates import AggregateTracker
 from collector.grpc_receiver import OtlpGrpcReceiver
@@ -39,6 +42,7 @@ from collector.http_receiver import OtlpHttpReceiver
 from collector.ingest import Ingestor
 from collector.normalize import ContentOptions, SpanNormalizer
 from collector.prepare import Preparer
+from collector.price_book import PriceBookService
 from collector.pricing import Pricer
 from collector.selfmetrics import CollectorStats
 from collector.workers import WorkerConfig, WorkerPool
@@ -88,6 +92,10 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
+# Routes that change budgets and the price book (POST/PUT/DELETE): their own routers, for access control.
+MONEY_WRITE_ROUTERS = (budgets_write_router, prices_write_router)
+
+
 @dataclass
 class Components:
     stats: CollectorStats
@@ -126,10 +134,15 @@ def build(
         aggregates=AggregateTracker(),
     )
     content = ContentOptions(capture=settings.capture_content, max_chars=settings.content_max_chars)
+    prices = PriceBookService(db, settings.price_overrides)
+    prices.load()  # the config file's [[prices]] into the stored price book
     if pool is None:
-        preparer = Preparer(SpanNormalizer(Pricer(settings.price_overrides), content), content, settings.max_body_bytes)
+        ingest_pricer = Pricer(settings.price_overrides)
+        prices.attach(ingest_pricer)
+        preparer = Preparer(SpanNormalizer(ingest_pricer, content), content, settings.max_body_bytes)
         ingestor = Ingestor(writer, stats, preparer=preparer)
     else:
+        prices.attach(pool)
         ingestor = Ingestor(writer, stats, pool=pool)
     receiver = OtlpHttpReceiver(
         ingestor.export_raw,
@@ -148,11 +161,15 @@ def build(
         return PlainTextResponse(stats.render(), media_type="text/plain; version=0.0.4")
 
     pricer = Pricer(settings.price_overrides)
+    prices.attach(pricer)
     drift = DriftConfig.from_settings(settings)  # validated here: a bad drift setting stops the start
     read_api = ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts, drift)
+    read_api.prices = prices
+    read_api.prices_max_age_days = settings.prices_max_age_days
+    sync_config_budgets(db, [parse_budget(b, source="config") for b in settings.budgets_config])
     alerting = Alerting(DuckStateStore(db), read_api.cursor, settings.alerts_path, settings.dashboard_link)
     notify = NotifyService(db, settings, notify_config)  # alerts' dispatcher, delivery, digests and their routes
-    api = create_app(read_api, __version__, routers=[alerts_router, notify_router(notify)])
+    api = create_app(read_api, __version__, routers=[alerts_router, notify_router(notify), *MONEY_WRITE_ROUTERS])
     api.state.alerting = alerting
     routes = [
         *receiver.routes(),

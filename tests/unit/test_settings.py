@@ -105,4 +105,10 @@ def test_settings_fields_are_the_settings_table():
 
     names = [f.name for f in fields(Settings)]
     assert names[: len(SETTINGS)] == [s.name for s in SETTINGS]
-    assert names[len(SETTINGS) :] == ["alerts_config", "digests_config", "price_overrides", "config_file"]
+    assert names[len(SETTINGS) :] == [
+        "budgets_config",
+        "alerts_config",
+        "digests_config",
+        "price_overrides",
+        "config_file",
+    ]

@@ -1,0 +1,325 @@
+"""Re-pricing stored calls with the current price book (`callscope reprice`, POST /api/v1/prices/reprice).
+
+A run prices every call of a range (and filter) again, in slices of about `chunk` calls (whole UTC hours, so the
+slice's rollup hours can be re-folded with it), and in one transaction per slice: stores the previous cost of each
+call whose price changed in `cost_history` (the audit trail), updates the calls, and re-folds the slice's hours of
+`call_rollups`. Calls whose price did not change are not written, so a second run changes nothing (idempotent).
+
+Safe while ingest runs: the writer only inserts new calls, a run only updates calls it read, so neither waits for
+the other (a transaction conflict, e.g. with the rollup job, retries the slice). A call ingested while the run
+goes can have been priced with the book before the change, and committed after its slice was read: the run ends
+with catch-up passes over the calls received since it started (minus a grace for requests already in flight)
+until one finds nothing to change. Prices are computed by the collector's Pricer, handed in as `price`, so a
+re-priced call costs exactly what a newly ingested one would.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from analytics.query import Params, Selection
+from analytics.rollups import HOUR_US, fold_select, watermark
+from analytics.timewin import US, TimeRange, from_us
+
+log = logging.getLogger("callscope.reprice")
+
+CATCH_UP_GRACE_S = 120.0  # a request in flight when the run started is committed within this (ingest timeouts)
+_READ = (
+    "trace_id, span_id, provider, coalesce(response_model, request_model) AS model, input_tokens, output_tokens,"
+    " cache_read_tokens, cache_write_tokens, reasoning_tokens, status, epoch_ns(start_time) AS start_ns,"
+    " cost_usd, pricing, price_source, price_entry_id, epoch_us(start_time) AS start_us"
+)
+_NEW_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.binary()),
+        ("span_id", pa.binary()),
+        ("cost_usd", pa.float64()),
+        ("pricing", pa.string()),
+        ("price_source", pa.string()),
+        ("price_entry_id", pa.int64()),
+    ]
+)
+
+
+class PriceFn(Protocol):
+    def __call__(
+        self,
+        provider: str | None,
+        model: str | None,
+        inp: int | None,
+        out: int | None,
+        cache_read: int | None,
+        cache_write: int | None,
+        *,
+        is_error: bool,
+        at_ns: int | None = None,
+        reasoning: int | None = None,
+    ) -> Any: ...  # a collector.pricing.Price: cost_usd, pricing, source, entry_id
+
+
+@dataclass
+class Progress:
+    run_id: int
+    total: int
+    scanned: int = 0
+    changed: int = 0
+    status: str = "running"
+    error: str | None = None
+
+
+def _next_run_id(db: duckdb.DuckDBPyConnection) -> int:
+    return db.execute("SELECT coalesce(max(run_id), 0) + 1 FROM reprice_runs").fetchone()[0]  # type: ignore[index]
+
+
+def _slices(db: duckdb.DuckDBPyConnection, selection: Selection, chunk: int) -> list[tuple[int, int, int]]:
+    """[start_us, end_us, calls) slices of whole hours (clipped to the range) holding about `chunk` calls each."""
+    params = Params()
+    rows = db.execute(
+        f"SELECT (epoch_us(start_time) // {HOUR_US}) * {HOUR_US} AS h, count(*) FROM calls"  # noqa: S608
+        f" WHERE {selection.where(params)} GROUP BY h ORDER BY h",
+        params.values,
+    ).fetchall()
+    out: list[tuple[int, int, int]] = []
+    lo, n = None, 0
+    for hour, count in rows:
+        if lo is None:
+            lo = hour
+        n += count
+        if n >= chunk:
+            out.append((lo, hour + HOUR_US, n))
+            lo, n = None, 0
+    if lo is not None:
+        out.append((lo, rows[-1][0] + HOUR_US, n))
+    start, end = selection.range.start_us, selection.range.end_us
+    return [(max(a, start), min(b, end), n) for a, b, n in out]
+
+
+def _new_prices(table: pa.Table, price: PriceFn) -> tuple[pa.Table, int]:
+    """The calls of `table` whose price changed, with their new price (an Arrow table of _NEW_SCHEMA)."""
+    cols = table.to_pydict()
+    keep: dict[str, list[Any]] = {name: [] for name in _NEW_SCHEMA.names}
+    for i in range(table.num_rows):
+        p = price(
+            cols["provider"][i],
+            cols["model"][i],
+            cols["input_tokens"][i],
+            cols["output_tokens"][i],
+            cols["cache_read_tokens"][i],
+            cols["cache_write_tokens"][i],
+            is_error=cols["status"][i] == "error",
+            at_ns=cols["start_ns"][i],
+            reasoning=cols["reasoning_tokens"][i],
+        )
+        new = (p.cost_usd, str(p.pricing), p.source, p.entry_id)
+        old = (cols["cost_usd"][i], cols["pricing"][i], cols["price_source"][i], cols["price_entry_id"][i])
+        if new != old:
+            keep["trace_id"].append(cols["trace_id"][i])
+            keep["span_id"].append(cols["span_id"][i])
+            keep["cost_usd"].append(new[0])
+            keep["pricing"].append(new[1])
+            keep["price_source"].append(new[2])
+            keep["price_entry_id"].append(new[3])
+    return pa.Table.from_pydict(keep, schema=_NEW_SCHEMA), table.num_rows
+
+
+def _apply(cur: duckdb.DuckDBPyConnection, run_id: int, changed: pa.Table, hours: list[int]) -> None:
+    """One transaction: the audit trail, the calls, and their rollup hours (as the rollup job would fold them)."""
+    cur.register("repriced", changed)
+    try:
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            cur.execute(
+                "INSERT INTO cost_history SELECT $run, c.trace_id, c.span_id, c.cost_usd, c.pricing, c.price_source,"
+                " c.price_entry_id, r.cost_usd, r.pricing, r.price_entry_id, now()"
+                " FROM calls c JOIN repriced r ON c.trace_id = r.trace_id AND c.span_id = r.span_id",
+                {"run": run_id},
+            )
+            cur.execute(
+                "UPDATE calls SET cost_usd = r.cost_usd, pricing = r.pricing, price_source = r.price_source,"
+                " price_entry_id = r.price_entry_id FROM repriced r"
+                " WHERE calls.trace_id = r.trace_id AND calls.span_id = r.span_id"
+            )
+            if hours:
+                mark = watermark(cur)
+                hour = f"(epoch_us(start_time) // {HOUR_US}) * {HOUR_US}"
+                cur.execute("DELETE FROM call_rollups WHERE list_contains($hours, hour_us)", {"hours": hours})
+                where = f"list_contains($hours, {hour}) AND received_at <= make_timestamptz($mark::BIGINT)"
+                cur.execute(f"INSERT INTO call_rollups BY NAME {fold_select(where)}", {"hours": hours, "mark": mark})
+            cur.execute("COMMIT")
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
+    finally:
+        cur.unregister("repriced")
+
+
+def _changed_hours(db: duckdb.DuckDBPyConnection, changed: pa.Table) -> list[int]:
+    if changed.num_rows == 0:
+        return []
+    db.register("changed_keys", changed.select(["trace_id", "span_id"]))
+    try:
+        rows = db.execute(
+            f"SELECT DISTINCT (epoch_us(c.start_time) // {HOUR_US}) * {HOUR_US} FROM calls c"  # noqa: S608
+            " JOIN changed_keys k ON c.trace_id = k.trace_id AND c.span_id = k.span_id"
+        ).fetchall()
+    finally:
+        db.unregister("changed_keys")
+    return [h for (h,) in rows]
+
+
+def _pass(
+    db: duckdb.DuckDBPyConnection,
+    selection: Selection,
+    price: PriceFn,
+    run: Progress,
+    chunk: int,
+    received_since_us: int | None,
+    on_progress: Callable[[Progress], None],
+    stop: threading.Event | None,
+) -> int:
+    changed_total = 0
+    for start, end, _n in _slices(db, selection, chunk):
+        if stop is not None and stop.is_set():
+            raise InterruptedError("re-pricing was stopped")
+        params = Params()
+        where = selection.with_range(_range(start, end)).where(params)
+        if received_since_us is not None:
+            where += f" AND received_at >= make_timestamptz({params.add(received_since_us)}::BIGINT)"
+        for attempt in range(10):
+            cur = db.cursor()
+            try:
+                cur.execute("SET TimeZone = 'UTC'")
+                table = cur.execute(f"SELECT {_READ} FROM calls WHERE {where}", params.values).fetch_arrow_table()  # noqa: S608
+                changed, scanned = _new_prices(table, price)
+                if changed.num_rows:
+                    _apply(cur, run.run_id, changed, _changed_hours(cur, changed))
+                break
+            except duckdb.TransactionException as exc:  # a concurrent writer touched the same rows: redo the slice
+                log.info("re-pricing slice conflicted (%s); retrying", exc)
+                time.sleep(0.05 * (attempt + 1))
+            finally:
+                cur.close()
+        else:
+            raise RuntimeError("re-pricing a slice kept conflicting with concurrent writes")
+        changed_total += changed.num_rows
+        if received_since_us is None:
+            run.scanned += scanned
+        run.changed += changed.num_rows
+        on_progress(run)
+    return changed_total
+
+
+def _range(start_us: int, end_us: int) -> TimeRange:
+    return TimeRange(from_us(start_us), from_us(end_us))
+
+
+def start_run(db: duckdb.DuckDBPyConnection, selection: Selection, actor: str, filters: dict[str, Any]) -> Progress:
+    """Record a run (status running) and count its calls; `run` does the work."""
+    params = Params()
+    total = db.execute(f"SELECT count(*) FROM calls WHERE {selection.where(params)}", params.values).fetchone()[0]  # type: ignore[index]  # noqa: S608
+    cur = db.cursor()
+    try:
+        cur.execute("BEGIN TRANSACTION")
+        run_id = _next_run_id(cur)
+        cur.execute(
+            "INSERT INTO reprice_runs VALUES (?, ?, now(), NULL, make_timestamptz(?::BIGINT),"
+            " make_timestamptz(?::BIGINT), ?, 'running', ?, 0, 0, NULL)",
+            [run_id, actor, selection.range.start_us, selection.range.end_us, orjson.dumps(filters).decode(), total],
+        )
+        cur.execute("COMMIT")
+    finally:
+        cur.close()
+    return Progress(run_id, total)
+
+
+def run(
+    db: duckdb.DuckDBPyConnection,
+    selection: Selection,
+    price: PriceFn,
+    progress: Progress,
+    *,
+    chunk: int = 200_000,
+    on_progress: Callable[[Progress], None] | None = None,
+    stop: threading.Event | None = None,
+    grace_s: float = CATCH_UP_GRACE_S,
+) -> Progress:
+    """Re-price the calls of `selection` (see the module docstring); the run's row is kept up to date."""
+    started_us = int(datetime.now(UTC).timestamp() * US)
+
+    def report(p: Progress) -> None:
+        _save(db, p)
+        if on_progress is not None:
+            on_progress(p)
+
+    try:
+        _pass(db, selection, price, progress, chunk, None, report, stop)
+        since = started_us - int(grace_s * US)
+        for _ in range(20):  # calls ingested meanwhile, until a pass finds nothing to change
+            if _pass(db, selection, price, progress, chunk, since, report, stop) == 0:
+                break
+        progress.status = "done"
+    except Exception as exc:
+        progress.status, progress.error = "failed", f"{type(exc).__name__}: {exc}"
+        log.exception("re-pricing run %d failed", progress.run_id)
+    _save(db, progress, finished=True)
+    if on_progress is not None:
+        on_progress(progress)
+    return progress
+
+
+def _save(db: duckdb.DuckDBPyConnection, p: Progress, finished: bool = False) -> None:
+    cur = db.cursor()
+    try:
+        for attempt in range(10):
+            try:
+                cur.execute(
+                    "UPDATE reprice_runs SET scanned = ?, changed = ?, status = ?, error = ?,"
+                    " finished_at = CASE WHEN ? THEN now() ELSE NULL END WHERE run_id = ?",
+                    [p.scanned, p.changed, p.status, p.error, finished, p.run_id],
+                )
+                return
+            except duckdb.TransactionException:
+                time.sleep(0.02 * (attempt + 1))
+    finally:
+        cur.close()
+
+
+def get_run(db: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Any] | None:
+    cur = db.execute(
+        "SELECT run_id, actor, started_at, finished_at, range_from, range_to, filters, status, total, scanned,"
+        " changed, error FROM reprice_runs WHERE run_id = ?",
+        [run_id],
+    )
+    names = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    if not rows:
+        return None
+    out = dict(zip(names, rows[0], strict=True))
+    for key in ("started_at", "finished_at", "range_from", "range_to"):
+        out[key] = out[key].isoformat() if out[key] is not None else None
+    out["filters"] = orjson.loads(out["filters"])
+    return out
+
+
+def call_history(db: duckdb.DuckDBPyConnection, trace_id: bytes, span_id: bytes) -> list[dict[str, Any]]:
+    """The costs a call had before each re-pricing that changed it, oldest first."""
+    cur = db.execute(
+        "SELECT run_id, changed_at, old_cost_usd, old_pricing, old_price_source, old_price_entry_id, new_cost_usd,"
+        " new_pricing, new_price_entry_id FROM cost_history WHERE trace_id = ? AND span_id = ? ORDER BY changed_at",
+        [trace_id, span_id],
+    )
+    names = [d[0] for d in cur.description]
+    out = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    for row in out:
+        row["changed_at"] = row["changed_at"].isoformat()
+    return out
