@@ -199,7 +199,7 @@ def _pass(
             cur = db.cursor()
             try:
                 cur.execute("SET TimeZone = 'UTC'")
-                table = cur.execute(f"SELECT {_READ} FROM calls WHERE {where}", params.values).fetch_arrow_table()  # noqa: S608
+                table = cur.sql(f"SELECT {_READ} FROM calls WHERE {where}", params=params.values).to_arrow_table()  # noqa: S608
                 changed, scanned = _new_prices(table, price)
                 if changed.num_rows:
                     _apply(cur, run.run_id, changed, _changed_hours(cur, changed))
