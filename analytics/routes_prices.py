@@ -133,12 +133,12 @@ def coverage(request: Request, api: Api, window: WindowParam, format: Format = N
     where = window.selection.where(params)
     tokens = "(coalesce(input_tokens, 0) + coalesce(output_tokens, 0))"
     with api.cursor() as db:
-        rows = db.execute(
+        rows = db.sql(
             f"SELECT provider, coalesce(response_model, request_model) AS model, count(*) AS unpriced_calls,"  # noqa: S608
             f" coalesce(sum({tokens}), 0)::BIGINT AS unpriced_tokens FROM calls WHERE {where}"
             " AND pricing = 'unpriced' GROUP BY ALL ORDER BY unpriced_calls DESC LIMIT 500",
-            params.values,
-        ).fetch_arrow_table()
+            params=params.values,
+        ).to_arrow_table()
         params2 = Params()
         totals = db.execute(
             f"SELECT count(*), count(*) FILTER (WHERE pricing = 'unpriced'), coalesce(sum({tokens}), 0),"  # noqa: S608
