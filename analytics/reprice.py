@@ -188,7 +188,12 @@ def _pass(
     stop: threading.Event | None,
 ) -> int:
     changed_total = 0
-    for start, end, _n in _slices(db, selection, chunk):
+    cur = db.cursor()
+    try:
+        slices = _slices(cur, selection, chunk)
+    finally:
+        cur.close()
+    for start, end, _n in slices:
         if stop is not None and stop.is_set():
             raise InterruptedError("re-pricing was stopped")
         params = Params()
@@ -226,7 +231,12 @@ def _range(start_us: int, end_us: int) -> TimeRange:
 def start_run(db: duckdb.DuckDBPyConnection, selection: Selection, actor: str, filters: dict[str, Any]) -> Progress:
     """Record a run (status running) and count its calls; `run` does the work."""
     params = Params()
-    total = db.execute(f"SELECT count(*) FROM calls WHERE {selection.where(params)}", params.values).fetchone()[0]  # type: ignore[index]  # noqa: S608
+    cur = db.cursor()  # the server's connection is shared by threads: each works through a cursor of its own
+    try:
+        where = selection.where(params)
+        total = cur.execute(f"SELECT count(*) FROM calls WHERE {where}", params.values).fetchone()[0]  # type: ignore[index]  # noqa: S608
+    finally:
+        cur.close()
     cur = db.cursor()
     try:
         cur.execute("BEGIN TRANSACTION")
