@@ -1,16 +1,18 @@
 """Spend forecast to a period's end: a local level times weekday factors, with a prediction interval.
 
 Method (why): LLM spend is a sum of many small calls, driven by people's working week, so a day's spend is
-roughly level x weekday factor x noise, and the level wanders (features ship, users come). That is a
-multiplicative seasonal local-level model; the forecast is its simple, robust form:
-- weekday factors: each weekday's mean spend over the history divided by the mean (shrunk to 1 by the number of
-  weeks seen: 4 weeks count half), renormalised to average 1;
-- level: the mean deseasonalised spend of the last 14 complete days (fewer if fewer exist);
-- the rest of the period: level x the factor of each remaining day (today's remaining fraction included);
-- interval: the day-to-day noise (sd of deseasonalised days around their 7-day mean) plus a level that drifts
-  as a random walk (its per-day variance from the variance of week-to-week changes of the weekly means) plus
-  the level's own estimation error; the sum's variance adds up these terms over the remaining days and the
-  interval is normal at `level` (90% by default), never below what is already spent.
+roughly level x weekday factor x noise, and the level wanders and grows (features ship, users come). That is a
+multiplicative seasonal local-level model with a trend; the forecast is its simple, robust form:
+- weekday factors: each weekday's mean spend over the history (up to 8 weeks) divided by the mean, shrunk to 1 by
+  the number of weeks seen (4 weeks count half), renormalised to average 1;
+- growth: the slope of the log of the last 8 weekly (deseasonalised) means, clipped to +-3 % a day;
+- level: the mean deseasonalised spend of the last 14 complete days, carried forward by the growth from the
+  window's centre to now;
+- the rest of the period: level x growth x the factor of each remaining day (today's remaining fraction included);
+- interval (normal, 90 % by default): day noise (relative deviations of deseasonalised days from their centred
+  7-day mean) + a level that wanders as a random walk in log space (per-day variance from the week-to-week changes
+  of the log weekly means) + the uncertainty of the level estimate and of the growth (its regression error).
+  Never below what is already spent.
 bench/forecast_backtest.py measures its error and coverage on generated traffic; the README reports them.
 """
 
@@ -23,6 +25,8 @@ import numpy as np
 from scipy import stats
 
 LEVEL_DAYS = 14
+TREND_WEEKS = 8  # weeks the growth rate and the level's wandering are estimated from
+MAX_GROWTH = 0.03  # per day; a faster estimated growth is clipped (a burst, not a trend)
 SHRINK_WEEKS = 4.0
 
 
@@ -72,31 +76,37 @@ def forecast(
     factors = weekday_factors(daily, wds)
     deseason = daily / factors[wds]
     recent = deseason[-LEVEL_DAYS:]
-    lvl = float(recent.mean())
+    # weekly means of the deseasonalised days (newest last): growth per day and how much the level wanders
+    n_weeks = min(deseason.size // 7, TREND_WEEKS)
+    weeks = deseason[deseason.size - 7 * n_weeks :].reshape(-1, 7).mean(axis=1) if n_weeks else np.array([])
+    growth, growth_var, walk_var = 0.0, 0.0, 0.0
+    if weeks.size >= 3 and np.all(weeks > 0):
+        logs = np.log(weeks)
+        x = np.arange(weeks.size) * 7.0
+        slope, intercept = np.polyfit(x, logs, 1)
+        resid = logs - (slope * x + intercept)
+        growth = float(np.clip(slope, -MAX_GROWTH, MAX_GROWTH))
+        growth_var = float(resid.var(ddof=2) / ((x - x.mean()) ** 2).sum()) if weeks.size > 2 else 0.0
+        walk_var = float(np.diff(logs).var(ddof=1)) / 7 if weeks.size > 2 else 0.0
+    centre = (min(recent.size, LEVEL_DAYS) + 1) / 2  # the recent mean is the level this many days ago
+    lvl = float(recent.mean()) * float(np.exp(growth * centre))
     weights = factors[rem].astype(float)
     if today_fraction_left > 0:
         weights[0] *= today_fraction_left
-    expected_days = lvl * weights
-    # noise: deviations of deseasonalised days from their centred weekly mean
-    if deseason.size >= 7:
+    ahead = np.cumsum(np.where(np.arange(rem.size) == 0, max(today_fraction_left, 0.5), 1.0))
+    expected_days = lvl * weights * np.exp(growth * ahead)
+    # relative day-to-day noise: deseasonalised days around their centred 7-day mean
+    if deseason.size >= 7 and recent.mean() > 0:
         smooth = np.convolve(deseason, np.ones(7) / 7, mode="valid")
-        resid = deseason[3 : 3 + smooth.size] - smooth
-        noise_var = float(resid.var(ddof=1)) * 7 / 6 if resid.size > 1 else float(deseason.var())
+        rel = deseason[3 : 3 + smooth.size] / np.where(smooth > 0, smooth, np.nan) - 1
+        rel = rel[np.isfinite(rel)]
+        noise_rel = float(rel.var(ddof=1)) * 7 / 6 if rel.size > 1 else 0.25
     else:
-        noise_var = float(deseason.var(ddof=1)) if deseason.size > 1 else lvl**2
-    # drift: week-to-week changes of weekly means beyond what the noise explains, per day
-    weeks = deseason[deseason.size % 7 :].reshape(-1, 7).mean(axis=1) if deseason.size >= 14 else np.array([])
-    drift_var = 0.0
-    if weeks.size >= 3:
-        drift_var = max(float(np.diff(weeks).var(ddof=1)) - 2 * noise_var / 7, 0.0) / 7
-    level_var = noise_var / max(recent.size, 1)
-    h = np.cumsum(weights)  # days ahead of each remaining day, weighting today's part by its fraction
-    w = weights
-    var = float(
-        (w**2).sum() * noise_var
-        + w.sum() ** 2 * level_var
-        + drift_var * float(np.sum(np.outer(w, w) * np.minimum.outer(h, h)))
-    )
+        noise_rel = 0.25
+    level_rel = noise_rel / max(recent.size, 1) + walk_var * centre
+    e = expected_days
+    cov = walk_var * np.minimum.outer(ahead, ahead) + level_rel + growth_var * np.outer(ahead + centre, ahead + centre)
+    var = float(e @ cov @ e + (e**2).sum() * noise_rel)
     z = float(stats.norm.ppf(0.5 + level / 2))
     rest = float(expected_days.sum())
     half = z * var**0.5
