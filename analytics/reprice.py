@@ -9,7 +9,7 @@ Safe while ingest runs: the writer only inserts new calls, a run only updates ca
 the other (a transaction conflict, e.g. with the rollup job, retries the slice). A call ingested while the run
 goes can have been priced with the book before the change, and committed after its slice was read: the run ends
 with catch-up passes over the calls received since it started (minus a grace for requests already in flight)
-until one finds nothing to change. Prices are computed by the collector's Pricer, handed in as `price`, so a
+until one finds nothing to change. Prices are computed by the collector's Pricer, handed in, so a
 re-priced call costs exactly what a newly ingested one would.
 """
 
@@ -24,8 +24,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from analytics.query import Params, Selection
 from analytics.rollups import HOUR_US, fold_select, watermark
@@ -51,8 +53,10 @@ _NEW_SCHEMA = pa.schema(
 )
 
 
-class PriceFn(Protocol):
-    def __call__(
+class Pricer(Protocol):
+    """What re-pricing needs of the collector's Pricer (handed in, so analytics does not import the collector)."""
+
+    def price(
         self,
         provider: str | None,
         model: str | None,
@@ -65,6 +69,8 @@ class PriceFn(Protocol):
         at_ns: int | None = None,
         reasoning: int | None = None,
     ) -> Any: ...  # a collector.pricing.Price: cost_usd, pricing, source, entry_id
+
+    def linear(self, provider: str | None, model: str | None) -> Any: ...  # collector.pricing.Rates or None
 
 
 @dataclass
@@ -104,32 +110,110 @@ def _slices(db: duckdb.DuckDBPyConnection, selection: Selection, chunk: int) -> 
     return [(max(a, start), min(b, end), n) for a, b, n in out]
 
 
-def _new_prices(table: pa.Table, price: PriceFn) -> tuple[pa.Table, int]:
-    """The calls of `table` whose price changed, with their new price (an Arrow table of _NEW_SCHEMA)."""
-    cols = table.to_pydict()
-    keep: dict[str, list[Any]] = {name: [] for name in _NEW_SCHEMA.names}
-    for i in range(table.num_rows):
-        p = price(
-            cols["provider"][i],
-            cols["model"][i],
-            cols["input_tokens"][i],
-            cols["output_tokens"][i],
-            cols["cache_read_tokens"][i],
-            cols["cache_write_tokens"][i],
-            is_error=cols["status"][i] == "error",
-            at_ns=cols["start_ns"][i],
-            reasoning=cols["reasoning_tokens"][i],
-        )
-        new = (p.cost_usd, str(p.pricing), p.source, p.entry_id)
-        old = (cols["cost_usd"][i], cols["pricing"][i], cols["price_source"][i], cols["price_entry_id"][i])
-        if new != old:
-            keep["trace_id"].append(cols["trace_id"][i])
-            keep["span_id"].append(cols["span_id"][i])
-            keep["cost_usd"].append(new[0])
-            keep["pricing"].append(new[1])
-            keep["price_source"].append(new[2])
-            keep["price_entry_id"].append(new[3])
-    return pa.Table.from_pydict(keep, schema=_NEW_SCHEMA), table.num_rows
+def _same(a: pa.Array, b: pa.Array) -> pa.Array:
+    """Elementwise equality where two nulls are equal."""
+    both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+    return pc.or_(both_null, pc.fill_null(pc.equal(a, b), False))
+
+
+def _new_prices(table: pa.Table, pricer: Pricer) -> tuple[pa.Table, int]:
+    """The calls of `table` whose price changed, with their new price (an Arrow table of _NEW_SCHEMA).
+
+    Calls of a model with one linear price (Pricer.linear) are priced with array arithmetic, in the same order of
+    operations as at ingest, so an unchanged price gives the same float and the call is not rewritten; the others
+    (price book entries, time-dependent or tiered prices) call by call."""
+    n = table.num_rows
+    cost = np.full(n, np.nan)
+    pricing = np.empty(n, dtype=object)
+    source = np.empty(n, dtype=object)
+    entry = np.empty(n, dtype=object)
+    tokens = {
+        c: table[c].to_numpy(zero_copy_only=False)
+        for c in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+    }
+    nulls = {c: pc.is_null(table[c]).to_numpy(zero_copy_only=False) for c in ("input_tokens", "output_tokens")}
+    filled = {c: np.nan_to_num(v.astype(float), nan=0.0) for c, v in tokens.items()}
+    is_error = pc.equal(table["status"], "error").to_numpy(zero_copy_only=False)
+    groups = (
+        table.select(["provider", "model"])
+        .append_column("i", pa.array(np.arange(n)))
+        .group_by(["provider", "model"], use_threads=False)
+        .aggregate([("i", "list")])
+    )
+    cols = None
+    for provider, model, rows in zip(
+        groups["provider"].to_pylist(), groups["model"].to_pylist(), groups["i_list"].to_pylist(), strict=True
+    ):
+        idx = np.asarray(rows, dtype=np.int64)
+        rates = pricer.linear(provider, model)
+        slow = idx
+        if rates is not None:
+            no_usage = nulls["input_tokens"][idx] & nulls["output_tokens"][idx]
+            inp = filled["input_tokens"][idx]
+            fits = ~no_usage & (inp <= rates.max_input if rates.max_input is not None else True)
+            fast = idx[fits]
+            f_in, f_cr, f_cw = inp[fits], filled["cache_read_tokens"][fast], filled["cache_write_tokens"][fast]
+            uncached = np.maximum(f_in - f_cr - f_cw, 0)
+            cost[fast] = (
+                uncached * rates.uncached_input
+                + f_cr * rates.cache_read
+                + f_cw * rates.cache_write
+                + filled["output_tokens"][fast] * rates.output
+            )
+            pricing[fast], source[fast] = str(rates.pricing), rates.source
+            slow = idx[~fits]
+        if slow.size and cols is None:
+            cols = table.select([c for c in table.column_names if c in _PRICE_INPUT]).to_pydict()
+        for i in slow:
+            p = pricer.price(
+                provider,
+                model,
+                cols["input_tokens"][i],  # type: ignore[index]
+                cols["output_tokens"][i],  # type: ignore[index]
+                cols["cache_read_tokens"][i],  # type: ignore[index]
+                cols["cache_write_tokens"][i],  # type: ignore[index]
+                is_error=bool(is_error[i]),
+                at_ns=cols["start_ns"][i],  # type: ignore[index]
+                reasoning=cols["reasoning_tokens"][i],  # type: ignore[index]
+            )
+            cost[i] = np.nan if p.cost_usd is None else p.cost_usd
+            pricing[i], source[i], entry[i] = str(p.pricing), p.source, p.entry_id
+    new_cost = pa.array(cost, mask=np.isnan(cost))
+    new_pricing = pa.array(pricing, pa.string())
+    new_source = pa.array(source, pa.string())
+    new_entry = pa.array(entry, pa.int64())
+    same = pc.and_(
+        pc.and_(
+            _same(new_cost, table["cost_usd"].combine_chunks()), _same(new_pricing, table["pricing"].combine_chunks())
+        ),
+        pc.and_(
+            _same(new_source, table["price_source"].combine_chunks()),
+            _same(new_entry, table["price_entry_id"].combine_chunks()),
+        ),
+    )
+    changed = pc.invert(same)
+    out = pa.table(
+        [
+            pc.filter(table["trace_id"], changed),
+            pc.filter(table["span_id"], changed),
+            pc.filter(new_cost, changed),
+            pc.filter(new_pricing, changed),
+            pc.filter(new_source, changed),
+            pc.filter(new_entry, changed),
+        ],
+        schema=_NEW_SCHEMA,
+    )
+    return out, n
+
+
+_PRICE_INPUT = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "start_ns",
+)
 
 
 def _apply(cur: duckdb.DuckDBPyConnection, run_id: int, changed: pa.Table, hours: list[int]) -> None:
@@ -180,7 +264,7 @@ def _changed_hours(db: duckdb.DuckDBPyConnection, changed: pa.Table) -> list[int
 def _pass(
     db: duckdb.DuckDBPyConnection,
     selection: Selection,
-    price: PriceFn,
+    pricer: Pricer,
     run: Progress,
     chunk: int,
     received_since_us: int | None,
@@ -205,7 +289,7 @@ def _pass(
             try:
                 cur.execute("SET TimeZone = 'UTC'")
                 table = cur.sql(f"SELECT {_READ} FROM calls WHERE {where}", params=params.values).to_arrow_table()  # noqa: S608
-                changed, scanned = _new_prices(table, price)
+                changed, scanned = _new_prices(table, pricer)
                 if changed.num_rows:
                     _apply(cur, run.run_id, changed, _changed_hours(cur, changed))
                 break
@@ -255,7 +339,7 @@ def start_run(db: duckdb.DuckDBPyConnection, selection: Selection, actor: str, f
 def run(
     db: duckdb.DuckDBPyConnection,
     selection: Selection,
-    price: PriceFn,
+    pricer: Pricer,
     progress: Progress,
     *,
     chunk: int = 200_000,
@@ -272,10 +356,10 @@ def run(
             on_progress(p)
 
     try:
-        _pass(db, selection, price, progress, chunk, None, report, stop)
+        _pass(db, selection, pricer, progress, chunk, None, report, stop)
         since = started_us - int(grace_s * US)
         for _ in range(20):  # calls ingested meanwhile, until a pass finds nothing to change
-            if _pass(db, selection, price, progress, chunk, since, report, stop) == 0:
+            if _pass(db, selection, pricer, progress, chunk, since, report, stop) == 0:
                 break
         progress.status = "done"
     except Exception as exc:

@@ -110,7 +110,7 @@ def start_reprice(request: Request, api: Api, window: WindowParam) -> Any:
 
     def work() -> None:
         try:
-            reprice_mod.run(api.db, window.selection, pricer.price, progress)
+            reprice_mod.run(api.db, window.selection, pricer, progress)
         finally:
             api.reprice_lock.release()
 

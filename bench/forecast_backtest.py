@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analytics.forecast import forecast  # noqa: E402
+from analytics.forecast import forecast
 
 WEEKDAY = np.array([1.15, 1.25, 1.2, 1.2, 1.15, 0.5, 0.4])
 

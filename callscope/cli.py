@@ -145,9 +145,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_reprice(args: argparse.Namespace) -> int:
-    from analytics.errors import QueryError
     import httpx
 
+    from analytics.errors import QueryError
     from callscope.reprice_cli import reprice_on_server, reprice_store
     from core.store import StoreLockedError
 

@@ -58,7 +58,7 @@ def reprice_store(settings: Settings, params: dict[str, list[str]]) -> dict[str,
         result = reprice.run(
             db,
             selection,
-            service.pricer().price,
+            service.pricer(),
             run,
             on_progress=lambda p: progress_bar(p.scanned, p.total, p.changed),
             grace_s=0,

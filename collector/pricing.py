@@ -154,6 +154,17 @@ class Pricer:
             return entry.at(when)
         return entry
 
+    def linear(self, provider: str | None, model: str | None) -> Rates | None:
+        """The rates of every call of (provider, model) whatever its time, when they are the same for all: no price
+        book entry matches the model and genai-prices has one price for it (not time-dependent). Re-pricing prices
+        such calls with array arithmetic (the same operations, in the same order, as `Rates.cost`); None: price
+        call by call."""
+        if not model or (self.book.entries and self.book.candidates(provider, model)):
+            return None
+        if self.is_time_dependent(provider, model):
+            return None
+        return self.rates(provider, model)
+
     def is_time_dependent(self, provider: str | None, model: str) -> bool:
         self.rates(provider, model)
         return isinstance(self._cache.get((provider, model)), _TimeDependent)

@@ -69,7 +69,7 @@ def stored(db: duckdb.DuckDBPyConnection) -> dict[bytes, tuple]:
 def run(db, service, start=JAN, end=APR, filters=None):
     selection = Selection(TimeRange(start, end), Filters.parse(filters or {}))
     progress = reprice.start_run(db, selection, "test", filters or {})
-    return reprice.run(db, selection, service.pricer().price, progress, chunk=150)
+    return reprice.run(db, selection, service.pricer(), progress, chunk=150)
 
 
 def test_an_entry_changes_exactly_the_calls_in_its_range_and_is_audited(store):
