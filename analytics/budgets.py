@@ -27,7 +27,7 @@ from analytics.timewin import TimeRange, parse_zone
 
 PERIODS = ("month", "week", "rolling")
 THRESHOLDS = (0.5, 0.8, 1.0)
-HISTORY_DAYS = 56  # complete days of spend the forecast learns weekday factors and the level from
+HISTORY_DAYS = 112  # complete days of spend the forecast learns weekday factors and the level from
 BUDGET_FIELDS = ("name", "filters", "meta", "period", "days", "tz", "amount_usd")
 
 

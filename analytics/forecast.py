@@ -3,15 +3,16 @@
 Method (why): LLM spend is a sum of many small calls, driven by people's working week, so a day's spend is
 roughly level x weekday factor x noise, and the level wanders and grows (features ship, users come). That is a
 multiplicative seasonal local-level model with a trend; the forecast is its simple, robust form:
-- weekday factors: each weekday's mean spend over the history (up to 8 weeks) divided by the mean, shrunk to 1 by
-  the number of weeks seen (4 weeks count half), renormalised to average 1;
+- weekday factors: each weekday's mean spend over the history (up to 8 weeks) divided by the mean, shrunk to 1 as
+  far as its own uncertainty exceeds the real spread between weekdays (empirical Bayes), renormalised to mean 1;
 - growth: the slope of the log of the last 8 weekly (deseasonalised) means, clipped to +-3 % a day;
 - level: the mean deseasonalised spend of the last 14 complete days, carried forward by the growth from the
   window's centre to now;
 - the rest of the period: level x growth x the factor of each remaining day (today's remaining fraction included);
-- interval (normal, 90 % by default): day noise (relative deviations of deseasonalised days from their centred
+- interval (90 % by default; Student's t with weeks - 2 degrees of freedom, as its variances come from a few
+  weeks): day noise (relative deviations of deseasonalised days from their centred
   7-day mean) + a level that wanders as a random walk in log space (per-day variance from the week-to-week changes
-  of the log weekly means) + the uncertainty of the level estimate and of the growth (its regression error).
+  of the log weekly means over 16 weeks: level steps are rare, a short history would miss them) + the uncertainty of the level estimate and of the growth (its regression error).
   Never below what is already spent.
 bench/forecast_backtest.py measures its error and coverage on generated traffic; the README reports them.
 """
@@ -25,9 +26,9 @@ import numpy as np
 from scipy import stats
 
 LEVEL_DAYS = 14
-TREND_WEEKS = 8  # weeks the growth rate and the level's wandering are estimated from
+TREND_WEEKS = 8  # weeks the growth rate is estimated from
+WALK_WEEKS = 16  # weeks how much the level wanders is estimated from (steps are rare: look further back)
 MAX_GROWTH = 0.03  # per day; a faster estimated growth is clipped (a burst, not a trend)
-SHRINK_WEEKS = 4.0
 
 
 @dataclass(frozen=True)
@@ -39,21 +40,29 @@ class Forecast:
     level: float  # the interval's nominal coverage
     daily_level: float  # the deseasonalised spend per day the forecast extends
     remaining: list[float]  # the expected spend of each remaining day (the first is the rest of today)
-    method: str = "seasonal local level (weekday factors), normal interval"
+    method: str = "seasonal local level with growth (weekday factors), t interval"
 
 
 def weekday_factors(daily: np.ndarray, weekdays: np.ndarray) -> np.ndarray:
-    """Factor per weekday (0 = Monday), mean 1, shrunk toward 1 when history is short."""
+    """Factor per weekday (0 = Monday), mean 1. Each raw factor (the weekday's mean over the overall mean) is shrunk
+    toward 1 by how uncertain it is against how much the weekdays really differ (empirical Bayes): exact with a
+    clean weekly shape, close to 1 with a few noisy weeks."""
     overall = daily.mean() if daily.size else 0.0
     if overall <= 0:
         return np.ones(7)
-    out = np.ones(7)
+    raw, se2 = np.ones(7), np.zeros(7)
     for d in range(7):
-        sel = daily[weekdays == d]
+        sel = daily[weekdays == d] / overall
         if sel.size:
-            raw = sel.mean() / overall
-            w = sel.size / (sel.size + SHRINK_WEEKS)
-            out[d] = w * raw + (1 - w) * 1.0
+            raw[d] = sel.mean()
+            se2[d] = sel.var(ddof=1) / sel.size if sel.size > 1 else 1.0
+        else:
+            se2[d] = np.inf
+    seen = np.isfinite(se2)
+    between = max(float(raw[seen].var()) - float(se2[seen].mean()), 0.0) if seen.sum() > 1 else 0.0
+    weight = np.where(seen, between / np.maximum(between + se2, 1e-300), 0.0)
+    weight = np.where(seen & (se2 == 0), 1.0, weight)
+    out = weight * raw + (1 - weight) * 1.0
     return out * 7 / out.sum()
 
 
@@ -77,17 +86,18 @@ def forecast(
     deseason = daily / factors[wds]
     recent = deseason[-LEVEL_DAYS:]
     # weekly means of the deseasonalised days (newest last): growth per day and how much the level wanders
-    n_weeks = min(deseason.size // 7, TREND_WEEKS)
-    weeks = deseason[deseason.size - 7 * n_weeks :].reshape(-1, 7).mean(axis=1) if n_weeks else np.array([])
+    n_weeks = min(deseason.size // 7, WALK_WEEKS)
+    all_weeks = deseason[deseason.size - 7 * n_weeks :].reshape(-1, 7).mean(axis=1) if n_weeks else np.array([])
+    weeks = all_weeks[-TREND_WEEKS:]
     growth, growth_var, walk_var = 0.0, 0.0, 0.0
-    if weeks.size >= 3 and np.all(weeks > 0):
+    if weeks.size >= 3 and np.all(all_weeks > 0):
         logs = np.log(weeks)
         x = np.arange(weeks.size) * 7.0
         slope, intercept = np.polyfit(x, logs, 1)
         resid = logs - (slope * x + intercept)
         growth = float(np.clip(slope, -MAX_GROWTH, MAX_GROWTH))
         growth_var = float(resid.var(ddof=2) / ((x - x.mean()) ** 2).sum()) if weeks.size > 2 else 0.0
-        walk_var = float(np.diff(logs).var(ddof=1)) / 7 if weeks.size > 2 else 0.0
+        walk_var = float(np.diff(np.log(all_weeks)).var(ddof=1)) / 7
     centre = (min(recent.size, LEVEL_DAYS) + 1) / 2  # the recent mean is the level this many days ago
     lvl = float(recent.mean()) * float(np.exp(growth * centre))
     weights = factors[rem].astype(float)
@@ -107,7 +117,8 @@ def forecast(
     e = expected_days
     cov = walk_var * np.minimum.outer(ahead, ahead) + level_rel + growth_var * np.outer(ahead + centre, ahead + centre)
     var = float(e @ cov @ e + (e**2).sum() * noise_rel)
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    # the variances come from a few weeks: Student's t with the weeks' degrees of freedom, not the normal
+    z = float(stats.t.ppf(0.5 + level / 2, df=max(all_weeks.size - 2, 2)))
     rest = float(expected_days.sum())
     half = z * var**0.5
     return Forecast(

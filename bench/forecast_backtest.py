@@ -4,7 +4,7 @@ Traffic: per day, calls ~ Poisson(level x weekday factor) and each call's cost l
 summed; the level grows or shrinks slowly (a random walk in log space with drift), steps up or down now and then
 (a launch, a feature turned off: 4% of weeks, x1.35 or x0.75), and 1% of days have a burst (x2.5, a batch job).
 Weekday factors: Monday-Friday 1.15-1.25, Saturday 0.5, Sunday 0.4. Several independent series (--series) of
---months months each; the first two months are history only.
+--months months each; the first four months are history only (the forecast looks back 112 days).
 
 For every month and each forecast day d in 5, 10, 20: the forecast made at the end of day d (days 1..d known)
 of the month's total, against the true total: absolute percentage error (median and mean), bias, and how often the
@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from analytics.budgets import HISTORY_DAYS
 from analytics.forecast import forecast
 
 WEEKDAY = np.array([1.15, 1.25, 1.2, 1.2, 1.15, 0.5, 0.4])
@@ -57,12 +58,12 @@ def backtest(series: int, months: int, seed: int) -> dict[int, dict[str, float]]
         daily = generate(rng, start, n_days)
         days = [start + timedelta(days=i) for i in range(n_days)]
         month_starts = [i for i, d in enumerate(days) if d.day == 1]
-        for m_index, first in enumerate(month_starts[2:], start=2):
+        for m_index, first in enumerate(month_starts[4:], start=4):
             end = month_starts[m_index + 1] if m_index + 1 < len(month_starts) else n_days
             total = daily[first:end].sum()
             for d in results:
                 known = first + d  # days 1..d of the month are complete
-                hist_from = max(0, first - 56)
+                hist_from = max(0, first - HISTORY_DAYS)
                 fc = forecast(
                     daily[hist_from:known],
                     [x.weekday() for x in days[hist_from:known]],
