@@ -10,10 +10,10 @@ multiplicative seasonal local-level model with a trend; the forecast is its simp
   window's centre to now;
 - the rest of the period: level x growth x the factor of each remaining day (today's remaining fraction included);
 - interval (90 % by default; Student's t with weeks - 2 degrees of freedom, as its variances come from a few
-  weeks): day noise (relative deviations of deseasonalised days from their centred
-  7-day mean) + a level that wanders as a random walk in log space (per-day variance from the week-to-week changes
-  of the log weekly means over 16 weeks: level steps are rare, a short history would miss them) + the uncertainty of the level estimate and of the growth (its regression error).
-  Never below what is already spent.
+  weeks): day noise (relative deviations of deseasonalised days from their centred 7-day mean) + a level that
+  wanders as a random walk in log space (per-day variance from the week-to-week changes of the log weekly means
+  over 16 weeks: level steps are rare, a short history would miss them) + the uncertainty of the level estimate
+  and of the growth (its regression error). Never below what is already spent.
 bench/forecast_backtest.py measures its error and coverage on generated traffic; the README reports them.
 """
 
