@@ -296,3 +296,24 @@ def _spend_between(db: duckdb.DuckDBPyConnection, filters: Filters, start: datet
     where = Selection(TimeRange(start, end), filters).where(params)
     (value,) = db.execute(f"SELECT coalesce(sum(cost_usd), 0) FROM calls WHERE {where}", params.values).fetchone()  # type: ignore[misc]  # noqa: S608
     return float(value)
+
+
+def budget_signals(
+    db: duckdb.DuckDBPyConnection, at: datetime, names: tuple[str, ...] = ()
+) -> dict[str, dict[str, float]]:
+    """The budget metrics (analytics/metrics.py BUDGET_METRICS) of every budget (or those named) at `at`."""
+    out = {}
+    for budget in load_budgets(db):
+        if names and budget.name not in names:
+            continue
+        out[budget.name] = signals_of(evaluate(db, budget, at))
+    return out
+
+
+def signals_of(result: Mapping[str, Any]) -> dict[str, float]:
+    amount = result["budget"]["amount_usd"]
+    return {
+        "budget_spent_share": result["spent_share"],
+        "budget_forecast_share": result["forecast_share"],
+        "budget_forecast_high_share": result["forecast_high_usd"] / amount,
+    }
