@@ -79,3 +79,27 @@ def test_bad_budget_rules_name_the_field(extra, field):
     with pytest.raises(RuleError) as caught:
         parse_rule(spec | extra)
     assert caught.value.field == field
+
+
+def test_the_pm_digest_has_a_budgets_section(tmp_path: Path):
+    from alerts.digest import compute, csv_rows
+    from alerts.digest_render import render_html, render_text
+    from alerts.notify_config import DigestConfig
+
+    rows = [call(datetime(2026, 4, 1, 9, tzinfo=UTC) + timedelta(days=d), service="a", cost_usd=2.0) for d in range(19)]
+    store = Store(tmp_path, rows)
+    budget = save_budget(store.db, parse_budget({"name": "team-a", "amount_usd": 40, "filters": {"service": "a"}}))
+    cur = store.db.cursor()
+    figures = compute(cur, DigestConfig("pm", "0 8 * * *", ("pm@example.com",)), NOW, "http://dash")
+    expected = evaluate(store.db, budget, NOW)
+    assert [b["budget"]["name"] for b in figures.budgets] == ["team-a"]
+    assert figures.budgets[0]["spent_usd"] == 38.0 == expected["spent_usd"]
+    assert figures.budgets[0]["forecast_usd"] == pytest.approx(expected["forecast_usd"])
+    text = render_text(figures)
+    assert "team-a: $38.00 of $40.00 (95%)" in text and "forecast" in text
+    assert "team-a" in render_html(figures)
+    budget_rows = [r for r in csv_rows(figures) if r["section"] == "budgets"]
+    assert {r["metric"]: r["now"] for r in budget_rows}["spent_usd"] == 38.0
+    assert all(r["previous"] == 40 for r in budget_rows)
+    cur.close()
+    store.close()
