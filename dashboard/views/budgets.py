@@ -35,15 +35,15 @@ for b in budgets:
 st.subheader("Add a budget")
 with st.form("new_budget", clear_on_submit=False):
     cols = st.columns(4)
-    name = cols[0].text_input("Name")
-    amount = cols[1].number_input("Amount (USD)", min_value=0.0, value=100.0, step=10.0)
+    name = cols[0].text_input("Name", key="budget_name")
+    amount = cols[1].number_input("Amount (USD)", min_value=0.0, value=100.0, step=10.0, key="budget_amount")
     period = cols[2].selectbox("Period", ["month", "week", "rolling"])
     days = cols[3].number_input("Days (rolling)", min_value=1, max_value=366, value=30)
     cols = st.columns(3)
     tz = cols[0].text_input("Time zone", value="UTC")
     dimension = cols[1].selectbox("Filter by", ["(none)", "project", "service", "model", "user", "tag", "environment"])
     value = cols[2].text_input("Filter value")
-    if st.form_submit_button("Add budget"):
+    if st.form_submit_button("Add budget", key="budget_add"):
         body = {"name": name, "amount_usd": amount, "period": period, "tz": tz}
         if period == "rolling":
             body["days"] = int(days)
