@@ -197,3 +197,46 @@ def test_callscope_reprice_cli_against_a_server(tmp_path):
     assert server.stop() == 0
     priced = [r for r in export_rows(server.data_dir) if r["request_model"] == "gpt-4.1"]
     assert len(priced) == 20 and all(r["pricing"] == "book" for r in priced)
+
+
+def test_bad_input_through_the_api_is_a_clear_400_and_changes_nothing(server) -> None:
+    api = server.http_url + "/api/v1"
+    first = {"provider": "openai", "model": "gpt-4.1", "input_mtok": 1, "output_mtok": 2, "valid_to": "2026-06-01"}
+    assert httpx.post(api + "/prices/entries", json=first, timeout=10).status_code == 201
+    httpx.post(api + "/budgets", json={"name": "kept", "amount_usd": 10}, timeout=10).raise_for_status()
+
+    def state() -> tuple:
+        return (
+            httpx.get(api + "/prices/entries", timeout=10).json(),
+            httpx.get(api + "/prices/audit", timeout=10).json(),
+            [b["budget"] for b in httpx.get(api + "/budgets", timeout=30).json()["budgets"]],
+        )
+
+    before = state()
+    cases = [
+        (
+            "post",
+            "/prices/entries",
+            {"json": first | {"valid_from": "2026-05-01", "valid_to": None}},
+            "overlaps price book #1",
+        ),
+        ("post", "/prices/entries", {"json": first | {"model": "o3", "input_mtok": -2}}, "input_mtok: -2 must be"),
+        ("put", "/prices/entries/1", {"json": first | {"output_mtok": -1}}, "output_mtok: -1 must be"),
+        ("post", "/prices/reprice", {"params": {"from": "2026-01-01", "servce": "a"}}, "unknown parameter(s): servce"),
+        ("post", "/prices/reprice", {"params": {"to": "2026-01-01"}}, "from is required"),
+        ("post", "/budgets", {"json": {"name": "zero", "amount_usd": 0}}, "amount_usd must be more than 0"),
+        (
+            "post",
+            "/budgets",
+            {"json": {"name": "f", "amount_usd": 5, "filters": {"modle": "x"}}},
+            "unknown dimension 'modle'",
+        ),
+        ("post", "/budgets", {"json": {"name": "kept", "amount_usd": 5}}, "exists already"),
+    ]
+    for method, path, kwargs, reason in cases:
+        response = getattr(httpx, method)(api + path, timeout=10, **kwargs)
+        assert response.status_code == 400, (path, response.text)
+        assert reason in response.json()["error"], (path, response.json())
+    assert state() == before
+    assert httpx.get(api + "/prices/reprice/1", timeout=10).status_code == 404  # no run was started
+    assert httpx.delete(api + "/prices/entries/99", timeout=10).status_code == 404
