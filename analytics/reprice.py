@@ -72,6 +72,8 @@ class Pricer(Protocol):
 
     def linear(self, provider: str | None, model: str | None) -> Any: ...  # collector.pricing.Rates or None
 
+    book: Any  # core.pricebook.PriceBook: candidates(provider, model), entries
+
 
 @dataclass
 class Progress:
@@ -134,6 +136,8 @@ def _new_prices(table: pa.Table, pricer: Pricer) -> tuple[pa.Table, int]:
     nulls = {c: pc.is_null(table[c]).to_numpy(zero_copy_only=False) for c in ("input_tokens", "output_tokens")}
     filled = {c: np.nan_to_num(v.astype(float), nan=0.0) for c, v in tokens.items()}
     is_error = pc.equal(table["status"], "error").to_numpy(zero_copy_only=False)
+    start_us = table["start_us"].to_numpy(zero_copy_only=False)
+    out = (cost, pricing, source, entry)
     groups = (
         table.select(["provider", "model"])
         .append_column("i", pa.array(np.arange(n)))
@@ -147,6 +151,8 @@ def _new_prices(table: pa.Table, pricer: Pricer) -> tuple[pa.Table, int]:
         idx = np.asarray(rows, dtype=np.int64)
         rates = pricer.linear(provider, model)
         slow = idx
+        if rates is None and model and pricer.book.entries:
+            slow = _by_entries(idx, pricer.book.candidates(provider, model), start_us, filled, nulls, out)
         if rates is not None:
             no_usage = nulls["input_tokens"][idx] & nulls["output_tokens"][idx]
             inp = filled["input_tokens"][idx]
@@ -204,6 +210,46 @@ def _new_prices(table: pa.Table, pricer: Pricer) -> tuple[pa.Table, int]:
         schema=_NEW_SCHEMA,
     )
     return out, n
+
+
+def _by_entries(
+    idx: np.ndarray,
+    entries: Any,
+    start_us: np.ndarray,
+    filled: dict[str, np.ndarray],
+    nulls: dict[str, np.ndarray],
+    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Price the calls of `idx` that a price book entry covers (most specific entry in force at each call's start,
+    the same choice as PriceBook.entry_at) with array arithmetic, in the order of collector.pricing.entry_cost;
+    returns the calls left (no entry in force, or no usage) for the call-by-call path."""
+    cost, pricing, source, entry_col = out
+    left = idx[~(nulls["input_tokens"][idx] & nulls["output_tokens"][idx])]
+    no_usage = idx[nulls["input_tokens"][idx] & nulls["output_tokens"][idx]]
+    for entry in entries:
+        if left.size == 0:
+            break
+        t = start_us[left]
+        lo = -np.inf if entry.valid_from is None else int(entry.valid_from.timestamp() * 1_000_000)
+        hi = np.inf if entry.valid_to is None else int(entry.valid_to.timestamp() * 1_000_000)
+        hit = left[(t >= lo) & (t < hi)]
+        if hit.size:
+            r_in, r_cr, r_cw, r_out, r_reason = entry.per_token()
+            inp, o = filled["input_tokens"][hit], filled["output_tokens"][hit]
+            cr, cw = filled["cache_read_tokens"][hit], filled["cache_write_tokens"][hit]
+            reasoning = np.minimum(filled["reasoning_tokens"][hit], o)
+            cost[hit] = (
+                np.maximum(inp - cr - cw, 0) * r_in
+                + cr * r_cr
+                + cw * r_cw
+                + (o - reasoning) * r_out
+                + (reasoning * r_reason)
+            )
+            pricing[hit] = "override" if entry.source == "config" else "book"
+            source[hit] = entry.label() if entry.entry_id is not None else "override"
+            entry_col[hit] = entry.entry_id
+            left = left[~np.isin(left, hit)]
+    return np.concatenate([left, no_usage])
 
 
 _PRICE_INPUT = (
