@@ -22,8 +22,9 @@ import orjson
 
 from analytics.errors import QueryError
 from analytics.forecast import crossing_day, forecast
-from analytics.query import Filters, Params, Selection
-from analytics.timewin import TimeRange, parse_zone
+from analytics.query import Filters, Selection
+from analytics.stats import StatsQuery, run
+from analytics.timewin import Bucket, Bucketing, TimeRange, parse_zone
 
 PERIODS = ("month", "week", "rolling")
 THRESHOLDS = (0.5, 0.8, 1.0)
@@ -212,17 +213,17 @@ def _midnight(day: date, zone: ZoneInfo) -> datetime:
 def daily_spend(
     db: duckdb.DuckDBPyConnection, filters: Filters, start: datetime, end: datetime, tz: str
 ) -> dict[date, float]:
-    """Spend (cost_usd over priced calls) per local day of `tz`."""
-    params = Params()
+    """Spend (analytics' cost_usd) per local day of `tz`: the read API's own daily buckets, answered from the
+    hourly rollups where that is exact (`GET /api/v1/stats?metrics=cost_usd&bucket=day&tz=...`)."""
+    zone = ZoneInfo(tz)
     selection = Selection(TimeRange(start.astimezone(UTC), end.astimezone(UTC)), filters)
-    where = selection.where(params)
-    zone = params.add(tz)
-    rows = db.execute(
-        f"SELECT CAST(timezone({zone}, start_time) AS DATE) AS d, coalesce(sum(cost_usd), 0)"  # noqa: S608
-        f" FROM calls WHERE {where} GROUP BY d",
-        params.values,
-    ).fetchall()
-    return {d: float(v) for d, v in rows}
+    bucketing = Bucketing(Bucket.DAY, zone, selection.range)
+    table = run(db, StatsQuery(selection, ("cost_usd",), bucketing=bucketing))
+    out = {}
+    for bucket, cost in zip(table["bucket"].to_pylist(), table["cost_usd"].to_pylist(), strict=True):
+        if cost is not None:
+            out[bucket.astimezone(zone).date()] = float(cost)
+    return out
 
 
 def evaluate(db: duckdb.DuckDBPyConnection, budget: Budget, now: datetime | None = None) -> dict[str, Any]:
@@ -292,10 +293,9 @@ def evaluate(db: duckdb.DuckDBPyConnection, budget: Budget, now: datetime | None
 
 
 def _spend_between(db: duckdb.DuckDBPyConnection, filters: Filters, start: datetime, end: datetime) -> float:
-    params = Params()
-    where = Selection(TimeRange(start, end), filters).where(params)
-    (value,) = db.execute(f"SELECT coalesce(sum(cost_usd), 0) FROM calls WHERE {where}", params.values).fetchone()  # type: ignore[misc]  # noqa: S608
-    return float(value)
+    table = run(db, StatsQuery(Selection(TimeRange(start, end), filters), ("cost_usd",)))
+    value = table["cost_usd"].to_pylist()[0] if table.num_rows else None
+    return float(value or 0.0)
 
 
 def budget_signals(
