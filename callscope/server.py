@@ -32,6 +32,7 @@ from analytics.api import create_app
 from analytics.api_context import ReadApi
 from analytics.budgets import parse_budget, sync_config_budgets
 from analytics.drift.config import DriftConfig
+from analytics.errors import QueryError
 from analytics.jobs import Jobs
 from analytics.routes_budgets import write_router as budgets_write_router
 from analytics.routes_prices import write_router as prices_write_router
@@ -47,6 +48,7 @@ from collector.pricing import Pricer
 from collector.selfmetrics import CollectorStats
 from collector.workers import WorkerConfig, WorkerPool
 from collector.writer import Writer
+from core.pricebook import PriceBookError
 from core.settings import Settings
 from core.store import connect
 
@@ -135,7 +137,10 @@ def build(
     )
     content = ContentOptions(capture=settings.capture_content, max_chars=settings.content_max_chars)
     prices = PriceBookService(db, settings.price_overrides)
-    prices.load()  # the config file's [[prices]] into the stored price book
+    try:
+        prices.load()  # the config file's [[prices]] into the stored price book
+    except PriceBookError as exc:
+        raise StartupError(f"config file [[prices]]: {exc}") from None
     if pool is None:
         ingest_pricer = Pricer(settings.price_overrides)
         prices.attach(ingest_pricer)
@@ -166,7 +171,10 @@ def build(
     read_api = ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts, drift)
     read_api.prices = prices
     read_api.prices_max_age_days = settings.prices_max_age_days
-    sync_config_budgets(db, [parse_budget(b, source="config") for b in settings.budgets_config])
+    try:
+        sync_config_budgets(db, [parse_budget(b, source="config") for b in settings.budgets_config])
+    except QueryError as exc:
+        raise StartupError(f"config file [[budgets]]: {exc}") from None
     alerting = Alerting(DuckStateStore(db), read_api.cursor, settings.alerts_path, settings.dashboard_link)
     notify = NotifyService(db, settings, notify_config)  # alerts' dispatcher, delivery, digests and their routes
     api = create_app(read_api, __version__, routers=[alerts_router, notify_router(notify), *MONEY_WRITE_ROUTERS])
