@@ -8,12 +8,14 @@ For a digest over [end - period, end):
 - top movers: which (service, model) pairs changed the spend most (`/changes?metric=cost_usd&dims=service,model`)
 - trend: error rate, p95 latency, calls and spend per hour (daily digest) or per day (weekly) (`bucket=`)
 - the alerts firing at `end`
+- budgets: each budget's spend to date, forecast with its interval, crossing date and signals at `end`
+  (analytics/budgets.py evaluate, as GET /api/v1/budgets?at=end answers)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +25,7 @@ import duckdb
 
 from alerts.model import Alert, alerts_for_notification
 from alerts.notify_config import DigestConfig
+from analytics.budgets import evaluate, load_budgets
 from analytics.changes import what_changed
 from analytics.query import Filters, Selection
 from analytics.responses import table_rows
@@ -47,6 +50,7 @@ class DigestFigures:
     trend: list[dict[str, Any]]
     firing: list[Alert]
     link: str
+    budgets: list[dict[str, Any]] = field(default_factory=list)
 
 
 def period_selection(digest: DigestConfig, end: datetime) -> Selection:
@@ -89,6 +93,7 @@ def compute(cur: duckdb.DuckDBPyConnection, digest: DigestConfig, end: datetime,
         run(cur, StatsQuery(selection, TREND_METRICS, bucketing=Bucketing(bucket, ZoneInfo(digest.tz), window)))
     )
     firing = [a for a in alerts_for_notification(cur, end) if a.firing and a.starts_at <= end]
+    budgets = [evaluate(cur, budget, end) for budget in load_budgets(cur)]
     return DigestFigures(
         digest,
         window,
@@ -99,9 +104,18 @@ def compute(cur: duckdb.DuckDBPyConnection, digest: DigestConfig, end: datetime,
         trend,
         firing,
         dashboard_link(dashboard_base, digest, window),
+        budgets,
     )
 
 
+# Budget figures in the CSV: (metric, key of the evaluation); "previous" carries the budget's amount.
+BUDGET_FIGURES = (
+    ("spent_usd", "spent_usd"),
+    ("forecast_usd", "forecast_usd"),
+    ("forecast_low_usd", "forecast_low_usd"),
+    ("forecast_high_usd", "forecast_high_usd"),
+    ("spent_share", "spent_share"),
+)
 CSV_COLUMNS = ("section", "group", "metric", "now", "previous", "delta", "delta_pct", "period_from", "period_to")
 
 
@@ -147,6 +161,12 @@ def csv_rows(figures: DigestFigures) -> list[dict[str, Any]]:
             rows.append(
                 {"section": "trend", "group": point["bucket"], "metric": m, "now": point[m], "previous": None}
                 | {"delta": None, "delta_pct": None, **window}
+            )
+    for b in figures.budgets:
+        for metric, key in BUDGET_FIGURES:
+            rows.append(
+                {"section": "budgets", "group": b["budget"]["name"], "metric": metric, "now": b[key]}
+                | {"previous": b["budget"]["amount_usd"], "delta": None, "delta_pct": None, **window}
             )
     for alert in figures.firing:
         rows.append(

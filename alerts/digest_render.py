@@ -49,6 +49,19 @@ def subject(figures: DigestFigures) -> str:
     )
 
 
+def budget_line(b: Mapping[str, Any]) -> str:
+    """One budget as a PM reads it: spent of amount, the forecast with its interval, when it crosses."""
+    amount = b["budget"]["amount_usd"]
+    level = f"{b['interval_level']:.0%}"
+    cross = f"; crosses the budget on {b['crossing_date']}" if b.get("crossing_date") else ""
+    flag = " OVERRUN FORECAST" if b["overrun"] else ""
+    return (
+        f"{b['budget']['name']}: {money(b['spent_usd'])} of {money(amount)} ({b['spent_share']:.0%}),"
+        f" forecast {money(b['forecast_usd'])} ({level}: {money(b['forecast_low_usd'])} to"
+        f" {money(b['forecast_high_usd'])}){cross}{flag}"
+    )
+
+
 def csv_text(figures: DigestFigures) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
@@ -95,6 +108,9 @@ def render_text(figures: DigestFigures) -> str:
         lines.append(
             f"  {point['bucket']}: {ratio(point['error_rate'])}, {ms(point['latency_p95'])}, {point['calls']} calls"
         )
+    if figures.budgets:
+        lines += ["", "Budgets (spent / amount, forecast at the period's end)"]
+        lines += [f"  {budget_line(b)}" for b in figures.budgets]
     lines += ["", f"Firing alerts: {len(figures.firing)}"]
     for alert in figures.firing:
         lines.append(f"  {alert.labels.get('alertname', 'alert')} {alert.annotations.get('summary', '')}".rstrip())
@@ -154,6 +170,10 @@ def render_html(figures: DigestFigures) -> str:
     body.append(_bars(trend, "label", "error_rate", ratio, "#c62828"))
     body.append("<h3>p95 latency per bucket</h3>")
     body.append(_bars(trend, "label", "latency_p95", ms, "#ef6c00"))
+    if figures.budgets:
+        body.append("<h3>Budgets</h3><ul>")
+        body += [f"<li>{escape(budget_line(b))}</li>" for b in figures.budgets]
+        body.append("</ul>")
     body.append(f"<h3>Firing alerts ({len(figures.firing)})</h3><ul>")
     for alert in figures.firing:
         body.append(

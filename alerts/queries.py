@@ -21,11 +21,13 @@ import orjson
 import pyarrow as pa
 
 from alerts.rules import Rule
+from analytics.budgets import budget_signals, signals_of
 from analytics.query import Filters, Selection
 from analytics.stats import StatsQuery, run
 from analytics.timewin import TimeRange
 
 GroupKey = tuple[str | None, ...]
+BUDGET_GROUP = ("budget",)  # the group-by of a budget metric's rule: one series per budget
 Row = Mapping[str, float | int | None]
 
 
@@ -122,6 +124,11 @@ class StoreSource:
         self._cursor = cursor
 
     def fetch(self, query: Query) -> dict[GroupKey, Row]:
+        if query.group_by == BUDGET_GROUP:
+            names = dict(query.filter_spec).get("budget", ())
+            with self._cursor() as cur:
+                signals = budget_signals(cur, query.end, names)
+            return {(name,): {m: values[m] for m in query.metrics} for name, values in signals.items()}
         selection = Selection(TimeRange(query.start, query.end), query.filters)
         stats = StatsQuery(selection, query.metrics, query.group_by)
         with self._cursor() as cur:
@@ -149,6 +156,8 @@ class ApiSource:
         self._client = httpx.Client(base_url=base_url.rstrip("/") + "/api/v1", headers=headers, timeout=timeout)
 
     def fetch(self, query: Query) -> dict[GroupKey, Row]:
+        if query.group_by == BUDGET_GROUP:
+            return self._budgets(query)
         params: list[tuple[str, str]] = [
             ("from", query.start.isoformat()),
             ("to", query.end.isoformat()),
@@ -173,6 +182,21 @@ class ApiSource:
             raise ConnectionError(f"{self._client.base_url}/stats answered {response.status_code}: {reason}")
         table = pa.ipc.open_stream(io.BytesIO(response.content)).read_all()
         return answer_rows(table, query)
+
+    def _budgets(self, query: Query) -> dict[GroupKey, Row]:
+        response = self._client.get(
+            "/budgets", params={"at": query.end.isoformat()}, headers={"accept": "application/json"}
+        )
+        if response.status_code != 200:
+            raise ConnectionError(f"{self._client.base_url}/budgets answered {response.status_code}: {response.text}")
+        names = dict(query.filter_spec).get("budget", ())
+        out: dict[GroupKey, Row] = {}
+        for result in response.json()["budgets"]:
+            name = result["budget"]["name"]
+            if not names or name in names:
+                values = signals_of(result)
+                out[(name,)] = {m: values[m] for m in query.metrics}
+        return out
 
     def close(self) -> None:
         self._client.close()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from alerts.rules import Rule, Severity, format_duration
-from analytics.metrics import METRICS
+from analytics.metrics import metric_unit
 
 # The dimensions dashboard/filters.py FILTER_DIMS reads from the URL (a test checks both stay in step).
 DASHBOARD_DIMS = ("environment", "service", "provider", "model", "user", "tag")
@@ -100,7 +100,7 @@ def annotations(
     compare = ""
     if rule.relative_to is not None:
         what = "the previous window" if rule.relative_to.value == "previous_window" else "the same window a week ago"
-        compare = f" vs {what} ({format_value(baseline, METRICS[rule.metric].unit)})"
+        compare = f" vs {what} ({format_value(baseline, metric_unit(rule.metric))})"
     variables = {
         "alertname": rule.name,
         "severity": severity.value,
@@ -112,7 +112,7 @@ def annotations(
         "window": format_duration(rule.window),
         "calls": "unknown" if calls is None else f"{calls:,}",
         "group": group_text(group),
-        "baseline": format_value(baseline, METRICS[rule.metric].unit),
+        "baseline": format_value(baseline, metric_unit(rule.metric)),
         "compare": compare,
         "from": iso(start),
         "to": iso(end),

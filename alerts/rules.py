@@ -36,7 +36,7 @@ from typing import Any
 
 from analytics.dimensions import resolve
 from analytics.errors import QueryError
-from analytics.metrics import METRICS
+from analytics.metrics import BUDGET_METRICS, METRICS
 from analytics.query import Filters, parse_group_by
 
 MIN_WINDOW = timedelta(minutes=1)
@@ -175,7 +175,7 @@ class Rule:
 
     @property
     def unit(self) -> str:
-        return "%" if self.relative_to else METRICS[self.metric].unit
+        return "%" if self.relative_to else (METRICS.get(self.metric) or BUDGET_METRICS[self.metric]).unit
 
     @property
     def top_severity(self) -> Severity:
@@ -292,6 +292,25 @@ def _choice(raw: Any, field: str, enum: type[StrEnum]) -> Any:
         raise RuleError(field, f"{raw!r} is not one of {choices}") from None
 
 
+def _budget_scope(raw: Mapping[str, Any]) -> tuple[Filters, dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """A budget metric is one value per budget: the rule groups by budget; its only filter is budget names."""
+    filters_raw = raw.get("filters") or {}
+    if not isinstance(filters_raw, Mapping) or set(filters_raw) - {"budget"}:
+        raise RuleError("filters", "a budget metric takes only {budget: name or [names]} as filters")
+    spec = {}
+    if "budget" in filters_raw:
+        values = filters_raw["budget"]
+        items = values if isinstance(values, list | tuple) else [values]
+        spec["budget"] = tuple(_scalar_text(v, "filters.budget") for v in items)
+    if raw.get("group_by") not in (None, [], "budget", ["budget"]):
+        raise RuleError("group_by", "a budget metric is grouped by budget (one alert per budget)")
+    if raw.get("relative_to"):
+        raise RuleError("relative_to", "a budget metric compares with its budget already: no relative_to")
+    if raw.get("min_calls"):
+        raise RuleError("min_calls", "a budget metric has no calls to count: no min_calls")
+    return Filters(), spec, ("budget",)
+
+
 def _filters(raw: Any) -> tuple[Filters, dict[str, tuple[str, ...]]]:
     if raw is None:
         return Filters(), {}
@@ -380,18 +399,21 @@ def _parse(raw: Mapping[str, Any], origin: Origin) -> Rule:
     if not _NAME.match(name):
         raise RuleError("name", "1-128 letters, digits and _.:- starting with a letter or digit")
     metric = raw["metric"]
-    if metric not in METRICS:
-        raise RuleError("metric", f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
-    filters, filter_spec = _filters(raw.get("filters"))
-    group_raw = raw.get("group_by") or []
-    if isinstance(group_raw, str):
-        group_raw = [group_raw]
-    if not isinstance(group_raw, list | tuple) or not all(isinstance(g, str) for g in group_raw):
-        raise RuleError("group_by", "must be a list of dimension names, e.g. [model]")
-    try:
-        group_by = parse_group_by(group_raw)
-    except QueryError as exc:
-        raise RuleError("group_by", str(exc)) from None
+    if metric not in METRICS and metric not in BUDGET_METRICS:
+        raise RuleError("metric", f"unknown metric {metric!r}; known: {', '.join([*METRICS, *BUDGET_METRICS])}")
+    if metric in BUDGET_METRICS:
+        filters, filter_spec, group_by = _budget_scope(raw)
+    else:
+        filters, filter_spec = _filters(raw.get("filters"))
+        group_raw = raw.get("group_by") or []
+        if isinstance(group_raw, str):
+            group_raw = [group_raw]
+        if not isinstance(group_raw, list | tuple) or not all(isinstance(g, str) for g in group_raw):
+            raise RuleError("group_by", "must be a list of dimension names, e.g. [model]")
+        try:
+            group_by = parse_group_by(group_raw)
+        except QueryError as exc:
+            raise RuleError("group_by", str(exc)) from None
     window = parse_duration(raw["window"], "window")
     if not MIN_WINDOW <= window <= MAX_WINDOW:
         raise RuleError("window", f"must be between 1m and 31d, got {format_duration(window)}")

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
-from analytics import routes_access, routes_calls, routes_drift, routes_stats
+from analytics import routes_access, routes_budgets, routes_calls, routes_drift, routes_prices, routes_stats
 from analytics.access import Access, undeclared
 from analytics.api_context import PERCENTILE_DEFINITION, ReadApi
 from analytics.api_params import reject_unknown_params
@@ -42,7 +42,16 @@ def create_app(read_api: ReadApi, version: str, access: Access, routers: Iterabl
     )
     app.state.read_api = read_api
     app.state.access = access
-    builtin = (routes_stats.router, routes_calls.router, routes_drift.router, routes_drift.write_router)
+    builtin = (
+        routes_stats.router,
+        routes_calls.router,
+        routes_drift.router,
+        routes_drift.write_router,
+        routes_budgets.router,
+        routes_budgets.write_router,
+        routes_prices.router,
+        routes_prices.write_router,
+    )
     for router in (*builtin, *routes_access.routers(), *routers):
         app.include_router(router)
     missing = undeclared(app)

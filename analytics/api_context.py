@@ -35,6 +35,10 @@ class ReadApi:
         self.cost_parts = cost_parts
         # The drift job's windows, tests and thresholds, for comparisons asked through the API.
         self.drift = drift or DriftConfig()
+        # The price book (the server passes collector.price_book.PriceBookService): entries, audit, pricers.
+        self.prices: Any = None
+        self.prices_max_age_days = 60
+        self.reprice_lock = threading.Lock()  # one re-pricing run at a time
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -47,6 +47,7 @@ EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("cost_usd", "cost_usd"),
     ("pricing", "pricing"),
     ("price_source", "price_source"),
+    ("price_entry_id", "price_entry_id"),
     ("reported_cost_usd", "reported_cost_usd"),
     ("streaming", "streaming"),
     ("status", "status"),

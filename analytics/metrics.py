@@ -207,3 +207,38 @@ def aggregate_plan(metrics: tuple[str, ...]) -> tuple[dict[str, str], dict[str, 
         else:
             exprs[m] = METRICS[m].sql
     return bases, exprs
+
+
+# Budget signals (analytics/budgets.py): not aggregates over a window's calls but each budget's state at an instant,
+# one value per budget. Alert rules use them with group_by [budget] (and optionally filters {budget: name}).
+BUDGET_METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        _m(
+            "budget_spent_share",
+            "",
+            (),
+            "ratio",
+            "spend to date in the budget's period / its amount (0.5, 0.8, 1.0: the 50/80/100 % signals)",
+        ),
+        _m(
+            "budget_forecast_share",
+            "",
+            (),
+            "ratio",
+            "forecast spend at the period's end / the budget's amount (above 1: a forecast overrun)",
+        ),
+        _m(
+            "budget_forecast_high_share",
+            "",
+            (),
+            "ratio",
+            "the forecast interval's upper end / the budget's amount (above 1: an overrun is possible)",
+        ),
+    )
+}
+
+
+def metric_unit(name: str) -> str:
+    """The unit of a statistic or a budget metric."""
+    return (METRICS.get(name) or BUDGET_METRICS[name]).unit

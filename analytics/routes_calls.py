@@ -15,6 +15,7 @@ from analytics.api_params import WindowParam
 from analytics.errors import QueryError
 from analytics.export import ExportFormat, export_chunks
 from analytics.query import Params
+from analytics.reprice import call_history
 from analytics.responses import choose_format, table_response
 from core.access import Role
 
@@ -53,6 +54,10 @@ def get_call(
     if call is None:
         raise HTTPException(404, f"no call {trace_id}/{span_id}")
     call["cost_parts"] = api.cost_parts(call) if api.cost_parts else None
+    entry_id = call.get("price_entry_id")
+    call["price_entry"] = api.prices.entry_label(entry_id) if entry_id is not None and api.prices else None
+    with api.cursor() as db:  # the costs this call had before re-pricing changed it (the audit trail)
+        call["cost_history"] = call_history(db, bytes.fromhex(trace_id), bytes.fromhex(span_id))
     return call
 
 

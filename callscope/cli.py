@@ -144,6 +144,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reprice(args: argparse.Namespace) -> int:
+    import httpx
+
+    from analytics.errors import QueryError
+    from callscope.reprice_cli import reprice_on_server, reprice_store
+    from core.store import StoreLockedError
+
+    settings = _settings(args)
+    params = _export_window(args)
+    try:
+        if args.server:
+            run = reprice_on_server(args.server, params, settings.dashboard_read_key)
+        else:
+            run = reprice_store(settings, params)
+    except (FileNotFoundError, StoreLockedError, QueryError, ValueError, httpx.HTTPError) as exc:
+        hint = " (a server is running: add --server http://127.0.0.1:4318)" if isinstance(exc, StoreLockedError) else ""
+        print(f"callscope reprice: {exc}{hint}", file=sys.stderr)
+        return 2
+    print(
+        f"re-pricing run {run.get('run_id')}: {run.get('status')}; {run.get('scanned')} calls scanned,"
+        f" {run.get('changed')} changed" + (f"; {run['error']}" if run.get("error") else ""),
+        file=sys.stderr,
+    )
+    return 0 if run.get("status") == "done" else 1
+
+
 def cmd_demo_bulk(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -313,6 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep calls with this value (repeatable), e.g. model=gpt-4.1",
     )
     p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("reprice", help="re-price stored calls of a range with the current price book")
+    _add_setting_flags(p)
+    p.add_argument("--server", help="ask a running server (the way while ingest runs), e.g. http://127.0.0.1:4318")
+    p.add_argument("--from", dest="start", required=True, help="first start time, ISO 8601")
+    p.add_argument("--to", dest="end", help="end, exclusive, ISO 8601 (default: no end)")
+    p.add_argument("--filter", action="append", metavar="DIM=VALUE", help="only calls with this value (repeatable)")
+    p.set_defaults(fn=cmd_reprice, last=None)
 
     demo = sub.add_parser("demo", help="sample traffic: send it to a collector, or bulk-load a stopped store")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True)

@@ -33,7 +33,9 @@ from analytics.access import Access
 from analytics.anomalies.job import AnomalyConfig
 from analytics.api import create_app
 from analytics.api_context import ReadApi
+from analytics.budgets import parse_budget, sync_config_budgets
 from analytics.drift.config import DriftConfig
+from analytics.errors import QueryError
 from analytics.jobs import Jobs
 from analytics.oidc import IssuerKeys
 from callscope import __version__
@@ -43,10 +45,12 @@ from collector.http_receiver import OtlpHttpReceiver
 from collector.ingest import Ingestor
 from collector.normalize import ContentOptions, SpanNormalizer
 from collector.prepare import Preparer
+from collector.price_book import PriceBookService
 from collector.pricing import Pricer
 from collector.selfmetrics import CollectorStats
 from collector.workers import WorkerConfig, WorkerPool
 from collector.writer import Writer
+from core.pricebook import PriceBookError
 from core.settings import Settings
 from core.store import connect
 
@@ -149,10 +153,18 @@ def build(
         aggregates=AggregateTracker(),
     )
     content = ContentOptions(capture=settings.capture_content, max_chars=settings.content_max_chars)
+    prices = PriceBookService(db, settings.price_overrides)
+    try:
+        prices.load()  # the config file's [[prices]] into the stored price book
+    except PriceBookError as exc:
+        raise StartupError(f"config file [[prices]]: {exc}") from None
     if pool is None:
-        preparer = Preparer(SpanNormalizer(Pricer(settings.price_overrides), content), content, settings.max_body_bytes)
+        ingest_pricer = Pricer(settings.price_overrides)
+        prices.attach(ingest_pricer)
+        preparer = Preparer(SpanNormalizer(ingest_pricer, content), content, settings.max_body_bytes)
         ingestor = Ingestor(writer, stats, preparer=preparer)
     else:
+        prices.attach(pool)
         ingestor = Ingestor(writer, stats, pool=pool)
     receiver = OtlpHttpReceiver(
         ingestor.export_raw,
@@ -171,8 +183,15 @@ def build(
         return PlainTextResponse(stats.render(), media_type="text/plain; version=0.0.4")
 
     pricer = Pricer(settings.price_overrides)
+    prices.attach(pricer)
     drift = DriftConfig.from_settings(settings)  # validated here: a bad drift setting stops the start
     read_api = ReadApi(db, settings.api_max_queries, pricer.cost_parts, drift)
+    read_api.prices = prices
+    read_api.prices_max_age_days = settings.prices_max_age_days
+    try:
+        sync_config_budgets(db, [parse_budget(b, source="config") for b in settings.budgets_config])
+    except QueryError as exc:
+        raise StartupError(f"config file [[budgets]]: {exc}") from None
     alerting = Alerting(DuckStateStore(db), read_api.cursor, settings.alerts_path, settings.dashboard_link)
     notify = NotifyService(db, settings, notify_config)  # alerts' dispatcher, delivery, digests and their routes
     access = access_for(settings, db)

@@ -393,7 +393,17 @@ class SpanNormalizer:
             streaming = True
         is_error, error_type, http_status, message = _errors(span, error_type, http_status, exception_message)
         provider, provider_source, price = self._price(
-            attrs, src, request_model, response_model, inp, out_tokens, cache_read, cache_write, is_error, start
+            attrs,
+            src,
+            request_model,
+            response_model,
+            inp,
+            out_tokens,
+            cache_read,
+            cache_write,
+            reasoning,
+            is_error,
+            start,
         )
         input_content, output_content = self._content(attrs, src, input_event, output_event)
         record = CallRecord(
@@ -437,6 +447,7 @@ class SpanNormalizer:
             error_message=message,
             provider_source=provider_source,
             service_version=resource.version,
+            price_entry_id=price.entry_id,
         )
         out.calls.append(record)
         if stream_log is not None:
@@ -483,6 +494,7 @@ class SpanNormalizer:
         out: int | None,
         cache_read: int | None,
         cache_write: int | None,
+        reasoning: int | None,
         is_error: bool,
         start: int,
     ) -> tuple[str | None, str | None, Price]:
@@ -496,7 +508,9 @@ class SpanNormalizer:
             source = _INFERRED
         else:
             source = None
-        price = self.pricer.price(provider, model, inp, out, cache_read, cache_write, is_error=is_error, at_ns=start)
+        price = self.pricer.price(
+            provider, model, inp, out, cache_read, cache_write, is_error=is_error, at_ns=start, reasoning=reasoning
+        )
         return provider, source, price
 
     def _content(

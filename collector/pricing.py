@@ -1,4 +1,5 @@
-"""Cost at ingest: genai-prices (bundled data, no network) plus the user's overrides.
+"""Cost at ingest and at re-pricing: the price book (core/pricebook.py: the config file's [[prices]] and entries
+added through the API, with effective dates) first, then genai-prices (bundled data, no network).
 
 Prices are looked up once per (provider, model) and cached. For the common case (no tier applies) the cost
 is a dot product with per-token rates that were measured by asking genai-prices itself, so it is priced
@@ -14,14 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib.metadata import version
+from time import time_ns
 from typing import Any
 
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import TieredPrices
 
 from collector.conventions import INFERRED_PROVIDERS, PRICING_PROVIDERS
+from core.pricebook import PriceBook, PriceEntry
 from core.records import Pricing
-from core.settings import PriceOverride
 
 log = logging.getLogger(__name__)
 GENAI_PRICES_VERSION = version("genai-prices")
@@ -60,6 +62,20 @@ class Price:
     cost_usd: float | None
     pricing: Pricing
     source: str | None
+    entry_id: int | None = None  # the price book entry used
+
+
+def entry_cost(entry: PriceEntry, inp: int, out: int, cache_read: int, cache_write: int, reasoning: int) -> float:
+    """A call's cost by a price book entry (token kinds as in core/pricebook.py's docstring)."""
+    r_in, r_cr, r_cw, r_out, r_reason = entry.per_token()
+    reasoning = min(reasoning, out)
+    return (
+        max(inp - cache_read - cache_write, 0) * r_in
+        + cache_read * r_cr
+        + cache_write * r_cw
+        + (out - reasoning) * r_out
+        + reasoning * r_reason
+    )
 
 
 class _TimeDependent:
@@ -81,11 +97,17 @@ class _TimeDependent:
 
 
 class Pricer:
-    def __init__(self, overrides: tuple[PriceOverride, ...] = ()) -> None:
-        self._overrides = {(o.provider, o.model): o for o in overrides}
+    """Prices calls. `book` is the price book (entries of the config file, stored entries); `set_book` swaps it
+    (the server does when the book changes, and sends it to the ingest workers)."""
+
+    def __init__(self, book: PriceBook | tuple[PriceEntry, ...] = ()) -> None:
+        self.book = book if isinstance(book, PriceBook) else PriceBook(book)
         self._cache: dict[tuple[str | None, str], Rates | _TimeDependent | None] = {}
         self._providers: dict[str, str | None] = {}
         self._snapshot = data_snapshot.get_snapshot()
+
+    def set_book(self, book: PriceBook) -> None:
+        self.book = book
 
     def provider_for(self, model: str) -> str | None:
         """The provider genai-prices' model matching assigns to `model` (our provider name), or None when no
@@ -132,6 +154,17 @@ class Pricer:
             return entry.at(when)
         return entry
 
+    def linear(self, provider: str | None, model: str | None) -> Rates | None:
+        """The rates of every call of (provider, model) whatever its time, when they are the same for all: no price
+        book entry matches the model and genai-prices has one price for it (not time-dependent). Re-pricing prices
+        such calls with array arithmetic (the same operations, in the same order, as `Rates.cost`); None: price
+        call by call."""
+        if not model or (self.book.entries and self.book.candidates(provider, model)):
+            return None
+        if self.is_time_dependent(provider, model):
+            return None
+        return self.rates(provider, model)
+
     def is_time_dependent(self, provider: str | None, model: str) -> bool:
         self.rates(provider, model)
         return isinstance(self._cache.get((provider, model)), _TimeDependent)
@@ -147,9 +180,15 @@ class Pricer:
         *,
         is_error: bool,
         at_ns: int | None = None,
+        reasoning: int | None = None,
     ) -> Price:
         if not model:
             return Price(None, Pricing.UNPRICED, None)
+        if self.book.entries:
+            at_us = (time_ns() if at_ns is None else at_ns) // 1000
+            entry = self.book.entry_at(provider, model, at_us)
+            if entry is not None:
+                return self._book_price(entry, inp, out, cache_read, cache_write, reasoning, is_error)
         rates = self.rates(provider, model, at_ns)
         if rates is None:
             return Price(None, Pricing.UNPRICED, None)
@@ -161,6 +200,23 @@ class Pricer:
             return Price(rates.cost(inp, out, cr, cw), rates.pricing, rates.source)
         return Price(self._library_cost(rates, inp, out, cr, cw), rates.pricing, rates.source)
 
+    @staticmethod
+    def _book_price(
+        entry: PriceEntry,
+        inp: int | None,
+        out: int | None,
+        cache_read: int | None,
+        cache_write: int | None,
+        reasoning: int | None,
+        is_error: bool,
+    ) -> Price:
+        pricing = Pricing.OVERRIDE if entry.source == "config" else Pricing.BOOK
+        source = entry.label() if entry.entry_id is not None else "override"
+        if inp is None and out is None:
+            return Price(0.0, pricing, source, entry.entry_id) if is_error else Price(None, Pricing.NO_USAGE, None)
+        cost = entry_cost(entry, inp or 0, out or 0, cache_read or 0, cache_write or 0, reasoning or 0)
+        return Price(cost, pricing, source, entry.entry_id)
+
     def cost_parts(self, call: dict[str, Any]) -> dict[str, float] | None:
         """A stored call's cost split by token kind, priced as at ingest (the call's model, provider and time).
 
@@ -171,6 +227,11 @@ class Pricer:
         if not model or call.get("cost_usd") is None or not call.get("start_time"):
             return None
         at = datetime.fromisoformat(str(call["start_time"]).replace("Z", "+00:00"))
+        entry = (
+            self.book.entry_at(call.get("provider"), model, int(at.timestamp() * 1e6)) if self.book.entries else None
+        )
+        if entry is not None:
+            return _entry_parts(entry, call)
         rates = self.rates(call.get("provider"), model, int(at.timestamp() * 1e9))
         inp = int(call.get("input_tokens") or 0)
         if rates is None or (rates.max_input is not None and inp > rates.max_input):
@@ -189,22 +250,6 @@ class Pricer:
 
     def _lookup(self, provider: str | None, model: str) -> Rates | _TimeDependent | None:
         model_l = model.lower()
-        override = self._overrides.get((provider or "", model_l)) or self._overrides.get(("*", model_l))
-        if override:
-            per = 1e-6
-            return Rates(
-                uncached_input=override.input_mtok * per,
-                cache_read=(override.cache_read_mtok if override.cache_read_mtok is not None else override.input_mtok)
-                * per,
-                cache_write=(
-                    override.cache_write_mtok if override.cache_write_mtok is not None else override.input_mtok
-                )
-                * per,
-                output=override.output_mtok * per,
-                max_input=None,
-                source="override",
-                pricing=Pricing.OVERRIDE,
-            )
         provider_id = PRICING_PROVIDERS.get(provider or "", None)
         try:
             found_provider, model_info = self._snapshot.find_provider_model(model_l, None, provider_id, None)
@@ -223,6 +268,23 @@ class Pricer:
     def _library_cost(rates: Rates, inp: int, out: int, cr: int, cw: int) -> float:
         usage = Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cr or None, cache_write_tokens=cw or None)
         return float(Decimal(rates.model_price.calc_price(usage)["total_price"]))  # type: ignore[union-attr]
+
+
+def _entry_parts(entry: PriceEntry, call: dict[str, Any]) -> dict[str, float] | None:
+    inp, out = int(call.get("input_tokens") or 0), int(call.get("output_tokens") or 0)
+    cr, cw = int(call.get("cache_read_tokens") or 0), int(call.get("cache_write_tokens") or 0)
+    reasoning = min(int(call.get("reasoning_tokens") or 0), out)
+    r_in, r_cr, r_cw, r_out, r_reason = entry.per_token()
+    parts = {
+        "input": max(inp - cr - cw, 0) * r_in,
+        "cache_read": cr * r_cr,
+        "cache_write": cw * r_cw,
+        "output": (out - reasoning) * r_out,
+        "reasoning": reasoning * r_reason,
+    }
+    if not math.isclose(sum(parts.values()), call["cost_usd"], rel_tol=1e-9, abs_tol=1e-12):
+        return None
+    return parts
 
 
 def _measure(model_price: object, provider_id: str, model_info: object) -> Rates:

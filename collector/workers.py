@@ -35,6 +35,7 @@ from core.process import die_with_parent
 log = logging.getLogger(__name__)
 
 _READY = b"ready"
+_BOOK = b"B"  # a message that is not a request: the price book changed (its entries pickled after this byte)
 
 
 class WorkerError(RuntimeError):
@@ -63,15 +64,22 @@ def worker_main(conn: Connection, config: WorkerConfig, parent_pid: int) -> None
     from collector.pricing import Pricer
 
     content = ContentOptions(capture=config.capture_content, max_chars=config.content_max_chars)
-    preparer = Preparer(SpanNormalizer(Pricer(config.price_overrides), content), content, config.max_body_bytes)
+    pricer = Pricer(config.price_overrides)
+    preparer = Preparer(SpanNormalizer(pricer, content), content, config.max_body_bytes)
     Prepared(calls=None).to_bytes()  # warm the Arrow IPC path before the first request
     conn.send_bytes(_READY)
     while True:
         try:
             header = conn.recv_bytes()
-            body = conn.recv_bytes()
+            body = b"" if header[:1] == _BOOK else conn.recv_bytes()
         except (EOFError, OSError):
             return  # the server closed the pipe or died
+        if header[:1] == _BOOK:  # sent alone, before the next request: no body and no reply
+            from core.pricebook import PriceBook
+
+            generation, entries = pickle.loads(header[1:])
+            pricer.set_book(PriceBook(entries, generation))
+            continue
         try:
             signal_name, encoding, content_encoding, project, received_us = pickle.loads(header)
             prepared = preparer.prepare_raw(
@@ -95,6 +103,7 @@ class _Worker:
         self.process: mp.process.BaseProcess | None = None
         self.conn: Connection | None = None
         self.thread = threading.Thread(target=self._run, name=f"callscope-worker-{index}", daemon=True)
+        self.book_generation = -1  # the price book generation this worker process has (-1: its config's)
 
     def spawn(self) -> None:
         parent_conn, child_conn = self.pool.ctx.Pipe(duplex=True)
@@ -105,6 +114,7 @@ class _Worker:
             daemon=True,
         )
         process.start()
+        self.book_generation = -1  # a new process starts from its config: send it the current book
         child_conn.close()  # only the worker holds its end: the server's death is the worker's end-of-file
         self.process, self.conn = process, parent_conn
 
@@ -155,6 +165,10 @@ class _Worker:
             if self.conn is None:
                 raise WorkerError(f"worker {self.index} is not running")
         try:
+            book = self.pool.book
+            if book is not None and book.generation != self.book_generation:
+                self.conn.send_bytes(_BOOK + pickle.dumps((book.generation, book.entries)))
+                self.book_generation = book.generation
             self.conn.send_bytes(header)
             self.conn.send_bytes(body)
             return self.conn.recv_bytes()
@@ -207,6 +221,11 @@ class WorkerPool:
         self.jobs: queue.SimpleQueue[tuple[bytes, bytes, asyncio.Future[Prepared], Any] | None] = queue.SimpleQueue()
         self._workers = [_Worker(self, i) for i in range(size)]
         self._closed = False
+        self.book: Any = None  # the current price book (core.pricebook.PriceBook); set_book swaps it
+
+    def set_book(self, book: Any) -> None:
+        """Every worker gets `book` before the next request it prepares (one pickled message, once per change)."""
+        self.book = book
 
     @property
     def size(self) -> int:

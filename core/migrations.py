@@ -435,6 +435,97 @@ def m011_drift(db: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
+def m013_price_book_budgets(db: duckdb.DuckDBPyConnection) -> None:
+    """Budgets and the price book (core/pricebook.py, analytics/budgets.py, collector/reprice.py): the price entry
+    a call was priced by, price entries with effective dates and their audit log, re-pricing runs and the cost
+    each re-priced call had before (the audit trail), and budgets."""
+    db.execute("ALTER TABLE calls ADD COLUMN price_entry_id BIGINT")
+    db.execute(
+        """
+        CREATE TABLE price_entries (
+            entry_id BIGINT PRIMARY KEY,
+            source VARCHAR NOT NULL,
+            provider VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            input_mtok DOUBLE NOT NULL,
+            cache_read_mtok DOUBLE,
+            cache_write_mtok DOUBLE,
+            output_mtok DOUBLE NOT NULL,
+            reasoning_mtok DOUBLE,
+            valid_from TIMESTAMPTZ,
+            valid_to TIMESTAMPTZ,
+            note VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL,
+            deleted BOOLEAN NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE price_audit (
+            audit_id BIGINT PRIMARY KEY,
+            "at" TIMESTAMPTZ NOT NULL,
+            actor VARCHAR NOT NULL,
+            action VARCHAR NOT NULL,
+            entry_id BIGINT NOT NULL,
+            old VARCHAR,
+            new VARCHAR
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE reprice_runs (
+            run_id BIGINT PRIMARY KEY,
+            actor VARCHAR NOT NULL,
+            started_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ,
+            range_from TIMESTAMPTZ NOT NULL,
+            range_to TIMESTAMPTZ NOT NULL,
+            filters VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            total BIGINT NOT NULL,
+            scanned BIGINT NOT NULL,
+            changed BIGINT NOT NULL,
+            error VARCHAR
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE cost_history (
+            run_id BIGINT NOT NULL,
+            trace_id BLOB NOT NULL,
+            span_id BLOB NOT NULL,
+            old_cost_usd DOUBLE,
+            old_pricing VARCHAR,
+            old_price_source VARCHAR,
+            old_price_entry_id BIGINT,
+            new_cost_usd DOUBLE,
+            new_pricing VARCHAR,
+            new_price_entry_id BIGINT,
+            changed_at TIMESTAMPTZ NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE budgets (
+            budget_id BIGINT PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            source VARCHAR NOT NULL,
+            filters VARCHAR NOT NULL,
+            period VARCHAR NOT NULL,
+            days INTEGER,
+            tz VARCHAR NOT NULL,
+            amount_usd DOUBLE NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        )
+        """
+    )
+
+
+@migration
 def m015_access(db: duckdb.DuckDBPyConnection) -> None:
     """Users, their roles per project, sign-in sessions, stored API keys and the audit log (core/users.py,
     core/audit.py). Passwords and keys are stored only as hashes (argon2 for passwords, SHA-256 for random

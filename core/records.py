@@ -27,6 +27,7 @@ class Pricing(StrEnum):
     OVERRIDE = "override"  # a user price from the config file
     UNPRICED = "unpriced"  # no price known: cost_usd is NULL
     NO_USAGE = "no_usage"  # a successful call that reported no token counts: cost_usd is NULL
+    BOOK = "book"  # an entry of the price book (core/pricebook.py) in force at the call's start
 
 
 class ProviderSource(StrEnum):
@@ -115,6 +116,8 @@ class CallRecord:
     provider_source: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
     # The sending application's release (resource attribute service.version). Added by m011.
     service_version: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    # The price book entry (core/pricebook.py) the cost came from; NULL when genai-prices priced it. Added by m013.
+    price_entry_id: Annotated[int | None, Stored(pa.int64(), "BIGINT")]
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> CallRecord:

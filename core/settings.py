@@ -15,6 +15,8 @@ from typing import Any
 
 import platformdirs
 
+from core.pricebook import PriceBookError, PriceEntry, check_no_overlap, parse_entry
+
 ENV_PREFIX = "CALLSCOPE_"
 
 
@@ -495,21 +497,20 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         True,
     ),
+    Setting(
+        "prices_max_age_days",
+        60,
+        "Age in days (of the newest price in the installed genai-prices data) from which price coverage warns that"
+        " the data is stale.",
+        _positive_int,
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
 
-@dataclass(frozen=True)
-class PriceOverride:
-    """A user price (USD per million tokens) that wins over genai-prices for one provider/model."""
-
-    provider: str
-    model: str
-    input_mtok: float
-    output_mtok: float
-    cache_read_mtok: float | None = None
-    cache_write_mtok: float | None = None
+# A user price from the config file's [[prices]]: an entry of the price book (core/pricebook.py).
+PriceOverride = PriceEntry
 
 
 @dataclass(frozen=True)
@@ -574,6 +575,9 @@ class Settings:
     oidc_client_id: str | None
     oidc_client_secret: str | None = field(repr=False)
     oidc_cookie_secret: str | None = field(repr=False)
+    prices_max_age_days: int
+    # The config file's [[budgets]] (analytics/budgets.py), synced into the store when the server starts.
+    budgets_config: tuple[Any, ...] = ()
     # The config file's [alerts] table (receivers, routes, inhibit rules) and [[digests]], parsed by
     # alerts/notify_config.py when the server starts.
     alerts_config: Mapping[str, Any] = field(default_factory=dict)
@@ -638,22 +642,15 @@ def _read_config_file(path: Path) -> dict[str, Any]:
 
 
 def _price_overrides(raw: Any, path: Path | None) -> tuple[PriceOverride, ...]:
-    overrides = []
+    entries: list[PriceEntry] = []
     for i, entry in enumerate(raw or []):
         try:
-            overrides.append(
-                PriceOverride(
-                    provider=str(entry["provider"]).lower(),
-                    model=str(entry["model"]).lower(),
-                    input_mtok=float(entry["input_mtok"]),
-                    output_mtok=float(entry["output_mtok"]),
-                    cache_read_mtok=_opt_float(entry.get("cache_read_mtok")),
-                    cache_write_mtok=_opt_float(entry.get("cache_write_mtok")),
-                )
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SettingsError(f"config file {path}: [[prices]] entry {i + 1} is invalid: {exc!r}") from exc
-    return tuple(overrides)
+            parsed = parse_entry(entry, source="config")
+            check_no_overlap(parsed, entries)
+        except PriceBookError as exc:
+            raise SettingsError(f"config file {path}: [[prices]] entry {i + 1} is invalid: {exc}") from exc
+        entries.append(parsed)
+    return tuple(entries)
 
 
 def _opt_float(raw: Any) -> float | None:
@@ -678,7 +675,7 @@ def load_settings(
     file_values = _read_config_file(path) if path.is_file() else {}
 
     known = {name for s in SETTINGS for name in s.names(env=False)}
-    unknown = set(file_values) - known - {"prices", "alerts", "digests"}
+    unknown = set(file_values) - known - {"prices", "alerts", "digests", "budgets"}
     if unknown:
         raise SettingsError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}")
 
@@ -712,8 +709,12 @@ def load_settings(
         raise SettingsError(f"config file {path}: alerts must be a table ([alerts])")
     if not isinstance(digests_config, list):
         raise SettingsError(f"config file {path}: digests must be a list of tables ([[digests]])")
+    budgets_config = file_values.get("budgets", [])
+    if not isinstance(budgets_config, list):
+        raise SettingsError(f"config file {path}: budgets must be a list of tables ([[budgets]])")
     return Settings(
         **values,
+        budgets_config=tuple(budgets_config),
         alerts_config=alerts_config,
         digests_config=tuple(digests_config),
         price_overrides=_price_overrides(file_values.get("prices"), path),

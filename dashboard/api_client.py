@@ -16,6 +16,8 @@ import httpx
 import polars as pl
 import pyarrow as pa
 
+from dashboard.money_api import MoneyApi
+
 ENV_URL = "CALLSCOPE_API_URL"  # where the dashboard finds the read API (set by dashboard/launch.py)
 ENV_KEY = "CALLSCOPE_API_KEY"  # the read key it sends
 Params = Sequence[tuple[str, str]]  # query parameters, repeatable keys kept (service=a&service=b)
@@ -40,8 +42,8 @@ class ApiConfig:
     timeout_s: float = 60.0
 
 
-class ApiClient:
-    """A small synchronous client over one pooled httpx connection."""
+class ApiClient(MoneyApi):
+    """A small synchronous client over one pooled httpx connection (budget and price routes: dashboard/money_api.py)."""
 
     def __init__(self, config: ApiConfig) -> None:
         self.config = config

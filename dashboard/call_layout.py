@@ -28,6 +28,11 @@ def cost_rows(call: dict[str, Any]) -> pl.DataFrame:
         *_part_rows(call.get("cost_parts")),
         ("Pricing", str(call.get("pricing") or "")),
         ("Price source", str(call.get("price_source") or "—")),
+        ("Price entry used", (call.get("price_entry") or {}).get("label") or "genai-prices (no price book entry)"),
+        *(
+            (f"Before re-pricing run {h['run_id']} (USD)", fmt.usd_exact(h["old_cost_usd"]))
+            for h in call.get("cost_history") or ()
+        ),
         ("Cost reported by the client (USD)", fmt.usd_exact(call.get("reported_cost_usd"))),
     ]
     return pl.DataFrame({"item": [r[0] for r in rows], "value": [r[1] for r in rows]})
@@ -45,11 +50,15 @@ def _part_rows(parts: dict[str, float] | None) -> list[tuple[str, str]]:
     """The cost by token kind, as the server priced it; nothing when it cannot be split (unpriced, tiered)."""
     if not parts:
         return []
-    return [(f"{label} (USD)", fmt.usd_exact(parts.get(kind))) for kind, label in PARTS.items()]
+    rows = [(f"{label} (USD)", fmt.usd_exact(parts.get(kind))) for kind, label in PARTS.items()]
+    if "reasoning" in parts:  # a price book entry prices reasoning apart: output is then without it
+        rows[-1] = ("  output (without reasoning) (USD)", fmt.usd_exact(parts["output"]))
+        rows.append(("  reasoning (USD)", fmt.usd_exact(parts["reasoning"])))
+    return rows
 
 
 def field_rows(call: dict[str, Any]) -> pl.DataFrame:
-    skip = {"content_events", "input_content", "output_content", "cost_parts"}
+    skip = {"content_events", "input_content", "output_content", "cost_parts", "price_entry", "cost_history"}
     names, values = [], []
     for key, value in call.items():
         if key in skip:

@@ -12,6 +12,8 @@ CALLS = "views/calls.py"
 CALL = "views/call.py"
 DRIFT = "views/drift.py"
 ACCESS = "views/access.py"
+BUDGETS = "views/budgets.py"
+PRICES = "views/prices.py"
 
 
 def pages(admin: bool = False) -> list[st.Page]:
@@ -19,6 +21,8 @@ def pages(admin: bool = False) -> list[st.Page]:
     return [
         st.Page(OVERVIEW, title="Overview", icon=":material/space_dashboard:", default=True),
         st.Page(COST, title="Cost", icon=":material/payments:"),
+        st.Page(BUDGETS, title="Budgets", icon=":material/savings:"),
+        st.Page(PRICES, title="Price book", icon=":material/sell:"),
         st.Page(LATENCY, title="Latency", icon=":material/speed:"),
         st.Page(ERRORS, title="Errors", icon=":material/error:"),
         st.Page("views/alerts.py", title="Alerts", icon=":material/notifications_active:"),

@@ -575,5 +575,6 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
             np.where(no_provider, np.where(inferred_known[model], 1, -1), 0),
         ),
         "service_version": _take(list(sc.RELEASE_VERSIONS), _release_codes(svc, c["changed"])),
+        "price_entry_id": pa.nulls(n, pa.int64()),  # generated calls are priced by genai-prices
     }
     return pa.Table.from_arrays([columns[col.name] for col in CALL_COLUMNS], names=[col.name for col in CALL_COLUMNS])

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import streamlit as st
 
-from dashboard import charts, data, fmt, nav, sidebar, ui
+from dashboard import charts, data, fmt, nav, sidebar, ui, whatif_panel
 from dashboard.filters import iso
 
 BREAKDOWNS = {"model": "Model", "provider": "Provider", "service": "Service", "user": "User", "tag": "Tag"}
@@ -126,3 +126,5 @@ if loaded is not None:
             hide_index=True,
             key="unpriced",
         )
+
+whatif_panel.render(filters.api_params(), [m for m in data.values(filters, "model", 50) if m])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboard import charts, data, fmt, nav, sidebar, ui
+from dashboard import budget_charts, charts, data, fmt, nav, sidebar, ui
 
 KPIS = (
     ui.Kpi("cost_usd", "Spend", fmt.usd, help="USD of priced calls; unpriced calls are not counted as $0."),
@@ -66,6 +66,8 @@ if loaded is not None:
         hide_index=True,
         key="movers",
     )
+
+budget_charts.overview_tiles()
 
 st.subheader("Firing alerts")
 ui.firing_alerts(firing)

@@ -105,4 +105,33 @@ def test_settings_fields_are_the_settings_table():
 
     names = [f.name for f in fields(Settings)]
     assert names[: len(SETTINGS)] == [s.name for s in SETTINGS]
-    assert names[len(SETTINGS) :] == ["alerts_config", "digests_config", "price_overrides", "config_file"]
+    assert names[len(SETTINGS) :] == [
+        "budgets_config",
+        "alerts_config",
+        "digests_config",
+        "price_overrides",
+        "config_file",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("toml", "reason"),
+    [
+        ('[[budgets]]\nname = "z"\namount_usd = 0\n', "config file [[budgets]]: amount_usd must be more than 0"),
+        (
+            '[[prices]]\nprovider = "openai"\nmodel = "m"\ninput_mtok = -1\noutput_mtok = 1\n',
+            "[[prices]] entry 1 is invalid: input_mtok: -1 must be a price of 0 or more",
+        ),
+        (
+            '[[prices]]\nprovider = "openai"\nmodel = "m"\ninput_mtok = 1\noutput_mtok = 1\n'
+            '[[prices]]\nprovider = "openai"\nmodel = "m"\ninput_mtok = 2\noutput_mtok = 2\n'
+            'valid_from = "2026-01-01"\n',
+            "[[prices]] entry 2 is invalid: overlaps",
+        ),
+    ],
+)
+def test_a_bad_budget_or_price_in_the_config_file_stops_serve_with_its_reason(tmp_path, capsys, toml, reason):
+    (tmp_path / "callscope.toml").write_text(toml)
+    code = main(["serve", "--data-dir", str(tmp_path), "--ingest-workers", "0"])
+    assert code == 2
+    assert reason in capsys.readouterr().err

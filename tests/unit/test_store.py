@@ -79,6 +79,9 @@ def test_migrations_create_the_whole_schema(tmp_path):
         "drifted_cells",
         "seconds",
     ]
+    # budgets and the price book (m013)
+    assert columns("price_entries")[:3] == ["entry_id", "source", "provider"]
+    assert columns("cost_history")[:4] == ["run_id", "trace_id", "span_id", "old_cost_usd"]
     for table, expected in ALERT_TABLES.items():
         assert columns(table) == expected, table
     keys = db.execute(
@@ -92,6 +95,7 @@ def test_migrations_create_the_whole_schema(tmp_path):
         ("alert_rule_status", "PRIMARY KEY(rule_id)"),
         ("alert_rules", 'PRIMARY KEY("name")'),
         ("audit_log", "PRIMARY KEY(id)"),
+        ("budgets", "PRIMARY KEY(budget_id)"),
         ("calls", "PRIMARY KEY(trace_id, span_id)"),
         ("content_events", "PRIMARY KEY(event_id)"),
         ("detection_state", 'PRIMARY KEY("name")'),
@@ -101,7 +105,10 @@ def test_migrations_create_the_whole_schema(tmp_path):
         ("notify_groups", "PRIMARY KEY(group_key)"),
         ("notify_log", "PRIMARY KEY(group_key, channel)"),
         ("notify_outbox", "PRIMARY KEY(id)"),
+        ("price_audit", "PRIMARY KEY(audit_id)"),
+        ("price_entries", "PRIMARY KEY(entry_id)"),
         ("release_markers", 'PRIMARY KEY(project, service, "release")'),
+        ("reprice_runs", "PRIMARY KEY(run_id)"),
         ("rollup_state", 'PRIMARY KEY("name")'),
         ("schema_migrations", 'PRIMARY KEY("name")'),
         ("silences", "PRIMARY KEY(id)"),
@@ -111,7 +118,11 @@ def test_migrations_create_the_whole_schema(tmp_path):
         ("users", 'PRIMARY KEY("name")'),
     ]
     unique = db.execute("SELECT table_name, constraint_text FROM duckdb_constraints() WHERE constraint_type = 'UNIQUE'")
-    assert sorted(unique.fetchall()) == [("access_keys", "UNIQUE(key_sha256)"), ("notify_outbox", "UNIQUE(dedup_key)")]
+    assert sorted(unique.fetchall()) == [
+        ("access_keys", "UNIQUE(key_sha256)"),
+        ("budgets", 'UNIQUE("name")'),
+        ("notify_outbox", "UNIQUE(dedup_key)"),
+    ]
     for table, columns in (NOTIFICATION_COLUMNS | ACCESS_COLUMNS).items():
         got = db.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
@@ -203,7 +214,9 @@ def test_a_store_made_before_m007_gets_provider_source_on_open(tmp_path):
             continue
         fn(db)
         db.execute("INSERT INTO schema_migrations VALUES (?, now())", [name])
-    old_columns = [c.name for c in CALL_COLUMNS if c.name not in ("provider_source", "service_version")]
+    old_columns = [
+        c.name for c in CALL_COLUMNS if c.name not in ("provider_source", "service_version", "price_entry_id")
+    ]
     for i, provider in enumerate(("openai", None)):
         values = {c: None for c in old_columns}
         values.update(
