@@ -25,6 +25,9 @@ from analytics.forecast import crossing_day, forecast
 from analytics.query import Filters, Selection
 from analytics.stats import StatsQuery, run
 from analytics.timewin import Bucket, Bucketing, TimeRange, parse_zone
+from core import audit
+from core.access import Principal
+from core.store import transaction
 
 PERIODS = ("month", "week", "rolling")
 THRESHOLDS = (0.5, 0.8, 1.0)
@@ -130,14 +133,19 @@ def load_budgets(db: duckdb.DuckDBPyConnection) -> list[Budget]:
     return out
 
 
-def save_budget(db: duckdb.DuckDBPyConnection, budget: Budget, *, replace_name: str | None = None) -> Budget:
-    """Insert (or replace the budget named `replace_name`) in one transaction."""
+def save_budget(
+    db: duckdb.DuckDBPyConnection, budget: Budget, *, replace_name: str | None = None, actor: Principal | None = None
+) -> Budget:
+    """Insert (or replace the budget named `replace_name`) in one transaction, with its audit row when `actor`
+    (a person or key) made the change (the config file's budgets are synced without one)."""
     cur = db.cursor()
     try:
         cur.execute("BEGIN TRANSACTION")
         try:
+            before = None
             if replace_name is not None:
                 found = cur.execute("SELECT budget_id, source FROM budgets WHERE name = ?", [replace_name]).fetchall()
+                before = next((b.as_dict() for b in load_budgets(cur) if b.name == replace_name), None)
                 if not found:
                     raise LookupError(f"no budget {replace_name!r}")
                 if found[0][1] == "config" and budget.source != "config":
@@ -160,6 +168,12 @@ def save_budget(db: duckdb.DuckDBPyConnection, budget: Budget, *, replace_name: 
                     budget.amount_usd,
                 ],
             )
+            if actor is not None:
+                after = Budget(**{**budget.__dict__, "budget_id": budget_id}).as_dict()
+                action = "update" if replace_name is not None else "create"
+                audit.record(
+                    cur, actor, action, "budget", budget.name, before=before, after=after, project=_project(budget)
+                )
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
@@ -169,13 +183,23 @@ def save_budget(db: duckdb.DuckDBPyConnection, budget: Budget, *, replace_name: 
     return Budget(**{**budget.__dict__, "budget_id": budget_id})
 
 
-def delete_budget(db: duckdb.DuckDBPyConnection, name: str) -> None:
-    found = db.execute("SELECT source FROM budgets WHERE name = ?", [name]).fetchall()
+def delete_budget(db: duckdb.DuckDBPyConnection, name: str, *, actor: Principal | None = None) -> None:
+    """Delete an API budget (and write its audit row when `actor` made the change) in one transaction."""
+    found = [b for b in load_budgets(db) if b.name == name]
     if not found:
         raise LookupError(f"no budget {name!r}")
-    if found[0][0] == "config":
+    if found[0].source == "config":
         raise QueryError(f"budget {name!r} comes from the config file: remove it there")
-    db.execute("DELETE FROM budgets WHERE name = ?", [name])
+    with transaction(db) as cur:
+        cur.execute("DELETE FROM budgets WHERE name = ?", [name])
+        if actor is not None:
+            audit.record(cur, actor, "delete", "budget", name, before=found[0].as_dict(), project=_project(found[0]))
+
+
+def _project(budget: Budget) -> str | None:
+    """The audit row's project: the budget's one project, else None (a budget over several or every project)."""
+    projects = budget.filters.get("project") or ()
+    return projects[0] if len(projects) == 1 else None
 
 
 def sync_config_budgets(db: duckdb.DuckDBPyConnection, configured: list[Budget]) -> None:

@@ -15,16 +15,20 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from starlette.responses import Response
 
 from analytics import reprice as reprice_mod
+from analytics.access import principal_of, requires
 from analytics.api_context import Api, Format, ReadApi
 from analytics.api_params import WindowParam
 from analytics.errors import QueryError
 from analytics.query import Params
 from analytics.responses import OrjsonResponse, choose_format, table_response
 from analytics.whatif import TargetRates, whatif
+from core.access import Principal, Role
 from core.pricebook import PriceBookError
 
-router = APIRouter(prefix="/prices", tags=["prices"])
-write_router = APIRouter(prefix="/prices", tags=["prices"])
+router = APIRouter(prefix="/prices", tags=["prices"], dependencies=[requires(Role.viewer)])
+# The price book is server-wide (a price applies to every project's calls): changing it, or re-pricing, needs the
+# editor role on every project.
+write_router = APIRouter(prefix="/prices", tags=["prices"], dependencies=[requires(Role.editor, everywhere=True)])
 EntryBody = Annotated[Any, Body(description="provider, model (name or glob), input_mtok, output_mtok, ...")]
 EntryId = Annotated[int, Path(description="the price entry's id")]
 
@@ -35,13 +39,9 @@ def _prices(api: ReadApi) -> Any:
     return api.prices
 
 
-def _actor(request: Request) -> str:
-    """Who made a change, for the audit log: the X-Callscope-User header, else the API key's last 4 characters."""
-    user = request.headers.get("x-callscope-user")
-    if user:
-        return user[:100]
-    key = request.headers.get("x-api-key") or (request.headers.get("authorization") or "").removeprefix("Bearer ")
-    return f"api key …{key[-4:]}" if key else "api"
+def _actor(request: Request) -> Principal:
+    """Who made a change, for the audit logs: the signed-in user or key the route's requirement found."""
+    return principal_of(request)
 
 
 def _bad(exc: Exception, status: int = 400) -> Response:
@@ -102,7 +102,7 @@ def start_reprice(request: Request, api: Api, window: WindowParam) -> Any:
         return _bad(QueryError("a re-pricing run is already running; wait for it"), 409)
     try:
         filters = {k: list(v) for k, v in window.selection.filters.dims.items()}
-        progress = reprice_mod.start_run(api.db, window.selection, _actor(request), filters)
+        progress = reprice_mod.start_run(api.db, window.selection, _actor(request).name, filters)
     except BaseException:
         api.reprice_lock.release()
         raise

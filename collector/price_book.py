@@ -60,7 +60,7 @@ class PriceBookService:
     def entries(self) -> list[pb.PriceEntry]:
         return list(self.book.entries)
 
-    def add(self, raw: Mapping[str, Any], actor: str) -> pb.PriceEntry:
+    def add(self, raw: Mapping[str, Any], actor: pb.Actor) -> pb.PriceEntry:
         entry = pb.parse_entry(raw, source="api")
         with self._lock:
             with transaction(self.db) as cur:
@@ -68,7 +68,7 @@ class PriceBookService:
             self._publish()
         return stored
 
-    def update(self, entry_id: int, raw: Mapping[str, Any], actor: str) -> pb.PriceEntry:
+    def update(self, entry_id: int, raw: Mapping[str, Any], actor: pb.Actor) -> pb.PriceEntry:
         entry = pb.parse_entry(raw, source="api")
         with self._lock:
             with transaction(self.db) as cur:
@@ -78,7 +78,7 @@ class PriceBookService:
             self._publish()
         return stored
 
-    def delete(self, entry_id: int, actor: str) -> pb.PriceEntry:
+    def delete(self, entry_id: int, actor: pb.Actor) -> pb.PriceEntry:
         with self._lock:
             with transaction(self.db) as cur:
                 if pb.get_entry(cur, entry_id).source == "config":

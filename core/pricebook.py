@@ -24,6 +24,9 @@ from typing import Any
 
 import orjson
 
+from core import audit
+from core.access import Principal
+
 RATE_FIELDS = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok", "reasoning_mtok")
 ENTRY_FIELDS = ("provider", "model", *RATE_FIELDS, "valid_from", "valid_to", "note")
 MAX_RATE = 1_000_000.0  # USD per million tokens; anything above is a typo (a dollar per token)
@@ -235,15 +238,24 @@ def _entry_json(entry: PriceEntry | None) -> str | None:
     return None if entry is None else orjson.dumps(entry.as_dict()).decode()
 
 
-def _audit(cur: Any, actor: str, action: str, entry_id: int, old: PriceEntry | None, new: PriceEntry | None) -> None:
+Actor = Principal | str  # a signed-in user or key; a plain name for the config file
+
+
+def _audit(cur: Any, actor: Actor, action: str, entry_id: int, old: PriceEntry | None, new: PriceEntry | None) -> None:
+    """The price book's own history (price_audit, shown beside the book) and the server's audit log of every
+    change (core/audit.py), in the caller's transaction."""
+    who = actor if isinstance(actor, Principal) else Principal(actor, "config")
     cur.execute(
         'INSERT INTO price_audit (audit_id, "at", actor, action, entry_id, old, new)'
         " SELECT coalesce(max(audit_id), 0) + 1, now(), ?, ?, ?, ?, ? FROM price_audit",
-        [actor, action, entry_id, _entry_json(old), _entry_json(new)],
+        [who.name, action, entry_id, _entry_json(old), _entry_json(new)],
     )
+    before = None if old is None else old.as_dict()
+    after = None if new is None else new.as_dict()
+    audit.record(cur, who, action, "price", str(entry_id), before=before, after=after)
 
 
-def add_entry(cur: Any, entry: PriceEntry, actor: str) -> PriceEntry:
+def add_entry(cur: Any, entry: PriceEntry, actor: Actor) -> PriceEntry:
     """Store a new entry (checked against the stored ones) and audit it. `cur` is inside a transaction."""
     check_no_overlap(entry, load_entries(cur))
     (entry_id,) = cur.execute("SELECT coalesce(max(entry_id), 0) + 1 FROM price_entries").fetchone()
@@ -253,7 +265,7 @@ def add_entry(cur: Any, entry: PriceEntry, actor: str) -> PriceEntry:
     return stored
 
 
-def update_entry(cur: Any, entry_id: int, entry: PriceEntry, actor: str) -> PriceEntry:
+def update_entry(cur: Any, entry_id: int, entry: PriceEntry, actor: Actor) -> PriceEntry:
     old = get_entry(cur, entry_id)
     stored = replace(entry, entry_id=entry_id, source=old.source)
     check_no_overlap(stored, load_entries(cur))
@@ -263,7 +275,7 @@ def update_entry(cur: Any, entry_id: int, entry: PriceEntry, actor: str) -> Pric
     return stored
 
 
-def delete_entry(cur: Any, entry_id: int, actor: str) -> PriceEntry:
+def delete_entry(cur: Any, entry_id: int, actor: Actor) -> PriceEntry:
     """Deleting keeps the row (calls name the entry they were priced by), marked deleted."""
     old = get_entry(cur, entry_id)
     cur.execute("UPDATE price_entries SET deleted = true WHERE entry_id = ?", [entry_id])

@@ -459,3 +459,78 @@ def test_sessions_expire(tmp_path: Path) -> None:
         assert httpx.get(url + "/auth/me", headers=headers, timeout=30).status_code == 401
     finally:
         assert server.stop() == 0
+
+
+# -- budgets and the price book ------------------------------------------------------------------------------------
+
+
+@covers("GET /budgets", "GET /budgets/{name}", "POST /budgets", "PUT /budgets/{name}", "DELETE /budgets/{name}")
+def test_budgets_are_seen_and_changed_per_project_and_audited_once(api: Api) -> None:
+    """A budget belongs to the projects of its `project` filter (none: every project): seen by whoever views all
+    of them, changed by whoever edits all of them, and another project's budget is not found (not forbidden)."""
+    a_budget = {"name": "a-monthly", "amount_usd": 10, "filters": {"project": "A"}}
+    assert api("viewer_a", "POST", "/budgets", a_budget).status_code == 403
+    assert api("editor_b", "POST", "/budgets", a_budget).status_code == 404
+    api.ok("editor_a", "POST", "/budgets", a_budget)
+    wide = {"name": "all-monthly", "amount_usd": 100}
+    assert api("editor_a", "POST", "/budgets", wide).status_code == 403
+    api.ok("root", "POST", "/budgets", wide)
+
+    def names(who: str) -> list[str]:
+        return sorted(b["budget"]["name"] for b in api.ok(who, "GET", "/budgets")["budgets"])
+
+    assert names("viewer_a") == ["a-monthly"] and names("read_key_a") == ["a-monthly"]
+    assert names("viewer_b") == [] and names("root") == ["a-monthly", "all-monthly"]
+    assert api("viewer_b", "GET", "/budgets/a-monthly").status_code == 404
+    assert api("viewer_a", "GET", "/budgets/all-monthly").status_code == 404
+    assert api.ok("viewer_a", "GET", "/budgets/a-monthly")["budget"]["name"] == "a-monthly"
+
+    raised = {**a_budget, "amount_usd": 20}
+    assert api("editor_b", "PUT", "/budgets/a-monthly", raised).status_code == 404
+    assert api("viewer_a", "PUT", "/budgets/a-monthly", raised).status_code == 403
+    api.ok("editor_a", "PUT", "/budgets/a-monthly", raised)
+    assert api("editor_b", "DELETE", "/budgets/a-monthly").status_code == 404
+    api.ok("editor_a", "DELETE", "/budgets/a-monthly")
+    api.ok("root", "DELETE", "/budgets/all-monthly")
+    rows = api.audit("budget", "a-monthly")
+    assert Counter(r["action"] for r in rows) == Counter({"create": 1, "update": 1, "delete": 1})
+    update = next(r for r in rows if r["action"] == "update")
+    assert (update["before"]["amount_usd"], update["after"]["amount_usd"]) == (10, 20)
+    assert {r["actor"] for r in rows} == {"editor_a"} and {r["project"] for r in rows} == {"A"}
+
+
+@covers("GET /prices/entries", "GET /prices/audit", "POST /prices/entries", "PUT /prices/entries/{entry_id}",
+        "DELETE /prices/entries/{entry_id}", "POST /prices/reprice", "GET /prices/reprice/{run_id}",
+        "GET /prices/coverage", "GET /prices/whatif")  # fmt: skip
+def test_the_price_book_is_changed_with_the_role_on_every_project_and_reads_are_cut(api: Api) -> None:
+    """A price applies to every project's calls: changing the book or re-pricing needs the editor role on every
+    project; coverage and what-if count only the asker's calls."""
+    entry = {"provider": "openai", "model": "acl-probe-model", "input_mtok": 1.0, "output_mtok": 2.0}
+    assert api("editor_a", "POST", "/prices/entries", entry).status_code == 403
+    made = api.ok("root", "POST", "/prices/entries", entry)
+    path = f"/prices/entries/{made['entry_id']}"
+    assert any(e["model"] == "acl-probe-model" for e in api.ok("viewer_b", "GET", "/prices/entries")["entries"])
+    assert api("editor_a", "PUT", path, {**entry, "output_mtok": 3.0}).status_code == 403
+    api.ok("root", "PUT", path, {**entry, "output_mtok": 3.0})
+    assert api("editor_a", "DELETE", path).status_code == 403
+    api.ok("root", "DELETE", path)
+    rows = api.audit("price", str(made["entry_id"]))
+    assert Counter(r["action"] for r in rows) == Counter({"create": 1, "update": 1, "delete": 1})
+    assert {r["actor"] for r in rows} == {"root"}
+    book = [c for c in api.ok("viewer_a", "GET", "/prices/audit")["changes"] if c["entry_id"] == made["entry_id"]]
+    assert len(book) == 3
+
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    assert api("editor_a", "POST", "/prices/reprice", None, **{"from": since}).status_code == 403
+    started = api("root", "POST", "/prices/reprice", None, **{"from": since})
+    assert started.status_code == 202, started.text
+    assert (
+        api.ok("viewer_a", "GET", f"/prices/reprice/{started.json()['run_id']}")["run_id"] == started.json()["run_id"]
+    )
+
+    for who, project in (("viewer_a", "A"), ("viewer_b", "B")):
+        coverage = api.ok(who, "GET", "/prices/coverage", last="1h")
+        assert coverage["meta"]["calls"] == len(api.sent[project]), who
+        other = api.sent["B" if project == "A" else "A"][0].model
+        pairs = api.ok(who, "GET", "/prices/whatif", last="1h", other=other)["rows"]
+        assert [(r["model"], r["calls"]) for r in pairs] == [(api.sent[project][0].model, len(api.sent[project]))]

@@ -37,7 +37,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
     httpx.post(
         api + "/prices/entries",
         json={"provider": "openai", "model": "gpt-4.1", "input_mtok": 1, "output_mtok": 3, "valid_from": "2020-01-01"},
-        headers={"x-callscope-user": "carol"},
     ).raise_for_status()
     yield proc, rows
     proc.stop()
@@ -100,7 +99,9 @@ def test_price_book_page_lists_entries_and_the_audit_log(api: str) -> None:
     entries = next(f for f in frames if "input_mtok" in f.columns)
     assert list(entries["model"]) == ["gpt-4.1"] and list(entries["output_mtok"]) == [3.0]
     audit = next(f for f in frames if "actor" in f.columns)
-    assert list(audit["actor"]) == ["carol"] and list(audit["action"]) == ["create"]
+    assert list(audit["actor"]) == [
+        "local"
+    ]  # local mode: the server acts as the machine's user and list(audit["action"]) == ["create"]
 
 
 def test_cost_page_what_if_table_matches_the_api(api: str) -> None:

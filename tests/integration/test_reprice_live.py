@@ -104,7 +104,6 @@ def test_repricing_while_ingest_runs_loses_nothing_and_counts_nothing_twice(tmp_
             "reasoning_mtok": 3.0,
             "valid_from": entry_from.isoformat(),
         },
-        headers={"x-callscope-user": "alice"},
         timeout=10,
     )
     assert created.status_code == 201, created.text

@@ -70,17 +70,17 @@ def test_a_router_added_without_a_requirement_stops_the_build(composed) -> None:
     _, db = composed
     budgets = APIRouter()
 
-    @budgets.put("/budgets/{name}")
+    @budgets.put("/widgets/{name}")
     def put_budget(name: str) -> dict:
         return {"name": name}
 
     access = Access(db, {}, {})
-    with pytest.raises(UndeclaredRoute, match=r"PUT /budgets/\{name\}"):
+    with pytest.raises(UndeclaredRoute, match=r"PUT /widgets/\{name\}"):
         create_app(ReadApi(db, 2), "test", access, routers=[budgets])
     declared = APIRouter(dependencies=[requires(Role.editor)])
-    declared.add_api_route("/budgets/{name}", put_budget, methods=["PUT"])
+    declared.add_api_route("/widgets/{name}", put_budget, methods=["PUT"])
     app = create_app(ReadApi(db, 2), "test", access, routers=[declared])
-    assert [r.requirements[0].describe() for r in api_routes(app) if r.path == "/budgets/{name}"] == ["editor"]
+    assert [r.requirements[0].describe() for r in api_routes(app) if r.path == "/widgets/{name}"] == ["editor"]
 
 
 def test_a_requirement_given_where_a_router_is_included_counts() -> None:
