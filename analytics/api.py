@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
-from analytics import routes_calls, routes_drift, routes_stats
+from analytics import routes_calls, routes_drift, routes_retention, routes_stats
 from analytics.api_context import PERCENTILE_DEFINITION, ReadApi, check_read_key
 from analytics.api_params import reject_unknown_params
 from analytics.errors import QueryError
@@ -36,7 +36,14 @@ def create_app(read_api: ReadApi, version: str, routers: Iterable[APIRouter] = (
         default_response_class=OrjsonResponse,
     )
     app.state.read_api = read_api
-    for router in (routes_stats.router, routes_calls.router, routes_drift.router, *routers):
+    for router in (
+        routes_stats.router,
+        routes_calls.router,
+        routes_drift.router,
+        routes_retention.router,
+        routes_retention.write_router,  # write routes (retention run, deletion by user): their own router
+        *routers,
+    ):
         app.include_router(router)
     _add_error_answers(app)
     return app

@@ -12,7 +12,9 @@ import duckdb
 from fastapi import Depends, HTTPException, Query, Request
 
 from analytics.drift.config import DriftConfig
+from analytics.retention import Policy
 from core.keys import HOW_TO_SEND, is_allowed, presented_key
+from core.storage import CachedSize, StoreSize
 
 PERCENTILE_DEFINITION = (
     "linear interpolation between the closest ranks (numpy.percentile method='linear', Hyndman-Fan type 7),"
@@ -30,6 +32,8 @@ class ReadApi:
         max_queries: int,
         cost_parts: Callable[[dict[str, Any]], dict[str, float] | None] | None = None,
         drift: DriftConfig | None = None,
+        retention: Policy | None = None,
+        retention_batch_rows: int = 50_000,
     ) -> None:
         self.db = db
         self.read_keys = read_keys
@@ -38,6 +42,16 @@ class ReadApi:
         self.cost_parts = cost_parts
         # The drift job's windows, tests and thresholds, for comparisons asked through the API.
         self.drift = drift or DriftConfig()
+        # The retention policy (analytics/retention.py) the run route applies; None: the defaults.
+        self.retention: Policy | None = retention
+        self.retention_batch_rows = retention_batch_rows
+        self._size = CachedSize(db)
+
+    def storage_size(self) -> StoreSize:
+        return self._size.get()
+
+    def storage_invalidate(self) -> None:
+        self._size.invalidate()
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -32,6 +32,7 @@ from analytics.api import create_app
 from analytics.api_context import ReadApi
 from analytics.drift.config import DriftConfig
 from analytics.jobs import Jobs
+from analytics.retention import Policy
 from callscope import __version__
 from collector.aggregates import AggregateTracker
 from collector.grpc_receiver import OtlpGrpcReceiver
@@ -44,6 +45,7 @@ from collector.selfmetrics import CollectorStats
 from collector.workers import WorkerConfig, WorkerPool
 from collector.writer import Writer
 from core.settings import Settings
+from core.storage import render_metrics as render_storage
 from core.store import connect
 
 log = logging.getLogger("callscope.server")
@@ -145,11 +147,22 @@ def build(
         return JSONResponse({"status": "ok", "version": __version__, "queue_rows": writer.pending_rows})
 
     async def metrics(_: Request) -> PlainTextResponse:
-        return PlainTextResponse(stats.render(), media_type="text/plain; version=0.0.4")
+        size = await asyncio.to_thread(read_api.storage_size)  # cached a minute: storage info is read per table
+        body = stats.render() + render_storage(size)
+        return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
 
     pricer = Pricer(settings.price_overrides)
     drift = DriftConfig.from_settings(settings)  # validated here: a bad drift setting stops the start
-    read_api = ReadApi(db, settings.read_keys, settings.api_max_queries, pricer.cost_parts, drift)
+    policy = Policy.from_settings(settings)  # validated here: a bad retention setting stops the start
+    read_api = ReadApi(
+        db,
+        settings.read_keys,
+        settings.api_max_queries,
+        pricer.cost_parts,
+        drift,
+        retention=policy,
+        retention_batch_rows=settings.retention_batch_rows,
+    )
     alerting = Alerting(DuckStateStore(db), read_api.cursor, settings.alerts_path, settings.dashboard_link)
     notify = NotifyService(db, settings, notify_config)  # alerts' dispatcher, delivery, digests and their routes
     api = create_app(read_api, __version__, routers=[alerts_router, notify_router(notify)])
@@ -232,6 +245,9 @@ def _start_jobs(settings: Settings, db, writer: Writer) -> Jobs:
         drift_interval_s=settings.drift_interval_seconds,
         anomalies=AnomalyConfig.from_settings(settings),
         anomaly_interval_s=settings.anomaly_interval_seconds,
+        retention_policy=Policy.from_settings(settings),
+        retention_interval_s=settings.retention_interval_seconds,
+        retention_batch_rows=settings.retention_batch_rows,
     )
     jobs.start()
     return jobs

@@ -30,7 +30,7 @@ def _commit(writer: Writer, job: WriteJob) -> None:
 def test_resent_rows_are_stored_once_by_either_insert_path(tmp_path):
     db = connect(tmp_path / "s.duckdb")
     stats = CollectorStats()
-    # Remember only 10 recent calls, so an older re-send is found by the primary key, not by the memory.
+    # Remember only 10 recent calls, so an older re-send is found in the store, not by the memory.
     writer = Writer(
         db,
         stats,
@@ -48,9 +48,10 @@ def test_resent_rows_are_stored_once_by_either_insert_path(tmp_path):
         _commit(writer, _job(preparer, first))
         _commit(writer, _job(preparer, second))
         _commit(writer, _job(preparer, second))  # its last calls are remembered: straight to OR IGNORE
+        assert stats.get("callscope_calls_deduplicated_total") == 100
+        _commit(writer, _job(preparer, first))  # older than the memory: found by the lookup in `calls` (m014)
+        assert stats.get("callscope_calls_deduplicated_total") == 200
         assert stats.get("callscope_commit_conflicts_total") == 0
-        _commit(writer, _job(preparer, first))  # older than the memory: plain INSERT fails, OR IGNORE redoes it
-        assert stats.get("callscope_commit_conflicts_total") == 1
         fresh, _ = genai_request(3, 50)
         _commit(writer, _job(preparer, fresh))
     finally:
