@@ -409,8 +409,8 @@ def last_runs(db: duckdb.DuckDBPyConnection, limit: int = 10) -> list[dict[str, 
         if dry_run:
             return _count(self.db, "calls", where, params)
         sql = (
-            "UPDATE calls SET input_content = NULL, output_content = NULL WHERE rowid IN"
-            f" (SELECT rowid FROM calls WHERE {where} LIMIT {int(self.batch_rows)})"  # noqa: S608 (constants)
+            "UPDATE calls SET input_content = NULL, output_content = NULL WHERE rowid IN"  # noqa: S608 (constants)
+            f" (SELECT rowid FROM calls WHERE {where} LIMIT {int(self.batch_rows)})"
         )
         total = 0
         while True:
@@ -493,8 +493,8 @@ def delete_user(db: duckdb.DuckDBPyConnection, user_id: str, project: str | None
 
     def work() -> dict[str, int]:
         db.execute(
-            "CREATE OR REPLACE TEMP TABLE _user_calls AS SELECT trace_id, span_id, project,"
-            f" {rollups.HOUR_SQL} AS hour_us FROM calls WHERE {where}",  # noqa: S608 (constants, bound values)
+            "CREATE OR REPLACE TEMP TABLE _user_calls AS SELECT trace_id, span_id, project,"  # noqa: S608
+            f" {rollups.HOUR_SQL} AS hour_us FROM calls WHERE {where}",
             params,
         )
         counts = {
