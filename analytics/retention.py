@@ -370,25 +370,6 @@ class Runner:
         report.seconds = time.perf_counter() - started
         return report
 
-
-def record(db: duckdb.DuckDBPyConnection, report: Report, trigger: str) -> None:
-    """Keep what a run removed (GET /retention shows the last runs)."""
-    db.execute(
-        "INSERT INTO retention_runs VALUES (?, ?, ?, MAP(?::VARCHAR[], ?::BIGINT[]), ?)",
-        [report.now, report.dry_run, trigger, list(report.total), list(report.total.values()), report.seconds],
-    )
-
-
-def last_runs(db: duckdb.DuckDBPyConnection, limit: int = 10) -> list[dict[str, Any]]:
-    rows = db.execute(
-        "SELECT started_at, dry_run, trigger, removed, seconds FROM retention_runs ORDER BY started_at DESC LIMIT ?",
-        [limit],
-    ).fetchall()
-    return [
-        {"started_at": r[0].isoformat(), "dry_run": r[1], "trigger": r[2], "removed": dict(r[3]), "seconds": r[4]}
-        for r in rows
-    ]
-
     def _delete(self, table: str, where: str, params: list[Any], report: Report) -> int:
         def counted() -> None:
             report.batches += 1
@@ -560,3 +541,22 @@ def compact_file(path: Path) -> tuple[int, int]:
     os.replace(fresh, path)
     old.unlink()
     return before, path.stat().st_size
+
+
+def record(db: duckdb.DuckDBPyConnection, report: Report, trigger: str) -> None:
+    """Keep what a run removed (GET /retention shows the last runs)."""
+    db.execute(
+        "INSERT INTO retention_runs VALUES (?, ?, ?, MAP(?::VARCHAR[], ?::BIGINT[]), ?)",
+        [report.now, report.dry_run, trigger, list(report.total), list(report.total.values()), report.seconds],
+    )
+
+
+def last_runs(db: duckdb.DuckDBPyConnection, limit: int = 10) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT started_at, dry_run, trigger, removed, seconds FROM retention_runs ORDER BY started_at DESC LIMIT ?",
+        [limit],
+    ).fetchall()
+    return [
+        {"started_at": r[0].isoformat(), "dry_run": r[1], "trigger": r[2], "removed": dict(r[3]), "seconds": r[4]}
+        for r in rows
+    ]
