@@ -178,9 +178,9 @@ def test_per_project_policies_and_the_other_kinds(tmp_path: Path) -> None:
 def test_bad_policies_are_refused_with_the_reason() -> None:
     with pytest.raises(retention.PolicyError, match="unknown kind"):
         retention.Policy.parse({"raw": "3"}, {})
-    with pytest.raises(retention.PolicyError, match="rollups_hourly .* at least as long as calls"):
+    with pytest.raises(retention.PolicyError, match=r"rollups_hourly .* at least as long as calls"):
         retention.Policy.parse({"calls": "30", "rollups_hourly": "10"}, {})
-    with pytest.raises(retention.PolicyError, match="rollups_hourly .* at least as long as calls"):
+    with pytest.raises(retention.PolicyError, match=r"rollups_hourly .* at least as long as calls"):
         retention.Policy.parse({}, {"demo": {"rollups_hourly": "10"}})  # calls kept for ever
     with pytest.raises(retention.PolicyError, match="whole store"):
         retention.Policy.parse({}, {"demo": {"alert_history": "10"}})
