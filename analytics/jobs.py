@@ -17,6 +17,9 @@ from analytics.drift import job as drift_job
 from analytics.drift.config import DriftConfig
 
 log = logging.getLogger("callscope.jobs")
+# Retention in a running server deletes at most half the time and leaves the checkpoint to DuckDB's automatic one,
+# so ingest keeps its rate (bench/retention.py).
+SERVING_DUTY = 0.5
 
 
 class Jobs:
@@ -121,7 +124,9 @@ class Jobs:
         assert policy is not None
 
         def work(cur: duckdb.DuckDBPyConnection) -> str | None:
-            report = retention.Runner(cur, policy, batch_rows=self._retention_batch).run()
+            report = retention.Runner(
+                cur, policy, batch_rows=self._retention_batch, duty=SERVING_DUTY, checkpoint=False
+            ).run()
             self.last_retention = report
             if not any(report.total.values()):
                 return None

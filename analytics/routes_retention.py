@@ -12,6 +12,7 @@ from pydantic import StringConstraints
 from analytics import retention
 from analytics.api_context import Api, ReadApi
 from analytics.errors import QueryError
+from analytics.jobs import SERVING_DUTY
 from analytics.rollups import raw_floor
 from analytics.timewin import from_us
 
@@ -55,7 +56,9 @@ def run_retention(api: Api, dry_run: Annotated[bool, Query()] = False) -> dict[s
     cur = api.db.cursor()  # not through the query slots: a run is long, and reads keep their slots
     try:
         cur.execute("SET TimeZone = 'UTC'")
-        runner = retention.Runner(cur, _policy(api), batch_rows=api.retention_batch_rows)
+        runner = retention.Runner(
+            cur, _policy(api), batch_rows=api.retention_batch_rows, duty=SERVING_DUTY, checkpoint=False
+        )
         report = runner.run(dry_run=dry_run)
         retention.record(cur, report, "api")
     finally:
