@@ -158,7 +158,9 @@ class Policy:
         chain = ("calls", "rollups_hourly", "rollups_daily")
         for shorter, longer in itertools.pairwise(chain):
             a, b = self.of(shorter, project), self.of(longer, project)
-            if b is not None and (a is None or a > b):
+            # A kind kept for ever is never shortened by the next one: hourly rollups are merged into daily ones
+            # only where raw calls are gone, daily ones exist only for merged hours.
+            if a is not None and b is not None and a > b:
                 raise PolicyError(
                     f"{where}{longer} ({b} days) must be kept at least as long as {shorter}"
                     f" ({'forever' if a is None else f'{a} days'})"

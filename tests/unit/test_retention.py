@@ -181,7 +181,9 @@ def test_bad_policies_are_refused_with_the_reason() -> None:
     with pytest.raises(retention.PolicyError, match=r"rollups_hourly .* at least as long as calls"):
         retention.Policy.parse({"calls": "30", "rollups_hourly": "10"}, {})
     with pytest.raises(retention.PolicyError, match=r"rollups_hourly .* at least as long as calls"):
-        retention.Policy.parse({}, {"demo": {"rollups_hourly": "10"}})  # calls kept for ever
+        retention.Policy.parse({}, {"demo": {"calls": "20", "rollups_hourly": "10"}})
+    # Raw calls kept for ever: the default 400 days of hourly rollups never merge anything (nothing to check).
+    assert retention.Policy.parse({}, {}).of("rollups_hourly", None) == 400
     with pytest.raises(retention.PolicyError, match="whole store"):
         retention.Policy.parse({}, {"demo": {"alert_history": "10"}})
 
