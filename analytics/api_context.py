@@ -48,7 +48,12 @@ class ReadApi:
         self._size = CachedSize(db)
 
     def storage_size(self) -> StoreSize:
+        """Measured now unless measured in the last minute (GET /storage)."""
         return self._size.get()
+
+    def storage_latest(self) -> StoreSize | None:
+        """The last measurement, refreshed in the background (/meta and /metrics never wait for it)."""
+        return self._size.latest()
 
     def storage_invalidate(self) -> None:
         self._size.invalidate()

@@ -147,8 +147,8 @@ def build(
         return JSONResponse({"status": "ok", "version": __version__, "queue_rows": writer.pending_rows})
 
     async def metrics(_: Request) -> PlainTextResponse:
-        size = await asyncio.to_thread(read_api.storage_size)  # cached a minute: storage info is read per table
-        body = stats.render() + render_storage(size)
+        size = read_api.storage_latest()  # refreshed in the background at most once a minute
+        body = stats.render() + (render_storage(size) if size is not None else "")
         return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
 
     pricer = Pricer(settings.price_overrides)

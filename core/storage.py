@@ -105,6 +105,7 @@ class CachedSize:
         self._lock = threading.Lock()
         self._value: StoreSize | None = None
         self._at = 0.0
+        self._refreshing = False
 
     def get(self) -> StoreSize:
         with self._lock:
@@ -117,9 +118,35 @@ class CachedSize:
                 self._at = time.monotonic()
             return self._value
 
-    def invalidate(self) -> None:
+    def latest(self) -> StoreSize | None:
+        """The last measurement without waiting (at 10M calls measuring takes ~1-2 s): a stale or missing one is
+        refreshed in the background, and None is answered until the first measurement is done."""
         with self._lock:
-            self._value = None
+            stale = self._value is None or time.monotonic() - self._at > self._max_age
+            if stale and not self._refreshing:
+                self._refreshing = True
+                threading.Thread(target=self._refresh, name="callscope-store-size", daemon=True).start()
+            return self._value
+
+    def _refresh(self) -> None:
+        try:
+            cur = self._db.cursor()
+            try:
+                value = measure(cur)
+            finally:
+                cur.close()
+            with self._lock:
+                self._value, self._at = value, time.monotonic()
+        except Exception:  # a closing store: the next call tries again
+            pass
+        finally:
+            with self._lock:
+                self._refreshing = False
+
+    def invalidate(self) -> None:
+        """After a deletion: the next look measures again (the last value stays until then)."""
+        with self._lock:
+            self._at = float("-inf")
 
 
 def render_metrics(size: StoreSize) -> str:

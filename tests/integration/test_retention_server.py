@@ -69,8 +69,14 @@ def test_retention_and_deletion_by_user_through_the_api(tmp_path: Path) -> None:
         assert httpx.delete(url + "/api/v1/users/%20", timeout=10).status_code == 400
         assert httpx.post(url + "/api/v1/retention/run", params={"dry_run": "maybe"}).status_code == 400
 
-        meta = httpx.get(url + "/api/v1/meta").json()
-        assert meta["storage"]["tables"]["calls"]["bytes"] > 0
+        storage = httpx.get(url + "/api/v1/storage", timeout=60).json()
+        assert storage["tables"]["calls"]["rows"] == len(rows) - removed - gone["removed"]["calls"]
+        assert storage["tables"]["calls"]["bytes"] > 0 and storage["file_bytes"] > 0
+        # /meta and /metrics answer the last measurement (refreshed in the background): wait until they have one.
+        deadline = time.monotonic() + 30
+        while httpx.get(url + "/api/v1/meta").json()["storage"] is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert httpx.get(url + "/api/v1/meta").json()["storage"]["tables"]["calls"]["bytes"] > 0
         assert server.metric("callscope_store_file_bytes") > 0
         assert 'callscope_store_table_bytes{table="calls"}' in httpx.get(url + "/metrics").text
     finally:
