@@ -293,6 +293,47 @@ def delete_where(
         _pace(started, duty)
 
 
+def delete_in_slices(
+    db: duckdb.DuckDBPyConnection,
+    table: str,
+    time_sql: str,
+    where: str,
+    params: list[Any],
+    *,
+    batch_rows: int,
+    duty: float = 1.0,
+    on_batch: Callable[[], None] | None = None,
+) -> int:
+    """Like delete_where, but each batch is a time slice of whole hours holding at most `batch_rows` rows (an hour
+    with more is cut further by LIMIT). A plain `LIMIT n` batch rescans every row group before it from the start
+    (the deleted rows still sit in them), which makes a large run quadratic; a slice reads only its own row
+    groups (zone maps on the time column), so the work stays linear in the rows removed."""
+    hours = db.execute(
+        f"SELECT epoch_us({time_sql}) // {HOUR_US} AS h, count(*) FROM {table} WHERE {where} GROUP BY 1 ORDER BY 1",  # noqa: S608
+        params,
+    ).fetchall()
+    slices: list[tuple[int, int]] = []
+    lo, rows = None, 0
+    for hour, n in hours:
+        if lo is not None and rows + n > batch_rows:
+            slices.append((lo, hour))
+            lo, rows = None, 0
+        if lo is None:
+            lo = hour
+        rows += n
+    if lo is not None:
+        slices.append((lo, hours[-1][0] + 1))
+    total = 0
+    sliced = f"{where} AND {time_sql} >= make_timestamptz(?::BIGINT) AND {time_sql} < make_timestamptz(?::BIGINT)"
+    for a, b in slices:
+        started = time.perf_counter()
+        total += delete_where(
+            db, table, sliced, [*params, a * HOUR_US, b * HOUR_US], batch_rows=batch_rows, duty=duty, on_batch=on_batch
+        )
+        _pace(started, duty)
+    return total
+
+
 def _pace(started: float, duty: float) -> None:
     if duty < 1.0:
         time.sleep((time.perf_counter() - started) * (1.0 - duty) / duty)
@@ -367,7 +408,7 @@ class Runner:
                 rows = (
                     _count(db, kind.table, where, params)
                     if dry_run
-                    else self._delete(kind.table, where, params, report)
+                    else self._delete(kind.table, time_sql, where, params, report)
                 )
                 if kind.name == "content":
                     rows += self._content_of_calls(project, cutoff, dry_run, report)
@@ -380,13 +421,15 @@ class Runner:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _delete(self, table: str, where: str, params: list[Any], report: Report) -> int:
+    def _delete(self, table: str, time_sql: str, where: str, params: list[Any], report: Report) -> int:
         def counted() -> None:
             report.batches += 1
             if self.on_batch is not None:
                 self.on_batch()
 
-        return delete_where(self.db, table, where, params, batch_rows=self.batch_rows, duty=self.duty, on_batch=counted)
+        return delete_in_slices(
+            self.db, table, time_sql, where, params, batch_rows=self.batch_rows, duty=self.duty, on_batch=counted
+        )
 
     def _content_of_calls(self, project: str | None, cutoff: int, dry_run: bool, report: Report) -> int:
         """Captured content kept inside calls (input_content/output_content): emptied, the call itself stays."""
