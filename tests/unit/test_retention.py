@@ -251,3 +251,28 @@ def test_m014_keeps_columns_other_migrations_added_to_calls(tmp_path: Path) -> N
     with pytest.raises(duckdb.ConstraintException):
         db.execute("INSERT INTO calls (trace_id) VALUES ('\\x01'::BLOB)")
     db.close()
+
+
+def test_the_cli_dry_run_counts_and_the_run_removes_and_compacts(tmp_path: Path, capsys) -> None:
+    from callscope.cli import main
+
+    rows = _rows(2000, seed=8)
+    _store(tmp_path, rows).close()
+    args = ["retention", "--data-dir", str(tmp_path), "--retention", "calls=4", "--now", NOW.isoformat()]
+    assert main([*args, "--dry-run"]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    expected = sum(to_us(r["start_time"]) < _hour(NOW - 4 * DAY) for r in rows)
+    assert dry["dry_run"] and dry["removed"]["calls"] == expected > 0
+    db = connect(tmp_path / "callscope.duckdb")
+    assert db.execute("SELECT count(*) FROM calls").fetchone()[0] == len(rows)
+    db.close()
+    assert main([*args, "--compact"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["removed"]["calls"] == expected and done["file_bytes_after"] <= done["file_bytes_before"]
+    db = connect(tmp_path / "callscope.duckdb")
+    assert db.execute("SELECT count(*) FROM calls").fetchone()[0] == len(rows) - expected
+    assert [t for (t,) in db.execute("SELECT trigger FROM retention_runs ORDER BY started_at").fetchall()] == [
+        "cli",
+        "cli",
+    ]
+    db.close()
