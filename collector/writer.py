@@ -232,7 +232,9 @@ class Writer:
                     names = ", ".join(c.name for c in columns)
                     db.register("_callscope_batch", batch)
                     db.execute(
-                        f"{verb} INTO {table} ({names}) SELECT {names} FROM _callscope_batch"  # noqa: S608 (constants)
+                        # calls has no key to conflict on (m014): its re-sent rows were filtered out above.
+                        f"{'INSERT' if table == 'calls' else verb} INTO {table} ({names})"  # noqa: S608 (constants)
+                        f" SELECT {names} FROM _callscope_batch"
                     )
             self._aggregates.demote_stored(db, stored_aggregates)
             db.execute("COMMIT")
