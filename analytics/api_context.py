@@ -48,7 +48,7 @@ class ReadApi:
         self._size = CachedSize(db)
 
     def storage_size(self) -> StoreSize:
-        """Measured now unless measured in the last minute (GET /storage)."""
+        """Measured now unless measured in the last 5 minutes or since the last deletion (GET /storage)."""
         return self._size.get()
 
     def storage_latest(self) -> StoreSize | None:

@@ -27,7 +27,7 @@ def _policy(api: ReadApi) -> retention.Policy:
 
 
 def storage_info(api: ReadApi) -> dict[str, Any]:
-    """The store's size per table (cached for a minute: reading every table's storage info is not free)."""
+    """The store's size per table (cached for 5 minutes: reading every table's storage info is not free)."""
     return api.storage_size().as_dict()
 
 

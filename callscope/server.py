@@ -147,7 +147,7 @@ def build(
         return JSONResponse({"status": "ok", "version": __version__, "queue_rows": writer.pending_rows})
 
     async def metrics(_: Request) -> PlainTextResponse:
-        size = read_api.storage_latest()  # refreshed in the background at most once a minute
+        size = read_api.storage_latest()  # refreshed in the background at most every 5 minutes
         body = stats.render() + (render_storage(size) if size is not None else "")
         return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
 
