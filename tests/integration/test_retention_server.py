@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
+from streamlit.testing.v1 import AppTest
 
 from tests.calls_factory import make_calls, store_rows
-from tests.helpers import ServerProcess, post_otlp
+from tests.helpers import ROOT, ServerProcess, post_otlp
 from tests.integration.test_read_api import chat
 
 
@@ -25,7 +27,7 @@ def _wait_folded(url: str) -> None:
     raise AssertionError("the rollup job never folded")
 
 
-def test_retention_and_deletion_by_user_through_the_api(tmp_path: Path) -> None:
+def test_retention_and_deletion_by_user_through_the_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     now = datetime.now(UTC)
     rows = make_calls(800, now - timedelta(days=8), now - timedelta(hours=2), seed=11)
     for r in rows:
@@ -52,6 +54,15 @@ def test_retention_and_deletion_by_user_through_the_api(tmp_path: Path) -> None:
         after = httpx.get(url + "/api/v1/stats", params={"last": "10d", "metrics": "calls"}).json()
         assert after["data"][0]["calls"] == len(rows)
         assert after["meta"]["rollups_only_before"] == cutoff.isoformat()
+        # The dashboard says so too (its sidebar, from /meta).
+        monkeypatch.setenv("CALLSCOPE_API_URL", url + "/api/v1")
+        monkeypatch.delenv("CALLSCOPE_API_KEY", raising=False)
+        at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=90)
+        at.query_params.update({"range": "7d"})
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        notes = [c.value for c in at.sidebar.caption if "removed by retention" in c.value]
+        assert notes and cutoff.strftime("%Y-%m-%d %H:%M") in notes[0]
 
         victim = "user-2"
         kept = [r for r in rows if r["start_time"] >= cutoff]
