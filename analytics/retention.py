@@ -37,6 +37,7 @@ import duckdb
 from analytics import rollups
 from analytics.timewin import US, to_us
 from core.settings import Settings, SettingsError
+from core.storage import database_file
 
 log = logging.getLogger("callscope.retention")
 
@@ -379,6 +380,8 @@ class Runner:
         started = time.perf_counter()
         now = self.now or datetime.now(UTC)
         report = Report(dry_run=dry_run, now=now)
+        path = database_file(self.db)
+        report.file_bytes_before = _file_size(path)
         now_us = to_us(now)
         db = self.db
         for kind in KINDS.values():
@@ -419,6 +422,7 @@ class Runner:
         if self.checkpoint and not dry_run and any(r.rows for r in report.removals):
             _checkpoint(db)
         report.seconds = time.perf_counter() - started
+        report.file_bytes_after = _file_size(path)  # the same until compacted: freed blocks are reused inside the file
         return report
 
     def _delete(self, table: str, time_sql: str, where: str, params: list[Any], report: Report) -> int:
@@ -502,6 +506,13 @@ def _merge(db: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> int:
         params,
     )
     return _changed(db.execute(f"DELETE FROM call_rollups WHERE {where}", params))  # noqa: S608
+
+
+def _file_size(path: Path | None) -> int:
+    try:
+        return path.stat().st_size if path is not None else 0
+    except OSError:
+        return 0
 
 
 def _checkpoint(db: duckdb.DuckDBPyConnection) -> None:
