@@ -15,7 +15,15 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
-from analytics import routes_access, routes_budgets, routes_calls, routes_drift, routes_prices, routes_stats
+from analytics import (
+    routes_access,
+    routes_budgets,
+    routes_calls,
+    routes_drift,
+    routes_prices,
+    routes_retention,
+    routes_stats,
+)
 from analytics.access import Access, undeclared
 from analytics.api_context import PERCENTILE_DEFINITION, ReadApi
 from analytics.api_params import reject_unknown_params
@@ -51,6 +59,8 @@ def create_app(read_api: ReadApi, version: str, access: Access, routers: Iterabl
         routes_budgets.write_router,
         routes_prices.router,
         routes_prices.write_router,
+        routes_retention.router,
+        routes_retention.write_router,
     )
     for router in (*builtin, *routes_access.routers(), *routers):
         app.include_router(router)

@@ -12,6 +12,8 @@ import duckdb
 from fastapi import Depends, Query, Request
 
 from analytics.drift.config import DriftConfig
+from analytics.retention import Policy
+from core.storage import CachedSize, StoreSize
 
 PERCENTILE_DEFINITION = (
     "linear interpolation between the closest ranks (numpy.percentile method='linear', Hyndman-Fan type 7),"
@@ -28,6 +30,8 @@ class ReadApi:
         max_queries: int,
         cost_parts: Callable[[dict[str, Any]], dict[str, float] | None] | None = None,
         drift: DriftConfig | None = None,
+        retention: Policy | None = None,
+        retention_batch_rows: int = 50_000,
     ) -> None:
         self.db = db
         self.slots = threading.BoundedSemaphore(max_queries)
@@ -39,6 +43,21 @@ class ReadApi:
         self.prices: Any = None
         self.prices_max_age_days = 60
         self.reprice_lock = threading.Lock()  # one re-pricing run at a time
+        # The retention policy (analytics/retention.py) the run route applies; None: the defaults.
+        self.retention: Policy | None = retention
+        self.retention_batch_rows = retention_batch_rows
+        self._size = CachedSize(db)
+
+    def storage_size(self) -> StoreSize:
+        """Measured now unless measured in the last 5 minutes or since the last deletion (GET /storage)."""
+        return self._size.get()
+
+    def storage_latest(self) -> StoreSize | None:
+        """The last measurement, refreshed in the background (/meta and /metrics never wait for it)."""
+        return self._size.latest()
+
+    def storage_invalidate(self) -> None:
+        self._size.invalidate()
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from analytics import releases, rollups
+from analytics import releases, retention, rollups
 from analytics.anomalies import job as anomaly_job
 from analytics.anomalies.job import AnomalyConfig
 from analytics.drift import job as drift_job
 from analytics.drift.config import DriftConfig
 
 log = logging.getLogger("callscope.jobs")
+# Retention in a running server deletes at most half the time and leaves the checkpoint to DuckDB's automatic one,
+# so ingest keeps its rate (bench/retention.py).
+SERVING_DUTY = 0.5
 
 
 class Jobs:
@@ -31,6 +34,9 @@ class Jobs:
         drift_interval_s: float = 3600.0,
         anomalies: AnomalyConfig | None = None,
         anomaly_interval_s: float = 300.0,
+        retention_policy: retention.Policy | None = None,
+        retention_interval_s: float = 3600.0,
+        retention_batch_rows: int = 50_000,
     ) -> None:
         self._db = db
         self._lag = rollup_lag_s
@@ -51,6 +57,17 @@ class Jobs:
         if anomalies is not None:
             self.scheduler.add_job(
                 self.detect_anomalies, "interval", seconds=anomaly_interval_s, id="anomalies", next_run_time=now
+            )
+        self._retention = retention_policy
+        self._retention_batch = retention_batch_rows
+        self.last_retention: retention.Report | None = None
+        if retention_policy is not None:
+            self.scheduler.add_job(
+                self.apply_retention,
+                "interval",
+                seconds=retention_interval_s,
+                id="retention",
+                next_run_time=now + timedelta(seconds=min(60.0, retention_interval_s)),
             )
         if drift is not None:
             self.scheduler.add_job(
@@ -99,6 +116,25 @@ class Jobs:
             return f"scored {result.hours} hour(s), {result.anomalies} anomalies ({result.seconds:.1f} s)"
 
         self._run("anomalies", work)
+
+    def apply_retention(self) -> None:
+        """Remove what the retention policy says is past keeping, in bounded batches on its own cursor (the
+        writer keeps committing between and during them)."""
+        policy = self._retention
+        assert policy is not None
+
+        def work(cur: duckdb.DuckDBPyConnection) -> str | None:
+            report = retention.Runner(
+                cur, policy, batch_rows=self._retention_batch, duty=SERVING_DUTY, checkpoint=False
+            ).run()
+            self.last_retention = report
+            if not any(report.total.values()):
+                return None
+            retention.record(cur, report, "schedule")
+            removed = ", ".join(f"{k} {n}" for k, n in report.total.items() if n)
+            return f"removed {removed} in {report.batches} batch(es), {report.seconds:.1f} s"
+
+        self._run("retention", work)
 
     def fold_rollups(self) -> None:
         cur = self._db.cursor()

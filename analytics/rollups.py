@@ -72,7 +72,8 @@ MERGE: dict[str, str] = {
 }
 
 
-_HOUR = f"(epoch_us(start_time) // {HOUR_US}) * {HOUR_US}"  # the UTC hour a call started in, as a rollup key
+HOUR_SQL = f"(epoch_us(start_time) // {HOUR_US}) * {HOUR_US}"  # the UTC hour a call started in, as a rollup key
+_HOUR = HOUR_SQL
 
 
 def _rollup_shaped(values: dict[str, str], where: str) -> str:
@@ -150,15 +151,26 @@ def fold(
     db.execute("BEGIN TRANSACTION")
     try:
         touched = db.execute(
-            f"SELECT DISTINCT {_HOUR} FROM calls"
+            f"SELECT DISTINCT {_HOUR}, project FROM calls"
             " WHERE received_at > make_timestamptz($old::BIGINT) AND received_at <= make_timestamptz($new::BIGINT)",
             {"old": old, "new": new},
         ).fetchall()
-        hours = [h for (h,) in touched]
-        if hours:
-            db.execute("DELETE FROM call_rollups WHERE list_contains($hours, hour_us)", {"hours": hours})
-            where = f"list_contains($hours, {_HOUR}) AND received_at <= make_timestamptz($new::BIGINT)"
-            db.execute(f"INSERT INTO call_rollups BY NAME {fold_select(where)}", {"hours": hours, "new": new})
+        pruned = raw_pruned_before(db)
+        whole = [(h, p) for h, p in touched if h >= pruned.get(p, 0)]
+        added = [(h, p) for h, p in touched if h < pruned.get(p, 0)]
+        hours = sorted({h for h, _ in touched})
+        _refold(db, whole, new)
+        if added:
+            # Hours whose raw calls retention removed: re-folding them from what is left would lose the removed
+            # calls' totals, so the late calls are added to them (rollup rows are additive).
+            where = (
+                f"list_contains($keys, {_pair_key(_HOUR, 'project')}) AND received_at > make_timestamptz($old::BIGINT)"
+                " AND received_at <= make_timestamptz($new::BIGINT)"
+            )
+            db.execute(
+                f"INSERT INTO call_rollups BY NAME {fold_select(where)}",
+                {"keys": [_key(h, p) for h, p in added], "old": old, "new": new},
+            )
         db.execute(
             "INSERT INTO rollup_state VALUES ($name, $new) ON CONFLICT (name) DO UPDATE SET folded_through_us = $new",
             {"name": STATE_NAME, "new": new},
@@ -170,9 +182,60 @@ def fold(
     return FoldResult(len(hours), new, time.perf_counter() - started)
 
 
-def eligible(selection: Selection, group_by: tuple[str, ...], bases: list[str], bucketing: Bucketing | None) -> bool:
-    """Can this question be answered from rollups plus raw edges, exactly?"""
-    if selection.range.length < MIN_RANGE:  # a short range scans few calls; the raw query is faster
+def _pair_key(hour_sql: str, project_sql: str) -> str:
+    return f"(({hour_sql})::VARCHAR || chr(31) || {project_sql})"
+
+
+def _key(hour_us: int, project: str) -> str:
+    return f"{hour_us}\x1f{project}"
+
+
+def _refold(db: duckdb.DuckDBPyConnection, pairs: list[tuple[int, str]], through_us: int) -> None:
+    """Re-fold whole (hour, project) pairs from the raw calls received up to `through_us` (inside the caller's
+    transaction)."""
+    if not pairs:
+        return
+    keys = [_key(h, p) for h, p in pairs]
+    db.execute(
+        f"DELETE FROM call_rollups WHERE list_contains($keys, {_pair_key('hour_us', 'project')})", {"keys": keys}
+    )
+    where = f"list_contains($keys, {_pair_key(_HOUR, 'project')}) AND received_at <= make_timestamptz($new::BIGINT)"
+    db.execute(f"INSERT INTO call_rollups BY NAME {fold_select(where)}", {"keys": keys, "new": through_us})
+
+
+def refold_pairs(db: duckdb.DuckDBPyConnection, pairs: list[tuple[int, str]]) -> int:
+    """After calls were deleted (deletion by user): re-fold those (hour, project) pairs whose raw calls are all
+    still kept, up to the watermark, so rollups stop counting the deleted calls. Inside the caller's transaction.
+    Returns how many pairs were re-folded."""
+    pruned = raw_pruned_before(db)
+    whole = [(h, p) for h, p in pairs if h >= pruned.get(p, 0)]
+    _refold(db, whole, watermark(db))
+    return len(whole)
+
+
+def raw_pruned_before(db: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """project -> the hour before which retention removed its raw calls (absent: none removed)."""
+    return dict(db.execute("SELECT project, before_us FROM retention_state WHERE kind = 'calls'").fetchall())
+
+
+def raw_floor(db: duckdb.DuckDBPyConnection) -> int | None:
+    """Before this instant some project's raw calls were removed: ranges reaching below it are answered from
+    rollups (and percentiles, which need raw calls, cover only what is left)."""
+    found = db.execute("SELECT max(before_us) FROM retention_state WHERE kind = 'calls'").fetchall()
+    return found[0][0] if found and found[0][0] else None
+
+
+def eligible(
+    selection: Selection,
+    group_by: tuple[str, ...],
+    bases: list[str],
+    bucketing: Bucketing | None,
+    floor_us: int | None = None,
+) -> bool:
+    """Can this question be answered from rollups plus raw edges, exactly? `floor_us`: raw calls before it were
+    removed by retention, so a range reaching below it needs the rollups whatever its length."""
+    pruned = floor_us is not None and selection.range.start_us < floor_us
+    if selection.range.length < MIN_RANGE and not pruned:  # a short range scans few calls; the raw query is faster
         return False
     if selection.filters.search or any(b not in MERGE for b in bases):
         return False
@@ -201,7 +264,12 @@ def source_sql(selection: Selection, params: Params) -> str:
     # Read in the same statement as the rollups, so a fold committing meanwhile cannot count a call twice.
     p_folded = f"(SELECT coalesce(max(folded_through_us), 0) FROM rollup_state WHERE name = {params.add(STATE_NAME)})"
     dims = selection.dims_where(params)
-    rollup_part = f"SELECT * FROM call_rollups WHERE hour_us >= {p_start} AND hour_us < {p_end} AND {dims}"
+    rollup_part = (
+        f"SELECT * FROM call_rollups WHERE hour_us >= {p_start} AND hour_us < {p_end} AND {dims}"
+        # Daily rollups (hours merged by retention) count by their day's start: a day-precision answer there.
+        f" UNION ALL BY NAME SELECT * FROM call_rollups_daily WHERE hour_us >= {p_start} AND hour_us < {p_end}"
+        f" AND {dims}"
+    )
     # The raw remainder as three plain time ranges, so DuckDB prunes the scan by start_time / received_at:
     # the partial hour at each end, and calls of the whole hours received after the watermark (not folded yet).
     lo, hi = params.add(selection.range.start_us), params.add(selection.range.end_us)

@@ -115,8 +115,9 @@ def run(db: duckdb.DuckDBPyConnection, query: StatsQuery) -> pa.Table:
     """The statistics as an Arrow table: group columns, `bucket` (start, in the caller's zone), metrics."""
     top_values = _top_values(db, query) if query.top_groups is not None else None
     folded_us = None
+    floor_us = rollups.raw_floor(db)
     if query.use_rollups and rollups.eligible(
-        query.selection, query.group_by, base_needed(query.metrics), query.bucketing
+        query.selection, query.group_by, base_needed(query.metrics), query.bucketing, floor_us
     ):
         folded_us = rollups.watermark(db) or None
     params = Params()
@@ -124,7 +125,12 @@ def run(db: duckdb.DuckDBPyConnection, query: StatsQuery) -> pa.Table:
     table = db.sql(sql, params=params.values).to_arrow_table()
     if query.bucketing is not None:
         table = _bucket_starts(table, query.bucketing)
-    return table.replace_schema_metadata({"source": "rollups+raw" if folded_us else "raw"})
+    meta = {"source": "rollups+raw" if folded_us else "raw"}
+    if floor_us is not None and query.selection.range.start_us < floor_us:
+        # Raw calls before floor_us were removed by retention: that part is answered from rollups only (and a
+        # statistic rollups cannot give, such as a percentile, covers only the calls still kept).
+        meta["rollups_only_before"] = str(floor_us)
+    return table.replace_schema_metadata(meta)
 
 
 def _bucket_starts(table: pa.Table, bucketing: Bucketing) -> pa.Table:

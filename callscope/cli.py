@@ -1,4 +1,4 @@
-"""The `callscope` command: serve, up, dashboard, demo, export, alerts, config."""
+"""The `callscope` command: serve, up, dashboard, demo, export, alerts, digest, retention, delete-user, config."""
 
 from __future__ import annotations
 
@@ -292,6 +292,57 @@ def cmd_users(args: argparse.Namespace) -> int:
     from callscope.users_cli import run
 
     return run(_settings(args), args)
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Apply (or, with --dry-run, count) the retention policy on a stopped store; --compact then rewrites the
+    file so the freed space goes back to the file system."""
+    from datetime import UTC, datetime
+
+    from analytics import retention
+    from core.store import StoreLockedError, connect
+
+    settings = _settings(args)
+    policy = retention.Policy.from_settings(settings)
+    now = datetime.fromisoformat(args.now).astimezone(UTC) if args.now else None
+    try:
+        db = connect(settings.db_path)
+    except StoreLockedError as exc:
+        print(
+            f"callscope retention: {exc}. A running server applies the policy itself every "
+            "retention_interval_seconds; ask it now with POST /api/v1/retention/run?dry_run=true.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        report = retention.Runner(db, policy, batch_rows=settings.retention_batch_rows, now=now).run(
+            dry_run=args.dry_run
+        )
+        retention.record(db, report, "cli")
+    finally:
+        db.close()
+    body = report.as_dict()
+    if args.compact and not args.dry_run:
+        before, after = retention.compact_file(settings.db_path)
+        body["file_bytes_before"], body["file_bytes_after"] = before, after
+    print(json.dumps(body, indent=2))
+    return 0
+
+
+def cmd_delete_user(args: argparse.Namespace) -> int:
+    from analytics import retention
+    from core.store import StoreLockedError, connect
+
+    settings = _settings(args)
+    try:
+        db = connect(settings.db_path)
+    except StoreLockedError as exc:
+        print(f"callscope delete-user: {exc}. Ask the running server: DELETE /api/v1/users/<id>.", file=sys.stderr)
+        return 2
+    try:
+        removed = retention.delete_user(db, args.user_id, args.project)
+    finally:
+        db.close()
+    print(json.dumps({"user_id": args.user_id, "project": args.project, "removed": removed}, indent=2))
+    return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -404,6 +455,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("users", help="dashboard users and their roles per project (on a stopped store)")
     add_users_arguments(p, _add_setting_flags)
     p.set_defaults(fn=cmd_users)
+    p = sub.add_parser("retention", help="apply the retention policy to a stopped store (--dry-run: only count)")
+    _add_setting_flags(p)
+    p.add_argument("--dry-run", action="store_true", help="print what the policy would remove; remove nothing")
+    p.add_argument("--compact", action="store_true", help="then rewrite the file to give the space back")
+    p.add_argument("--now", help="apply the policy as of this ISO 8601 time (default: now)")
+    p.set_defaults(fn=cmd_retention)
+
+    p = sub.add_parser("delete-user", help="delete every call of a user id and its content (a stopped store)")
+    _add_setting_flags(p)
+    p.add_argument("user_id")
+    p.add_argument("--project", help="only this project's calls (default: every project)")
+    p.set_defaults(fn=cmd_delete_user)
 
     p = sub.add_parser("config", help="print the resolved settings (secrets masked)")
     _add_setting_flags(p)

@@ -38,6 +38,7 @@ from analytics.drift.config import DriftConfig
 from analytics.errors import QueryError
 from analytics.jobs import Jobs
 from analytics.oidc import IssuerKeys
+from analytics.retention import Policy
 from callscope import __version__
 from collector.aggregates import AggregateTracker
 from collector.grpc_receiver import OtlpGrpcReceiver
@@ -52,6 +53,7 @@ from collector.workers import WorkerConfig, WorkerPool
 from collector.writer import Writer
 from core.pricebook import PriceBookError
 from core.settings import Settings
+from core.storage import render_metrics as render_storage
 from core.store import connect
 
 log = logging.getLogger("callscope.server")
@@ -180,12 +182,22 @@ def build(
         return JSONResponse({"status": "ok", "version": __version__, "queue_rows": writer.pending_rows})
 
     async def metrics(_: Request) -> PlainTextResponse:
-        return PlainTextResponse(stats.render(), media_type="text/plain; version=0.0.4")
+        size = read_api.storage_latest()  # refreshed in the background at most every 5 minutes
+        body = stats.render() + (render_storage(size) if size is not None else "")
+        return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
 
     pricer = Pricer(settings.price_overrides)
     prices.attach(pricer)
     drift = DriftConfig.from_settings(settings)  # validated here: a bad drift setting stops the start
-    read_api = ReadApi(db, settings.api_max_queries, pricer.cost_parts, drift)
+    policy = Policy.from_settings(settings)  # validated here: a bad retention setting stops the start
+    read_api = ReadApi(
+        db,
+        settings.api_max_queries,
+        pricer.cost_parts,
+        drift,
+        retention=policy,
+        retention_batch_rows=settings.retention_batch_rows,
+    )
     read_api.prices = prices
     read_api.prices_max_age_days = settings.prices_max_age_days
     try:
@@ -278,6 +290,9 @@ def _start_jobs(settings: Settings, db, writer: Writer) -> Jobs:
         drift_interval_s=settings.drift_interval_seconds,
         anomalies=AnomalyConfig.from_settings(settings),
         anomaly_interval_s=settings.anomaly_interval_seconds,
+        retention_policy=Policy.from_settings(settings),
+        retention_interval_s=settings.retention_interval_seconds,
+        retention_batch_rows=settings.retention_batch_rows,
     )
     jobs.start()
     return jobs

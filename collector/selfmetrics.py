@@ -27,6 +27,10 @@ class CollectorStats:
             "counter",
             "Transactions redone with INSERT OR IGNORE because a row was already stored (a client re-sent it).",
         ),
+        "callscope_calls_deduplicated_total": (
+            "counter",
+            "Calls not stored again because the same call (trace, span, start time) was already stored.",
+        ),
         "callscope_worker_restarts_total": ("counter", "Ingest worker processes that died and were replaced."),
         "callscope_commit_seconds_sum": ("counter", "Total time spent committing write transactions."),
         "callscope_commit_seconds_max": ("gauge", "Slowest commit since start."),

@@ -167,6 +167,38 @@ def _parse_level(raw: Any) -> str:
     return level
 
 
+def _retention_days(kind: str, raw: Any) -> str:
+    """A kind's days ('forever' or a positive whole number); which kinds exist is checked by analytics/retention.py
+    when the server starts (core knows no kinds of data)."""
+    text = str(raw).strip().lower().removesuffix("d")
+    if not kind or not kind.replace("_", "").isalnum():
+        raise ValueError(f"{kind!r} is not a kind of data")
+    if text in {"forever", "never", "none", "0"}:
+        return "forever"
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{kind}={raw!r}: expected a number of days (at least 1) or 'forever'")
+    return text
+
+
+def _parse_retention(raw: Any) -> dict[str, str]:
+    return {k: _retention_days(k, v) for k, v in _parse_pairs(raw).items()}
+
+
+def _parse_project_retention(raw: Any) -> dict[str, dict[str, str]]:
+    """'demo:calls=7,content=1;prod:calls=365', or a TOML table of tables {demo = {calls = 7}}."""
+    if isinstance(raw, Mapping):
+        return {str(p).strip(): _parse_retention(dict(kinds)) for p, kinds in raw.items()}
+    out: dict[str, dict[str, str]] = {}
+    for part in str(raw).split(";"):
+        if not part.strip():
+            continue
+        project, sep, pairs = part.partition(":")
+        if not sep or not project.strip():
+            raise ValueError(f"expected project:kind=days,... separated by ';', got {part.strip()!r}")
+        out[project.strip()] = _parse_retention(pairs)
+    return out
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -504,6 +536,31 @@ SETTINGS: tuple[Setting, ...] = (
         " the data is stale.",
         _positive_int,
     ),
+    Setting(
+        "retention",
+        {},
+        "Days kept per kind of data, e.g. 'calls=90,content=7' ('forever' keeps): calls, spans, content, metrics,"
+        " alert_history, notifications, audit, rollups_hourly, rollups_daily. Unset kinds: see the README.",
+        _parse_retention,
+    ),
+    Setting(
+        "retention_projects",
+        {},
+        "Per-project retention overrides, e.g. 'demo:calls=7,content=1;prod:calls=365'.",
+        _parse_project_retention,
+    ),
+    Setting(
+        "retention_interval_seconds",
+        3600.0,
+        "How often the retention job runs (it does nothing while no policy removes anything).",
+        _positive_float,
+    ),
+    Setting(
+        "retention_batch_rows",
+        50_000,
+        "Most rows one retention delete transaction removes (smaller: shorter pauses for ingest, more batches).",
+        _positive_int,
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -578,6 +635,10 @@ class Settings:
     prices_max_age_days: int
     # The config file's [[budgets]] (analytics/budgets.py), synced into the store when the server starts.
     budgets_config: tuple[Any, ...] = ()
+    retention: Mapping[str, str]
+    retention_projects: Mapping[str, Mapping[str, str]]
+    retention_interval_seconds: float
+    retention_batch_rows: int
     # The config file's [alerts] table (receivers, routes, inhibit rules) and [[digests]], parsed by
     # alerts/notify_config.py when the server starts.
     alerts_config: Mapping[str, Any] = field(default_factory=dict)

@@ -118,6 +118,7 @@ def render() -> Callable[[], None]:
     if sb.button("Refresh now", width="stretch"):
         data.clear()
     sb.caption(f"Data from {data.config().url}")
+    _retention_note(sb)
 
     st.session_state[_STATE] = filters
     _write_url(filters, refresh)
@@ -135,6 +136,20 @@ def render() -> Callable[[], None]:
             pickers.multiselect(LABELS[dim], options, key=_dim_key(dim), placeholder="All")
 
     return draw_pickers
+
+
+def _retention_note(sb: Any) -> None:
+    """Say when raw calls were removed by retention: ranges before then are answered from rollups only."""
+    try:
+        before = data.meta().get("rollups_only_before")
+    except ApiError:  # the page itself says what is wrong
+        return
+    if before:
+        sb.caption(
+            f"Raw calls before {before[:16].replace('T', ' ')} UTC were removed by retention: ranges before then"
+            " are answered from rollups only (counts, tokens, cost exact; percentiles and call lists cover only"
+            " the calls kept)."
+        )
 
 
 def _zone_ok(name: str) -> bool:

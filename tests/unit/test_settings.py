@@ -135,3 +135,23 @@ def test_a_bad_budget_or_price_in_the_config_file_stops_serve_with_its_reason(tm
     code = main(["serve", "--data-dir", str(tmp_path), "--ingest-workers", "0"])
     assert code == 2
     assert reason in capsys.readouterr().err
+
+
+def test_a_bad_retention_setting_stops_serve_with_its_reason(tmp_path, capsys):
+    args = ["serve", "--data-dir", str(tmp_path), "--ingest-workers", "0"]
+    assert main([*args, "--retention", "calls=30,rollups_hourly=10"]) == 2
+    assert "rollups_hourly (10 days) must be kept at least as long as calls (30 days)" in capsys.readouterr().err
+    assert main([*args, "--retention", "calls=ten"]) == 2
+    assert "calls='ten': expected a number of days" in capsys.readouterr().err
+    assert main([*args, "--retention-projects", "demo:raw=3"]) == 2
+    assert "unknown kind of data 'raw'" in capsys.readouterr().err
+
+
+def test_retention_policies_parse_from_text_and_tables(tmp_path):
+    env = {"CALLSCOPE_DATA_DIR": str(tmp_path)}
+    s = load_settings({"retention": "calls=30d, content=forever", "retention_projects": "demo:calls=3;b:spans=1"}, env)
+    assert s.retention == {"calls": "30", "content": "forever"}
+    assert s.retention_projects == {"demo": {"calls": "3"}, "b": {"spans": "1"}}
+    (tmp_path / "callscope.toml").write_text("[retention]\ncalls = 7\n[retention_projects.demo]\ncontent = 1\n")
+    s = load_settings(env=env)
+    assert s.retention == {"calls": "7"} and s.retention_projects == {"demo": {"content": "1"}}

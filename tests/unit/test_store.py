@@ -56,6 +56,10 @@ def test_migrations_create_the_whole_schema(tmp_path):
         ]
 
     assert columns("call_rollups") == ["hour_us", *ROLLUP_COLUMNS, *STORED, "lat_max", "lat_sum"]
+    # retention (m014): daily rollups have the hourly table's columns; calls keep no primary key (its index)
+    assert columns("call_rollups_daily") == columns("call_rollups")
+    assert columns("retention_state") == ["kind", "project", "before_us"]
+    assert columns("retention_runs") == ["started_at", "dry_run", "trigger", "removed", "seconds"]
     # drift and anomaly detection (m011): the columns the jobs write, in their order
     assert columns("drift_results") == ["run_id", *RESULT_COLUMNS]
     assert columns("anomaly_scores") == SCORE_SCHEMA.names
@@ -96,7 +100,6 @@ def test_migrations_create_the_whole_schema(tmp_path):
         ("alert_rules", 'PRIMARY KEY("name")'),
         ("audit_log", "PRIMARY KEY(id)"),
         ("budgets", "PRIMARY KEY(budget_id)"),
-        ("calls", "PRIMARY KEY(trace_id, span_id)"),
         ("content_events", "PRIMARY KEY(event_id)"),
         ("detection_state", 'PRIMARY KEY("name")'),
         ("digest_state", 'PRIMARY KEY("name")'),
@@ -109,6 +112,7 @@ def test_migrations_create_the_whole_schema(tmp_path):
         ("price_entries", "PRIMARY KEY(entry_id)"),
         ("release_markers", 'PRIMARY KEY(project, service, "release")'),
         ("reprice_runs", "PRIMARY KEY(run_id)"),
+        ("retention_state", "PRIMARY KEY(kind, project)"),
         ("rollup_state", 'PRIMARY KEY("name")'),
         ("schema_migrations", 'PRIMARY KEY("name")'),
         ("silences", "PRIMARY KEY(id)"),

@@ -30,7 +30,7 @@ def _commit(writer: Writer, job: WriteJob) -> None:
 def test_resent_rows_are_stored_once_by_either_insert_path(tmp_path):
     db = connect(tmp_path / "s.duckdb")
     stats = CollectorStats()
-    # Remember only 10 recent calls, so an older re-send is found by the primary key, not by the memory.
+    # Remember only 10 recent calls, so an older re-send is found in the store, not by the memory.
     writer = Writer(
         db,
         stats,
@@ -48,9 +48,10 @@ def test_resent_rows_are_stored_once_by_either_insert_path(tmp_path):
         _commit(writer, _job(preparer, first))
         _commit(writer, _job(preparer, second))
         _commit(writer, _job(preparer, second))  # its last calls are remembered: straight to OR IGNORE
+        assert stats.get("callscope_calls_deduplicated_total") == 100
+        _commit(writer, _job(preparer, first))  # older than the memory: found by the lookup in `calls` (m014)
+        assert stats.get("callscope_calls_deduplicated_total") == 200
         assert stats.get("callscope_commit_conflicts_total") == 0
-        _commit(writer, _job(preparer, first))  # older than the memory: plain INSERT fails, OR IGNORE redoes it
-        assert stats.get("callscope_commit_conflicts_total") == 1
         fresh, _ = genai_request(3, 50)
         _commit(writer, _job(preparer, fresh))
     finally:
@@ -166,3 +167,24 @@ def test_a_demoted_call_is_the_same_span_whichever_path_demotes_it(tmp_path):
     }
     assert demoted["one request"][:3] == (trace_id, parent_id, None)
     assert demoted["one request"][5] == "framework chat"
+
+
+def test_a_resend_mixed_with_new_calls_stores_the_new_ones(tmp_path):
+    """The OR IGNORE path (a remembered re-send) inserts into `calls` plainly: it has no key since m014, and the
+    writer's own lookup has taken the stored calls out."""
+    import pyarrow as pa
+
+    db = connect(tmp_path / "s.duckdb")
+    stats = CollectorStats()
+    writer = Writer(db, stats, queue_max_rows=100_000, batch_max_rows=50_000, batch_max_wait_s=0.001, retry_after_s=1)
+    writer.start()
+    preparer = Preparer(SpanNormalizer(Pricer()), ContentOptions(), 20 * 2**20)
+    old, new = _job(preparer, genai_request(5, 30)[0]), _job(preparer, genai_request(6, 20)[0])
+    try:
+        _commit(writer, old)
+        _commit(writer, WriteJob(calls=pa.concat_tables([old.calls, new.calls])))
+    finally:
+        writer.close()
+    assert db.execute("SELECT count(*), count(DISTINCT (trace_id, span_id))FROM calls").fetchone() == (50, 50)
+    assert stats.get("callscope_calls_deduplicated_total") == 30
+    db.close()

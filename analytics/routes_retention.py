@@ -1,0 +1,85 @@
+"""Retention and storage routes: the policy, the last runs and the store's size per table (read), and the write
+routes (run retention now, delete a user's calls) on a router of their own, so access control can require more
+than a read key for them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import StringConstraints
+
+from analytics import retention
+from analytics.api_context import Api, ReadApi
+from analytics.errors import QueryError
+from analytics.jobs import SERVING_DUTY
+from analytics.rollups import raw_floor
+from analytics.timewin import from_us
+
+router = APIRouter()
+write_router = APIRouter()
+
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+def _policy(api: ReadApi) -> retention.Policy:
+    return api.retention or retention.Policy()
+
+
+def storage_info(api: ReadApi) -> dict[str, Any]:
+    """The store's size per table (cached for 5 minutes: reading every table's storage info is not free)."""
+    return api.storage_size().as_dict()
+
+
+@router.get("/retention", summary="Retention policy per kind and project, the last runs, and where raw calls end")
+def retention_info(api: Api) -> dict[str, Any]:
+    with api.cursor() as db:
+        floor = raw_floor(db)
+        runs = retention.last_runs(db)
+        pruned = retention.pruned_before(db)
+    return {
+        "policy": _policy(api).as_dict(),
+        "kinds": {k.name: k.help for k in retention.KINDS.values()},
+        "rollups_only_before": from_us(floor).isoformat() if floor else None,
+        "raw_calls_removed_before": {p: from_us(us).isoformat() for p, us in sorted(pruned.items())},
+        "runs": runs,
+    }
+
+
+@router.get("/storage", summary="Bytes and rows per table, the file and its WAL")
+def storage(api: Api) -> dict[str, Any]:
+    return storage_info(api)
+
+
+@write_router.post("/retention/run", summary="Run the retention policy now (dry_run: only count what it would remove)")
+def run_retention(api: Api, dry_run: Annotated[bool, Query()] = False) -> dict[str, Any]:
+    cur = api.db.cursor()  # not through the query slots: a run is long, and reads keep their slots
+    try:
+        cur.execute("SET TimeZone = 'UTC'")
+        runner = retention.Runner(
+            cur, _policy(api), batch_rows=api.retention_batch_rows, duty=SERVING_DUTY, checkpoint=False
+        )
+        report = runner.run(dry_run=dry_run)
+        retention.record(cur, report, "api")
+    finally:
+        cur.close()
+    api.storage_invalidate()
+    return report.as_dict()
+
+
+@write_router.delete("/users/{user_id}", summary="Delete every call of a user (and its content) for a privacy request")
+def delete_user(
+    api: Api,
+    user_id: UserId,
+    project: Annotated[str | None, Query(description="only this project's calls (default: every project)")] = None,
+) -> dict[str, Any]:
+    if not user_id.strip():
+        raise QueryError("user_id must not be blank")
+    cur = api.db.cursor()
+    try:
+        cur.execute("SET TimeZone = 'UTC'")
+        removed = retention.delete_user(cur, user_id, project)
+    finally:
+        cur.close()
+    api.storage_invalidate()
+    return {"user_id": user_id, "project": project, "removed": removed}
