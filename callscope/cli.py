@@ -292,6 +292,8 @@ def cmd_users(args: argparse.Namespace) -> int:
     from callscope.users_cli import run
 
     return run(_settings(args), args)
+
+
 def cmd_retention(args: argparse.Namespace) -> int:
     """Apply (or, with --dry-run, count) the retention policy on a stopped store; --compact then rewrites the
     file so the freed space goes back to the file system."""

@@ -633,12 +633,12 @@ class Settings:
     oidc_client_secret: str | None = field(repr=False)
     oidc_cookie_secret: str | None = field(repr=False)
     prices_max_age_days: int
-    # The config file's [[budgets]] (analytics/budgets.py), synced into the store when the server starts.
-    budgets_config: tuple[Any, ...] = ()
     retention: Mapping[str, str]
     retention_projects: Mapping[str, Mapping[str, str]]
     retention_interval_seconds: float
     retention_batch_rows: int
+    # The config file's [[budgets]] (analytics/budgets.py), synced into the store when the server starts.
+    budgets_config: tuple[Any, ...] = ()
     # The config file's [alerts] table (receivers, routes, inhibit rules) and [[digests]], parsed by
     # alerts/notify_config.py when the server starts.
     alerts_config: Mapping[str, Any] = field(default_factory=dict)

@@ -534,3 +534,22 @@ def test_the_price_book_is_changed_with_the_role_on_every_project_and_reads_are_
         other = api.sent["B" if project == "A" else "A"][0].model
         pairs = api.ok(who, "GET", "/prices/whatif", last="1h", other=other)["rows"]
         assert [(r["model"], r["calls"]) for r in pairs] == [(api.sent[project][0].model, len(api.sent[project]))]
+
+
+# -- retention and deletion by user ----------------------------------------------------------------------------------
+
+
+@covers("GET /retention", "GET /storage", "POST /retention/run", "DELETE /users/{user_id}")
+def test_retention_runs_and_deletions_by_user_are_for_admins(api: Api) -> None:
+    assert set(api.ok("viewer_b", "GET", "/retention")["raw_calls_removed_before"]) <= {"B"}
+    assert api("viewer_a", "GET", "/storage").status_code == 403  # every project's tables
+    assert api.ok("root", "GET", "/storage")
+    assert api("admin_a", "POST", "/retention/run", None, dry_run="true").status_code == 403
+    assert api.ok("root", "POST", "/retention/run", None, dry_run="true")["dry_run"] is True
+    assert api("editor_a", "DELETE", "/users/probe-user", None, project="A").status_code == 403
+    assert api("admin_a", "DELETE", "/users/probe-user", None, project="B").status_code == 404
+    assert api("admin_a", "DELETE", "/users/probe-user").status_code == 403  # every project: admins of all
+    assert api.ok("admin_a", "DELETE", "/users/probe-user", None, project="A")["user_id"] == "probe-user"
+    rows = api.ok("root", "GET", "/audit", kind="user_data")["entries"]
+    assert [(r["actor"], r["action"], r["project"]) for r in rows] == [("admin_a", "delete", "A")]
+    assert "probe-user" not in json.dumps(rows)  # the log does not keep what was asked to be forgotten
