@@ -37,6 +37,7 @@ EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("provider", "provider"),
     ("provider_source", "provider_source"),
     ("operation", "operation"),
+    ("model", "model"),
     ("request_model", "request_model"),
     ("response_model", "response_model"),
     ("input_tokens", "input_tokens"),

@@ -44,6 +44,7 @@ ROLLUP_COLUMNS = (
     "http_status",
     "streaming",
     "convention",
+    "model",
 )
 STORED = (
     "n",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import grpc
 import uvicorn
+from genai_prices import data_snapshot
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -36,7 +37,9 @@ from callscope import __version__
 from collector.aggregates import AggregateTracker
 from collector.grpc_receiver import OtlpGrpcReceiver
 from collector.http_receiver import OtlpHttpReceiver
+from collector import model_names
 from collector.ingest import Ingestor
+from collector.model_names import ModelNames
 from collector.normalize import ContentOptions, SpanNormalizer
 from collector.prepare import Preparer
 from collector.pricing import Pricer
@@ -180,6 +183,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
             down.callback(pool.close)
         db = connect(settings.db_path, checkpoint_mb=settings.checkpoint_mb, threads=settings.duckdb_threads or None)
         down.callback(_close_store, db)
+        filled = await asyncio.to_thread(model_names.backfill, db, ModelNames(data_snapshot.get_snapshot()))
+        if filled:
+            log.info("named the models of stored calls (%d distinct model names)", filled)
         parts = build(settings, db, pool, notify_config)
         parts.writer.start()
         down.push_async_callback(asyncio.to_thread, parts.writer.close)

@@ -437,6 +437,7 @@ class SpanNormalizer:
             error_message=message,
             provider_source=provider_source,
             service_version=resource.version,
+            model=self.pricer.model_name(provider, request_model, response_model),
         )
         out.calls.append(record)
         if stream_log is not None:

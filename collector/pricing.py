@@ -20,6 +20,7 @@ from genai_prices import Usage, data_snapshot
 from genai_prices.types import TieredPrices
 
 from collector.conventions import INFERRED_PROVIDERS, PRICING_PROVIDERS
+from collector.model_names import ModelNames
 from core.records import Pricing
 from core.settings import PriceOverride
 
@@ -86,6 +87,11 @@ class Pricer:
         self._cache: dict[tuple[str | None, str], Rates | _TimeDependent | None] = {}
         self._providers: dict[str, str | None] = {}
         self._snapshot = data_snapshot.get_snapshot()
+        self.names = ModelNames(self._snapshot)
+
+    def model_name(self, provider: str | None, request_model: str | None, response_model: str | None) -> str | None:
+        """The call's canonical model identity (collector/model_names.py): the `model` column."""
+        return self.names.canonical(provider, request_model, response_model)
 
     def provider_for(self, model: str) -> str | None:
         """The provider genai-prices' model matching assigns to `model` (our provider name), or None when no
@@ -112,6 +118,7 @@ class Pricer:
         """genai-prices remembers every model name it was asked about, found or not (its snapshot's lookup caches:
         ~400 bytes per name, 77 MiB after 200,000 made-up names). Forget them with ours, so a client sending
         endless new model names cannot grow a worker's memory without bound."""
+        self.names.clear()
         for name in ("_lookup_cache", "_provider_cache", "_provider_misses"):
             cache = getattr(self._snapshot, name, None)
             if cache is not None and hasattr(cache, "clear"):
