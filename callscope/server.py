@@ -34,10 +34,10 @@ from analytics.api_context import ReadApi
 from analytics.drift.config import DriftConfig
 from analytics.jobs import Jobs
 from callscope import __version__
+from collector import model_names
 from collector.aggregates import AggregateTracker
 from collector.grpc_receiver import OtlpGrpcReceiver
 from collector.http_receiver import OtlpHttpReceiver
-from collector import model_names
 from collector.ingest import Ingestor
 from collector.model_names import ModelNames
 from collector.normalize import ContentOptions, SpanNormalizer

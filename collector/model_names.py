@@ -79,12 +79,10 @@ def backfill(db: Any, names: ModelNames) -> int:
     import pyarrow as pa  # only when there is work to do
 
     missing = "model IS NULL AND (request_model IS NOT NULL OR response_model IS NOT NULL)"
-    triples = db.execute(
-        f"SELECT DISTINCT provider, request_model, response_model FROM calls WHERE {missing}"
-    ).fetchall()
-    triples += db.execute(
-        f"SELECT DISTINCT provider, request_model, response_model FROM call_rollups WHERE {missing}"
-    ).fetchall()
+    triples = []
+    for table in ("calls", "call_rollups"):
+        query = f"SELECT DISTINCT provider, request_model, response_model FROM {table} WHERE {missing}"  # noqa: S608 (constants)
+        triples += db.execute(query).fetchall()
     triples = sorted(set(triples), key=str)
     if not triples:
         return 0
@@ -105,7 +103,8 @@ def backfill(db: Any, names: ModelNames) -> int:
         db.execute("BEGIN TRANSACTION")
         try:
             for table in ("calls", "call_rollups"):
-                db.execute(f"UPDATE {table} AS t SET model = m.m_model FROM callscope_model_names AS m WHERE {match}")
+                update = f"UPDATE {table} AS t SET model = m.m_model FROM callscope_model_names AS m WHERE {match}"  # noqa: S608 (constants)
+                db.execute(update)
             db.execute("COMMIT")
         except Exception:
             db.execute("ROLLBACK")
