@@ -6,6 +6,7 @@ Definitions (tested against numpy/scipy in tests/test_analytics_stats.py):
 - cost_usd sums the calls that have a price. It is NULL (unknown) when a group has calls but none is priced, and 0
   when it has no calls; `unpriced_call_share` / `unpriced_token_share` say how much spend is missing.
 - cost_per_call and cost_per_1k_tokens are over priced calls only.
+- input_tokens_per_call / output_tokens_per_call are means over all calls (a call without a count counts 0).
 - rate_limited counts HTTP 429 answers; it is part of errors.
 - output_tokens_per_s is the median over successful calls with output of
   output_tokens / ((duration_ms - ttft_ms) / 1000), the generation speed after the first token (ttft 0 if absent).
@@ -89,6 +90,24 @@ METRICS: dict[str, Metric] = {
             for t in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
         ),
         _m("total_tokens", "all_tokens", ("all_tokens",), "tokens", "input + output tokens", "all_tokens"),
+        _m(
+            "input_tokens_per_call",
+            "input_tokens / nullif(n, 0)",
+            ("input_tokens", "n"),
+            "tokens",
+            "mean input (prompt) tokens per call",
+            "input_tokens",
+            "n",
+        ),
+        _m(
+            "output_tokens_per_call",
+            "output_tokens / nullif(n, 0)",
+            ("output_tokens", "n"),
+            "tokens",
+            "mean output tokens per call",
+            "output_tokens",
+            "n",
+        ),
         _m(
             "cost_usd",
             "CASE WHEN priced = 0 AND n > 0 THEN NULL ELSE coalesce(cost_sum, 0) END",

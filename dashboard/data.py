@@ -102,9 +102,13 @@ def stats(
     order_by: str | None = None,
     limit: int | None = None,
     top_groups: int | None = None,
+    top_by: str | None = None,
 ) -> pl.DataFrame:
+    """/stats; with top_groups, the groups ranked by `top_by` (e.g. "calls": the busiest, whatever the metric)."""
     opts = (("group_by", tuple(group_by)), ("bucket", bucket), ("order_by", order_by), ("limit", limit))
     opts += (("top_groups", top_groups),)
+    if top_by is not None:
+        opts += (("top_by", top_by),)
     return _stats(config().url, _p(filters, extra), tuple(metrics), opts)
 
 
