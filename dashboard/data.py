@@ -17,7 +17,7 @@ import polars as pl
 import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
-from dashboard.api_client import ENV_KEY, ENV_URL, ApiClient, ApiConfig, Params
+from dashboard.api_client import ENV_KEY, ENV_URL, ApiClient, ApiConfig, ApiError, Params
 from dashboard.filters import ViewFilters, iso
 
 DEFAULT_URL = "http://127.0.0.1:4318/api/v1"
@@ -307,3 +307,14 @@ def detection(kind: str, params: Sequence[tuple[str, str]] = ()) -> Any:
     """Drift and anomaly answers (kind: drift, drift_compare, drift_distribution, releases, anomalies,
     anomaly_series), cached like every answer."""
     return _json(config().url, kind, (tuple(params),))
+
+
+def anomalies(filters: ViewFilters) -> list[dict[str, Any]]:
+    """The anomaly job's anomalous hours in the view's range (for its service filter), for marks on time charts;
+    none when this server has no anomaly detection."""
+    window = [p for p in filters.api_params(with_dims=False) if p[0] != "tz"]  # `last` keeps the cache key stable
+    params = [*window, *(("service", s) for s in filters.dims.get("service", ()))]
+    try:
+        return detection("anomalies", params)["anomalies"]
+    except ApiError:
+        return []

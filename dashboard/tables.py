@@ -29,6 +29,11 @@ CELL: dict[str, Callable[[Any], str]] = {
     "int": lambda v: fmt.DASH if v is None else f"{int(v)}",
     "text": lambda v: fmt.DASH if v is None or v == "" else str(v),
     "time": lambda v: fmt.DASH if v is None else fmt.when(v),
+    # signed changes
+    "USD+": lambda v: fmt.DASH if v is None else ("+" if v > 0 else "") + fmt.usd_cell(v),
+    "ratio+": lambda v: fmt.DASH if v is None else f"{v * 100:+.1f}%",
+    "count+": lambda v: fmt.DASH if v is None else f"{round(v):+,}",
+    "ms+": lambda v: fmt.DASH if v is None else f"{v:+,.0f}",
 }
 
 
