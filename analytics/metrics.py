@@ -7,7 +7,7 @@ Definitions (tested against numpy/scipy in tests/test_analytics_stats.py):
   when it has no calls; `unpriced_call_share` / `unpriced_token_share` say how much spend is missing.
 - cost_per_call and cost_per_1k_tokens are over priced calls only.
 - input_tokens_per_call / output_tokens_per_call are means over all calls (a call without a count counts 0).
-- rate_limited counts HTTP 429 answers; it is part of errors.
+- rate_limited counts HTTP 429 answers, server_errors HTTP 5xx answers; both are part of errors.
 - output_tokens_per_s is the median over successful calls with output of
   output_tokens / ((duration_ms - ttft_ms) / 1000), the generation speed after the first token (ttft 0 if absent).
 - ttft percentiles are over calls that report a time to first token (streamed calls).
@@ -27,6 +27,7 @@ BASE: dict[str, str] = {
     "n": "count(*)",
     "errors": "count(*) FILTER (WHERE status = 'error')",
     "rate_limited": "count(*) FILTER (WHERE http_status = 429)",
+    "server_errors": "count(*) FILTER (WHERE http_status >= 500)",
     "input_tokens": "coalesce(sum(input_tokens), 0)::BIGINT",
     "output_tokens": "coalesce(sum(output_tokens), 0)::BIGINT",
     "cache_read_tokens": "coalesce(sum(cache_read_tokens), 0)::BIGINT",
@@ -76,6 +77,7 @@ METRICS: dict[str, Metric] = {
         _m("errors", "errors", ("errors",), "calls", "calls with status error", "errors"),
         _m("error_rate", "errors / nullif(n, 0)", ("errors", "n"), "ratio", "errors / calls", "errors", "n"),
         _m("rate_limited", "rate_limited", ("rate_limited",), "calls", "HTTP 429 answers", "rate_limited"),
+        _m("server_errors", "server_errors", ("server_errors",), "calls", "HTTP 5xx answers", "server_errors"),
         _m(
             "rate_limited_share",
             "rate_limited / nullif(n, 0)",

@@ -185,6 +185,17 @@ def chart(
     return plot.draw(fig, key, select=select)
 
 
+def fine_bucket(filters: ViewFilters) -> str:
+    """Buckets for counting events (errors by provider): about 300 or more over the range, so a burst of half an
+    hour is one or two bars rather than a sliver of a day's bar."""
+    start, end = filters.window()
+    hours = (end - start).total_seconds() / 3600
+    for bucket, size_h in (("minute", 1 / 60), ("5m", 5 / 60), ("15m", 0.25), ("30m", 0.5), ("hour", 1)):
+        if hours / size_h <= 400:
+            return bucket
+    return "auto"
+
+
 def _hour(row: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(str(row["hour"]).replace("Z", "+00:00"))
 

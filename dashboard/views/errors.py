@@ -41,7 +41,12 @@ loaded = ui.load(
     lambda: data.compare(filters, [k.metric for k in KPIS]),
     lambda: data.stats(filters, ("error_rate", "rate_limited_share", "calls"), bucket="auto"),
     lambda: data.stats(
-        filters, ("errors", "rate_limited"), group_by=("provider",), bucket="auto", top_groups=PANELS, top_by="errors"
+        filters,
+        ("errors", "rate_limited", "server_errors"),
+        group_by=("provider",),
+        bucket=ui.fine_bucket(filters),
+        top_groups=PANELS,
+        top_by="errors",
     ),
     lambda: data.stats(filters, ("errors",), extra=ERRORS_ONLY, group_by=(kind,), bucket="auto", top_groups=8),
     lambda: data.calls(filters, extra=ERRORS_ONLY, limit=50),
@@ -70,16 +75,17 @@ if loaded is not None:
         anomalies=rate_marks,
     )
     by_provider = by_provider.filter(pl.col("provider") != "(other)").with_columns(
-        (pl.col("errors") - pl.col("rate_limited")).alias("other_errors")
+        (pl.col("errors") - pl.col("rate_limited") - pl.col("server_errors")).alias("other_errors")
     )
     providers = [p for p in by_provider["provider"].unique(maintain_order=True).to_list()]
     ui.chart(
         charts.small_multiples(
             by_provider,
             "provider",
-            {"rate_limited": "429 rate limited", "other_errors": "other errors (5xx, timeouts, ...)"},
+            {"rate_limited": "429 rate limited", "server_errors": "5xx server errors", "other_errors": "other errors"},
             "calls",
-            "Failed calls per provider, most errors first, each on its own scale",
+            "Failed calls per provider, most errors first, each on its own scale (a burst of a few 5xx at a quiet "
+            "provider stands out in its own panel)",
             kind="bar",
             order=providers,
         ),

@@ -90,7 +90,7 @@ loaded = ui.load(
     lambda: data.stats(filters, tuple(PERCENTILES), bucket="auto"),
     lambda: data.stats(filters, (chosen,), group_by=("model",), bucket="auto", top_groups=TOP_MODELS, top_by="calls"),
     lambda: data.stats(
-        filters, ("latency_p95",), group_by=("provider",), bucket="auto", top_groups=PANELS, top_by="calls"
+        filters, ("latency_p50", "ttft_p50"), group_by=("provider",), bucket="auto", top_groups=PANELS, top_by="calls"
     ),
     lambda: data.stats(filters, ("ttft_p50", "ttft_p95", "output_tokens_per_s"), bucket="auto"),
     lambda: data.histogram(filters),
@@ -140,9 +140,10 @@ if loaded is not None:
         charts.small_multiples(
             per_provider.filter(pl.col("provider") != "(other)"),
             "provider",
-            {"latency_p95": "p95"},
+            {"latency_p50": "p50 duration", "ttft_p50": "p50 time to first token"},
             "ms",
-            "p95 latency per provider (ms), busiest first, each on its own scale",
+            "Median latency per provider (ms), busiest first, each on its own scale: a slow provider shows in its "
+            "time to first token",
             order=providers,
         ),
         "latency_per_provider",

@@ -86,6 +86,7 @@ def expected(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": errors,
         "error_rate": errors / n if n else None,
         "rate_limited": sum(r["http_status"] == 429 for r in rows),
+        "server_errors": sum((r["http_status"] or 0) >= 500 for r in rows),
         "input_tokens": sum(r["input_tokens"] for r in rows),
         "output_tokens": sum(r["output_tokens"] for r in rows),
         "cache_read_tokens": sum(r["cache_read_tokens"] for r in rows),
