@@ -257,7 +257,26 @@ def small_multiples(
     if kind == "bar":
         fig.update_layout(barmode="stack")
     fig = _layout(fig, title, unit, height=max(260, 190 * rows + 70))
-    fig.update_layout(yaxis_title=None, margin={"l": 10, "r": 10, "t": 80, "b": 10})
+    if unit == "calls":  # counts: whole-number ticks on a panel of a few (never "500m" calls)
+        for i, value in enumerate(values):
+            part = frame.filter(_eq(group, value))
+            top = max((part[m].max() or 0 for m in metrics), default=0)
+            if kind == "bar":
+                top = part.select(sum(pl.col(m).fill_null(0) for m in metrics)).max().item() or 0
+            if top <= 5:
+                fig.update_yaxes(dtick=1, tickformat="d", row=i // columns + 1, col=i % columns + 1)
+    # the legend (the lines' names) above the panels' titles, on the left, so it covers no panel
+    fig.update_layout(
+        yaxis_title=None,
+        margin={"l": 10, "r": 10, "t": 100 if len(metrics) > 1 else 70, "b": 10},
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.0 + 40 / max(260, 190 * rows + 70),
+            "x": 0,
+            "xanchor": "left",
+        },
+    )
     fig.update_annotations(font={"size": 12})
     return fig
 
