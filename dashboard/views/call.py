@@ -32,6 +32,8 @@ asked = [
     for key, label in (("request_model", "asked for"), ("response_model", "answered by"))
     if call.get(key) and call[key] != model
 ]
+if len(asked) == 2 and call["request_model"] == call["response_model"]:
+    asked = [f"asked for and answered by {call['request_model']}"]
 status = "failed" if call["status"] == "error" else "ok"
 st.markdown(
     f"**{model}**{' (' + ', '.join(asked) + ')' if asked else ''} via {call.get('provider') or 'an unknown provider'}"
