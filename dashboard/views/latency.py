@@ -71,7 +71,7 @@ def show_what_changed(filters: ViewFilters, start, end) -> None:
         f"({fmt.signed_pct(change['delta_pct']) or 'no earlier data'}). Largest contributions:"
     )
     ui.table(
-        change["contributors"],
+        pl.DataFrame(change["contributors"], infer_schema_length=None),
         "changes_table",
         column_config={"share_of_change": st.column_config.NumberColumn("Share of change", format="percent")},
     )
