@@ -180,6 +180,8 @@ def chart(
     elif filters is not None:
         start, end = filters.window()
         zone = ZoneInfo(filters.tz)
+        # whole minutes: the same figure on a rerun within the minute (a redraw would clear a box selection)
+        start, end = start.replace(second=0, microsecond=0), end.replace(second=0, microsecond=0) + timedelta(minutes=1)
         charts.time_axis(fig, start, end, zone)
         charts.mark_anomalies(fig, [a for a in anomalies if start <= _hour(a) < end], zone)
     return plot.draw(fig, key, select=select)
