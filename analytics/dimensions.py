@@ -35,8 +35,9 @@ DIMENSIONS: dict[str, Dimension] = {
         Dimension("response_model", "response_model", help="model that answered", rollup=True),
         Dimension(
             "model",
-            "coalesce(response_model, request_model)",
-            help="the model that answered, else the one asked for",
+            "model",
+            help="one name per model: genai-prices' id of the model asked for (else of the one that answered), so an"
+            " alias, its dated snapshots and its failed calls are one model",
             rollup=True,
         ),
         Dimension("status", "status", help="ok or error", rollup=True),

@@ -37,6 +37,7 @@ EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("provider", "provider"),
     ("provider_source", "provider_source"),
     ("operation", "operation"),
+    ("model", "model"),
     ("request_model", "request_model"),
     ("response_model", "response_model"),
     ("input_tokens", "input_tokens"),
@@ -65,6 +66,14 @@ EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
 # the call page shows it). Every other column of CALL_COLUMNS is exported (tests/test_records.py checks it).
 NOT_EXPORTED = frozenset({"span_name", "input_content", "output_content", "end_time", "received_at"})
 _FLAT = {"tags": "array_to_string(tags, ',')", "metadata": "CAST(to_json(metadata) AS VARCHAR)"}
+# CSV is read by people and spreadsheets: money to 1e-10 USD and durations to the microsecond, so a cost reads
+# 0.0005703, not the float sum 0.0005702999999999999 (Parquet and JSON Lines keep the stored doubles).
+_CSV_ROUNDED = {
+    "cost_usd": "round(cost_usd, 10)",
+    "reported_cost_usd": "round(reported_cost_usd, 10)",
+    "duration_ms": "round(duration_ms, 3)",
+    "ttft_ms": "round(ttft_ms, 3)",
+}
 _BATCH_ROWS = 50_000
 
 
@@ -74,6 +83,8 @@ def export_query(fmt: ExportFormat, where: str = "TRUE") -> str:
     for name, expr in EXPORT_COLUMNS:
         if fmt is ExportFormat.CSV and name in _FLAT:
             expr = _FLAT[name]
+        elif fmt is ExportFormat.CSV and name in _CSV_ROUNDED:
+            expr = _CSV_ROUNDED[name]
         elif fmt is ExportFormat.JSONL and name == "metadata":
             expr = "CAST(to_json(metadata) AS VARCHAR)"
         exprs.append(f"{expr} AS {name}")

@@ -6,7 +6,8 @@ Definitions (tested against numpy/scipy in tests/test_analytics_stats.py):
 - cost_usd sums the calls that have a price. It is NULL (unknown) when a group has calls but none is priced, and 0
   when it has no calls; `unpriced_call_share` / `unpriced_token_share` say how much spend is missing.
 - cost_per_call and cost_per_1k_tokens are over priced calls only.
-- rate_limited counts HTTP 429 answers; it is part of errors.
+- input_tokens_per_call / output_tokens_per_call are means over all calls (a call without a count counts 0).
+- rate_limited counts HTTP 429 answers, server_errors HTTP 5xx answers; both are part of errors.
 - output_tokens_per_s is the median over successful calls with output of
   output_tokens / ((duration_ms - ttft_ms) / 1000), the generation speed after the first token (ttft 0 if absent).
 - ttft percentiles are over calls that report a time to first token (streamed calls).
@@ -26,6 +27,7 @@ BASE: dict[str, str] = {
     "n": "count(*)",
     "errors": "count(*) FILTER (WHERE status = 'error')",
     "rate_limited": "count(*) FILTER (WHERE http_status = 429)",
+    "server_errors": "count(*) FILTER (WHERE http_status >= 500)",
     "input_tokens": "coalesce(sum(input_tokens), 0)::BIGINT",
     "output_tokens": "coalesce(sum(output_tokens), 0)::BIGINT",
     "cache_read_tokens": "coalesce(sum(cache_read_tokens), 0)::BIGINT",
@@ -75,6 +77,7 @@ METRICS: dict[str, Metric] = {
         _m("errors", "errors", ("errors",), "calls", "calls with status error", "errors"),
         _m("error_rate", "errors / nullif(n, 0)", ("errors", "n"), "ratio", "errors / calls", "errors", "n"),
         _m("rate_limited", "rate_limited", ("rate_limited",), "calls", "HTTP 429 answers", "rate_limited"),
+        _m("server_errors", "server_errors", ("server_errors",), "calls", "HTTP 5xx answers", "server_errors"),
         _m(
             "rate_limited_share",
             "rate_limited / nullif(n, 0)",
@@ -89,6 +92,24 @@ METRICS: dict[str, Metric] = {
             for t in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
         ),
         _m("total_tokens", "all_tokens", ("all_tokens",), "tokens", "input + output tokens", "all_tokens"),
+        _m(
+            "input_tokens_per_call",
+            "input_tokens / nullif(n, 0)",
+            ("input_tokens", "n"),
+            "tokens",
+            "mean input (prompt) tokens per call",
+            "input_tokens",
+            "n",
+        ),
+        _m(
+            "output_tokens_per_call",
+            "output_tokens / nullif(n, 0)",
+            ("output_tokens", "n"),
+            "tokens",
+            "mean output tokens per call",
+            "output_tokens",
+            "n",
+        ),
         _m(
             "cost_usd",
             "CASE WHEN priced = 0 AND n > 0 THEN NULL ELSE coalesce(cost_sum, 0) END",

@@ -81,6 +81,7 @@ def _values_sql(expr: str, values: tuple[Value, ...], params: Params) -> str:
 
 _SEARCHED = (
     "span_name",
+    "model",
     "request_model",
     "response_model",
     "user_id",

@@ -44,6 +44,7 @@ ROLLUP_COLUMNS = (
     "http_status",
     "streaming",
     "convention",
+    "model",
 )
 STORED = (
     "n",
@@ -283,4 +284,6 @@ def source_sql(selection: Selection, params: Params) -> str:
         f" UNION ALL {rows_select(f'{between(p_end, hi)} AND {dims}')}"
         f" UNION ALL {rows_select(f'{between(p_start, p_end)} AND {late} AND {dims}')}"
     )
-    return f"({rollup_part} UNION ALL BY NAME {raw_part})"
+    # The raw part in its own subquery: BY NAME binds only the union next to it, and call_rollups' columns are in
+    # the order migrations appended them (m012's model comes last), not in rows_select's order.
+    return f"({rollup_part} UNION ALL BY NAME SELECT * FROM ({raw_part}))"

@@ -77,6 +77,10 @@ def stats(
     top_groups: Annotated[
         int | None, Query(ge=1, le=50, description="with bucket and one group_by: top N groups, rest as (other)")
     ] = None,
+    top_by: Annotated[
+        str | None,
+        Query(description="the metric ranking groups for top_groups, e.g. calls for the busiest (default: order_by)"),
+    ] = None,
     compare: Annotated[bool, Query(description="add <m>_prev/_delta/_delta_pct vs the previous period")] = False,
     rollups: Annotated[bool, Query(description="use hourly rollups where exact (false: raw calls only)")] = True,
     format: Format = None,
@@ -96,6 +100,7 @@ def stats(
         descending=desc,
         limit=limit,
         top_groups=top_groups,
+        top_by=parse_metrics([top_by])[0] if top_by is not None else None,
         use_rollups=rollups,
     )
     with api.cursor() as db:

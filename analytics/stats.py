@@ -34,6 +34,7 @@ class StatsQuery:
     descending: bool = True
     limit: int | None = None
     top_groups: int | None = None  # with a bucket and one group: keep the top N groups, fold the rest into (other)
+    top_by: str | None = None  # the metric ranking the groups for top_groups (default: order_by, else the first)
     use_rollups: bool = True  # answer additive statistics from hourly rollups when that is exact
 
     def __post_init__(self) -> None:
@@ -41,6 +42,8 @@ class StatsQuery:
             raise QueryError(f"order_by={self.order_by!r} must be one of the requested metrics")
         if self.top_groups is not None and (len(self.group_by) != 1 or self.bucketing is None):
             raise QueryError("top_groups needs exactly one group_by dimension and a bucket")
+        if self.top_by is not None and self.top_groups is None:
+            raise QueryError("top_by ranks the groups of top_groups: give top_groups too")
 
 
 def _group_exprs(query: StatsQuery, params: Params, top_values: list | None) -> list[tuple[str, str]]:
@@ -103,7 +106,7 @@ def _sql(query: StatsQuery, params: Params, top_values: list | None = None, fold
 
 
 def _top_values(db: duckdb.DuckDBPyConnection, query: StatsQuery) -> list:
-    order_metric = query.order_by or query.metrics[0]
+    order_metric = query.top_by or query.order_by or query.metrics[0]
     ranking = StatsQuery(
         query.selection, (order_metric,), query.group_by, order_by=order_metric, limit=query.top_groups
     )

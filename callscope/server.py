@@ -17,6 +17,7 @@ from datetime import timedelta
 
 import grpc
 import uvicorn
+from genai_prices import data_snapshot
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -40,10 +41,12 @@ from analytics.jobs import Jobs
 from analytics.oidc import IssuerKeys
 from analytics.retention import Policy
 from callscope import __version__
+from collector import model_names
 from collector.aggregates import AggregateTracker
 from collector.grpc_receiver import OtlpGrpcReceiver
 from collector.http_receiver import OtlpHttpReceiver
 from collector.ingest import Ingestor
+from collector.model_names import ModelNames
 from collector.normalize import ContentOptions, SpanNormalizer
 from collector.prepare import Preparer
 from collector.price_book import PriceBookService
@@ -237,6 +240,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
             down.callback(pool.close)
         db = connect(settings.db_path, checkpoint_mb=settings.checkpoint_mb, threads=settings.duckdb_threads or None)
         down.callback(_close_store, db)
+        filled = await asyncio.to_thread(model_names.backfill, db, ModelNames(data_snapshot.get_snapshot()))
+        if filled:
+            log.info("named the models of stored calls (%d distinct model names)", filled)
         parts = build(settings, db, pool, notify_config)
         check_exposure(settings, parts.access)
         parts.writer.start()

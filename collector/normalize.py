@@ -447,6 +447,7 @@ class SpanNormalizer:
             error_message=message,
             provider_source=provider_source,
             service_version=resource.version,
+            model=self.pricer.model_name(provider, request_model, response_model),
             price_entry_id=price.entry_id,
         )
         out.calls.append(record)

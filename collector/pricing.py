@@ -22,6 +22,7 @@ from genai_prices import Usage, data_snapshot
 from genai_prices.types import TieredPrices
 
 from collector.conventions import INFERRED_PROVIDERS, PRICING_PROVIDERS
+from collector.model_names import ModelNames
 from core.pricebook import PriceBook, PriceEntry
 from core.records import Pricing
 
@@ -105,6 +106,11 @@ class Pricer:
         self._cache: dict[tuple[str | None, str], Rates | _TimeDependent | None] = {}
         self._providers: dict[str, str | None] = {}
         self._snapshot = data_snapshot.get_snapshot()
+        self.names = ModelNames(self._snapshot)
+
+    def model_name(self, provider: str | None, request_model: str | None, response_model: str | None) -> str | None:
+        """The call's canonical model identity (collector/model_names.py): the `model` column."""
+        return self.names.canonical(provider, request_model, response_model)
 
     def set_book(self, book: PriceBook) -> None:
         self.book = book
@@ -134,6 +140,7 @@ class Pricer:
         """genai-prices remembers every model name it was asked about, found or not (its snapshot's lookup caches:
         ~400 bytes per name, 77 MiB after 200,000 made-up names). Forget them with ours, so a client sending
         endless new model names cannot grow a worker's memory without bound."""
+        self.names.clear()
         for name in ("_lookup_cache", "_provider_cache", "_provider_misses"):
             cache = getattr(self._snapshot, name, None)
             if cache is not None and hasattr(cache, "clear"):

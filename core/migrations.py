@@ -435,6 +435,15 @@ def m011_drift(db: duckdb.DuckDBPyConnection) -> None:
 
 
 @migration
+def m012_call_model(db: duckdb.DuckDBPyConnection) -> None:
+    """One name per model: the canonical model identity of a call (collector/model_names.py), in `calls` and in the
+    hourly rollups. Existing rows are filled by collector.model_names.backfill when `callscope serve` opens the
+    store (it needs genai-prices' model matching, which the store's layer does not import)."""
+    db.execute("ALTER TABLE calls ADD COLUMN model VARCHAR")
+    db.execute("ALTER TABLE call_rollups ADD COLUMN model VARCHAR")
+
+
+@migration
 def m013_price_book_budgets(db: duckdb.DuckDBPyConnection) -> None:
     """Budgets and the price book (core/pricebook.py, analytics/budgets.py, collector/reprice.py): the price entry
     a call was priced by, price entries with effective dates and their audit log, re-pricing runs and the cost

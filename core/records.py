@@ -116,6 +116,9 @@ class CallRecord:
     provider_source: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
     # The sending application's release (resource attribute service.version). Added by m011.
     service_version: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
+    # One name per model (collector/model_names.py): genai-prices' matched id of the model asked for (else of the
+    # model that answered), so an alias, its dated snapshots and its failed calls are one model. Added by m012.
+    model: Annotated[str | None, Stored(pa.string(), "VARCHAR")]
     # The price book entry (core/pricebook.py) the cost came from; NULL when genai-prices priced it. Added by m013.
     price_entry_id: Annotated[int | None, Stored(pa.int64(), "BIGINT")]
 

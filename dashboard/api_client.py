@@ -124,10 +124,13 @@ class ApiClient(MoneyApi):
         order_by: str | None = None,
         limit: int | None = None,
         top_groups: int | None = None,
+        top_by: str | None = None,
     ) -> pl.DataFrame:
         """/stats as a frame: group columns, `bucket` (zoned timestamps) when bucketed, one column per metric."""
         query = [*params, ("metrics", ",".join(metrics)), *(("group_by", g) for g in group_by)]
-        return self._frame("/stats", query, bucket=bucket, order_by=order_by, limit=limit, top_groups=top_groups)
+        return self._frame(
+            "/stats", query, bucket=bucket, order_by=order_by, limit=limit, top_groups=top_groups, top_by=top_by
+        )
 
     def compare(
         self, params: Params, metrics: Sequence[str], *, group_by: Sequence[str] = (), limit: int | None = None

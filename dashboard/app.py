@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from importlib.metadata import version
+from pathlib import Path
 
 import streamlit as st
 
 from dashboard import auth, data, nav, plot, sidebar, ui
 from dashboard.api_client import ApiError
 
-st.set_page_config(page_title="callscope", page_icon=":material/monitoring:", layout="wide")
+# A local icon: a material-icon or emoji favicon is fetched from a CDN, and the dashboard needs no network.
+st.set_page_config(
+    page_title="callscope", page_icon=str(Path(__file__).parent / "static" / "favicon.png"), layout="wide"
+)
 try:
     allowed = auth.gate()  # the sign-in / not-allowed page instead of the app when nobody may see it
 except ApiError as exc:

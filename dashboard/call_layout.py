@@ -57,6 +57,26 @@ def _part_rows(parts: dict[str, float] | None) -> list[tuple[str, str]]:
     return rows
 
 
+MONEY_FIELDS = {"cost_usd", "reported_cost_usd"}
+MS_FIELDS = {"duration_ms", "ttft_ms"}
+
+
+def field_value(key: str, value: Any) -> str:
+    """A stored field as it reads: a dash when missing, durations to the microsecond, money to the micro-dollar,
+    lists and maps as JSON."""
+    if value is None:
+        return fmt.DASH
+    if key in MONEY_FIELDS:
+        return fmt.usd_exact(value)
+    if key in MS_FIELDS:
+        return f"{value:,.3f} ms"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:,.6g}"
+    return json.dumps(value, default=str)
+
+
 def field_rows(call: dict[str, Any]) -> pl.DataFrame:
     skip = {"content_events", "input_content", "output_content", "cost_parts", "price_entry", "cost_history"}
     names, values = [], []
@@ -64,5 +84,5 @@ def field_rows(call: dict[str, Any]) -> pl.DataFrame:
         if key in skip:
             continue
         names.append(key)
-        values.append(value if isinstance(value, str) else json.dumps(value, default=str))
+        values.append(field_value(key, value))
     return pl.DataFrame({"field": names, "value": values})

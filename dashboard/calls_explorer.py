@@ -17,25 +17,27 @@ SORTS = {
     "input_tokens": "Input tokens",
     "output_tokens": "Output tokens",
 }
+# The columns that matter first (when, what, how it went, what it cost), the details after.
 COLUMNS: dict[str, Any] = {
-    "start_time": st.column_config.TextColumn("Started (UTC)"),
+    "start_time": "Started (UTC)",
     "service": "Service",
-    "provider": "Provider",
-    "request_model": "Model",
+    "model": st.column_config.TextColumn("Model", help="One name per model: aliases and snapshots are one model"),
     "status": "Status",
-    "error_type": "Error",
-    "error_message": "Error message",
-    "duration_ms": st.column_config.NumberColumn("Duration (ms)", format="%.0f"),
-    "ttft_ms": st.column_config.NumberColumn("TTFT (ms)", format="%.0f"),
+    "duration_ms": "Duration (ms)",
     "input_tokens": st.column_config.NumberColumn("Input tokens", format="localized"),
     "output_tokens": st.column_config.NumberColumn("Output tokens", format="localized"),
-    "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="$%.6f"),
+    "cost_usd": "Cost",
+    "error_type": "Error",
+    "provider": "Provider",
+    "ttft_ms": "TTFT (ms)",
+    "error_message": "Error message",
     "user_id": "User",
     "session_id": "Session",
     "environment": "Env",
     "trace_id": "Trace",
     "span_id": "Span",
 }
+UNITS = {"start_time": "time", "duration_ms": "ms", "ttft_ms": "ms", "cost_usd": "USD"}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ rates never do, each series is its own line.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
@@ -208,4 +209,163 @@ def waterfall(spans: Sequence[dict[str, Any]], highlight: str | None = None) -> 
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         showlegend=False,
     )
+    return fig
+
+
+def small_multiples(
+    frame: pl.DataFrame,
+    group: str,
+    metrics: dict[str, str],
+    unit: str,
+    title: str,
+    *,
+    columns: int = 3,
+    kind: str = "line",
+    order: Sequence[Any] | None = None,
+) -> go.Figure:
+    """One small chart per value of `group` (in `order`, else as they come), each with its own y axis, sharing
+    the time axis: a group whose line would vanish under a busier one's scale keeps its own story. `metrics`
+    maps the frame's metric columns to the names of their lines (e.g. input and output tokens per call)."""
+    from plotly.subplots import make_subplots
+
+    values = list(order) if order is not None else list(dict.fromkeys(frame[group].to_list()))
+    rows = max(1, -(-len(values) // columns))
+    fig = make_subplots(
+        rows=rows,
+        cols=columns,
+        subplot_titles=[_label(v) for v in values],
+        shared_xaxes=True,
+        vertical_spacing=min(0.12, 0.35 / rows),
+        horizontal_spacing=0.06,
+    )
+    hover = HOVER_FORMATS.get(unit, "%{y}")
+    for i, value in enumerate(values):
+        part = frame.filter(_eq(group, value)).sort("bucket")
+        for j, (metric, name) in enumerate(metrics.items()):
+            common: dict[str, Any] = {
+                "x": part["bucket"].to_list(),
+                "y": part[metric].to_list(),
+                "name": name,
+                "legendgroup": name,
+                "showlegend": i == 0 and len(metrics) > 1,
+                "customdata": [_label(value)] * part.height,
+                "hovertemplate": f"<b>%{{customdata}}</b> {name}<br>%{{x}}<br>{hover}<extra></extra>",
+                "marker": {"color": COLORS[j % len(COLORS)]},
+            }
+            trace = go.Bar(**common) if kind == "bar" else go.Scatter(mode="lines", connectgaps=False, **common)
+            fig.add_trace(trace, row=i // columns + 1, col=i % columns + 1)
+    if kind == "bar":
+        fig.update_layout(barmode="stack")
+    fig = _layout(fig, title, unit, height=max(260, 190 * rows + 70))
+    if unit == "calls":  # counts: whole-number ticks on a panel of a few (never "500m" calls)
+        for i, value in enumerate(values):
+            part = frame.filter(_eq(group, value))
+            top = max((part[m].max() or 0 for m in metrics), default=0)
+            if kind == "bar":
+                top = part.select(sum(pl.col(m).fill_null(0) for m in metrics)).max().item() or 0
+            if top <= 5:
+                fig.update_yaxes(dtick=1, tickformat="d", row=i // columns + 1, col=i % columns + 1)
+    # the legend (the lines' names) above the panels' titles, on the left, so it covers no panel
+    fig.update_layout(
+        yaxis_title=None,
+        margin={"l": 10, "r": 10, "t": 100 if len(metrics) > 1 else 70, "b": 10},
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.0 + 40 / max(260, 190 * rows + 70),
+            "x": 0,
+            "xanchor": "left",
+        },
+    )
+    fig.update_annotations(font={"size": 12})
+    return fig
+
+
+def tokens_per_call(frame: pl.DataFrame, title: str) -> go.Figure:
+    """Mean input and output tokens per call over time: a longer prompt (a release adding context) or longer
+    answers show here before they show in spend."""
+    return lines(
+        frame,
+        ("input_tokens_per_call", "output_tokens_per_call"),
+        "tokens",
+        title,
+        {"input_tokens_per_call": "input", "output_tokens_per_call": "output"},
+    )
+
+
+def has_data(fig: go.Figure) -> bool:
+    """True when some trace has a value to draw."""
+    for trace in fig.data:
+        for axis in ("y", "x"):
+            values = getattr(trace, axis, None)
+            if values is not None and any(v is not None for v in values):
+                return True
+    return False
+
+
+def with_message(fig: go.Figure, message: str) -> go.Figure:
+    """An empty chart says why, in its middle, instead of drawing empty axes."""
+    fig.add_annotation(
+        text=message, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 14, "color": "#808495"}
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def mark_anomalies(fig: go.Figure, anomalies: Sequence[dict[str, Any]], zone: Any) -> go.Figure:
+    """The anomaly job's hours (analytics/anomalies) on a time chart: a shaded hour each, and a marker at the top
+    with what was anomalous (hover), so a spike on the chart and the detector's verdict line up."""
+    if not anomalies:
+        return fig
+    xs, texts = [], []
+    grid = {"row": "all", "col": "all"} if getattr(fig, "_grid_ref", None) else {}
+    for row in anomalies:
+        start = _wall(row["hour"], zone)
+        fig.add_vrect(
+            x0=start,
+            x1=start + timedelta(hours=1),
+            fillcolor="#E45756",
+            opacity=0.15,
+            line_width=0,
+            layer="below",
+            **grid,
+        )
+        who = row.get("service") if row.get("scope") == "service" else row.get("model")
+        xs.append(start + timedelta(minutes=30))
+        texts.append(f"{row['metric']} of {row.get('scope')} {who}: score {row.get('score') or 0:.1f}")
+    top = _top(fig)
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[top] * len(xs),
+            mode="markers",
+            name="anomaly",
+            marker={"symbol": "triangle-down", "size": 9, "color": "#E45756"},
+            text=texts,
+            hovertemplate="<b>anomaly</b><br>%{x}<br>%{text}<extra></extra>",
+        )
+    )
+    return fig
+
+
+def _top(fig: go.Figure) -> float:
+    top = 0.0
+    for trace in fig.data:
+        for v in getattr(trace, "y", None) or ():
+            if isinstance(v, int | float) and v > top:
+                top = float(v)
+    return top or 1.0
+
+
+def _wall(moment: Any, zone: Any) -> datetime:
+    """An instant as wall time in `zone`, the way the buckets are drawn (plotly.js has no time zones)."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def time_axis(fig: go.Figure, start: datetime, end: datetime, zone: Any) -> go.Figure:
+    """The whole selected range on the x axis (every time chart of a page the same), not where data starts."""
+    fig.update_xaxes(range=[_wall(start, zone), _wall(end, zone)])
     return fig

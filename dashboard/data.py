@@ -19,7 +19,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from dashboard import auth
-from dashboard.api_client import ENV_URL, ApiClient, ApiConfig, Params
+from dashboard.api_client import ENV_URL, ApiClient, ApiConfig, ApiError, Params
 from dashboard.filters import ViewFilters, iso
 
 DEFAULT_URL = "http://127.0.0.1:4318/api/v1"
@@ -113,9 +113,13 @@ def stats(
     order_by: str | None = None,
     limit: int | None = None,
     top_groups: int | None = None,
+    top_by: str | None = None,
 ) -> pl.DataFrame:
+    """/stats; with top_groups, the groups ranked by `top_by` (e.g. "calls": the busiest, whatever the metric)."""
     opts = (("group_by", tuple(group_by)), ("bucket", bucket), ("order_by", order_by), ("limit", limit))
     opts += (("top_groups", top_groups),)
+    if top_by is not None:
+        opts += (("top_by", top_by),)
     return _stats(scope(), _p(filters, extra), tuple(metrics), opts)
 
 
@@ -314,3 +318,14 @@ def detection(kind: str, params: Sequence[tuple[str, str]] = ()) -> Any:
     """Drift and anomaly answers (kind: drift, drift_compare, drift_distribution, releases, anomalies,
     anomaly_series), cached like every answer."""
     return _json(scope(), kind, (tuple(params),))
+
+
+def anomalies(filters: ViewFilters) -> list[dict[str, Any]]:
+    """The anomaly job's anomalous hours in the view's range (for its service filter), for marks on time charts;
+    none when this server has no anomaly detection."""
+    window = [p for p in filters.api_params(with_dims=False) if p[0] != "tz"]  # `last` keeps the cache key stable
+    params = [*window, *(("service", s) for s in filters.dims.get("service", ()))]
+    try:
+        return detection("anomalies", params)["anomalies"]
+    except ApiError:
+        return []

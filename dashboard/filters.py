@@ -121,7 +121,14 @@ class ViewFilters:
 
     def describe(self) -> str:
         if self.range == "custom":
-            return f"{self.start} to {self.end or 'now'} ({self.tz})"
+            zone = ZoneInfo(self.tz)
+            start, end = (t.astimezone(zone) for t in self.window())
+            until = "now" if not self.end else None
+            if until:
+                return f"time from {start:%-d %b %Y %H:%M} to now ({self.tz})"
+            if start.date() == end.date():
+                return f"time from {start:%-d %b %Y}, {start:%H:%M} to {end:%H:%M} ({self.tz})"
+            return f"time from {start:%-d %b %H:%M} to {end:%-d %b %Y %H:%M} ({self.tz})"
         return f"{PRESETS[self.range].lower()} ({self.tz})"
 
 

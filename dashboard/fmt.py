@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
+from typing import Any
 
 DASH = "—"
 
@@ -27,6 +29,43 @@ def usd(value: float | None) -> str:
     if v >= 0.01:
         return f"{sign}${v:.4f}"
     return f"{sign}${v:.3g}" if v >= 1e-4 else f"{sign}${v:.2e}"
+
+
+def usd_cell(value: float | None) -> str:
+    """Money in a table cell: cents from a dollar up ($1,234.56), three significant figures under a dollar
+    ($0.0571, $0.000570): a call's cost is readable and a column of them compares at a glance."""
+    if _missing(value):
+        return DASH
+    assert value is not None
+    sign, v = ("-" if value < 0 else ""), abs(value)
+    if v == 0:
+        return "$0.00"
+    if v >= 1:
+        return f"{sign}${v:,.2f}"
+    digits = min(2 - math.floor(math.log10(v)), 10)
+    return f"{sign}${v:.{digits}f}"
+
+
+def when(value: Any) -> str:
+    """An instant in a cell: 2026-12-02 14:03:05 (the column title names the zone; no microseconds)."""
+    if _missing(value):
+        return DASH
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    text = str(value).replace("T", " ")
+    return text[:19]
+
+
+def span_range(start: datetime, end: datetime) -> str:
+    """A time range as people write it: '29 Nov 18:00 to 30 Nov 02:00', the date once when it is one day."""
+    if start.date() == end.date():
+        return f"{start:%-d %b %Y}, {start:%H:%M} to {end:%H:%M}"
+    return f"{start:%-d %b %H:%M} to {end:%-d %b %Y %H:%M}"
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """'1 span', '3 spans'."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
 def usd_exact(value: float | None) -> str:

@@ -23,7 +23,11 @@ export default function (component) {
   div.callscopeReport = setStateValue;
   const figure = JSON.parse(data.figure);
   window.callscopeLoadPlotly(data.src).then((Plotly) => {
+    // A redraw (new data or axis range on a rerun) may clear plotly's selection and fire plotly_deselect: that is
+    // not the user deselecting, so it is not reported (the app keeps the selection it was told about).
+    div.callscopeRedrawing = true;
     Plotly.react(div, figure.data, figure.layout, data.config).then(() => {
+      div.callscopeRedrawing = false;
       // A chart drawn while hidden (an unselected st.tabs tab) gets plotly's default width; redraw it at its
       // real width when it is shown (config.responsive only follows the window's size).
       if (!div.callscopeResize && window.ResizeObserver) {
@@ -45,7 +49,9 @@ export default function (component) {
         const box = e.range && e.range.x ? [{ x: e.range.x, y: e.range.y }] : [];
         report({ points: pointsOf(e), box });
       });
-      div.on("plotly_deselect", () => report(null));
+      div.on("plotly_deselect", () => {
+        if (!div.callscopeRedrawing) report(null);
+      });
     });
   });
 }

@@ -214,4 +214,4 @@ def show_preview() -> None:
             }
             for f in firings
         ]
-        st.dataframe(rows, hide_index=True, key="rule_preview_firings")
+        st.dataframe(rows, hide_index=True, placeholder="\u2014", key="rule_preview_firings")

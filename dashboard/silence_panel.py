@@ -83,6 +83,7 @@ def show(silences: Sequence[Mapping[str, Any]], instances: Sequence[Mapping[str,
                 "ends_at": st.column_config.TextColumn("Ends (UTC)"),
             },
             hide_index=True,
+            placeholder="\u2014",
             key="silences_table",
         )
     else:

@@ -7,12 +7,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from dashboard import alert_rows, auth, data, fmt, plot
+from dashboard import alert_rows, auth, charts, data, fmt, plot, tables
 from dashboard.api_client import ApiError
 from dashboard.filters import ViewFilters
 
@@ -30,24 +31,33 @@ class Kpi:
     help: str | None = None
 
 
-def kpi_row(row: dict[str, Any], kpis: Sequence[Kpi], *, compare: bool = True) -> None:
-    """st.metric tiles; with compare, the delta against the previous period of the same length."""
-    for column, kpi in zip(st.columns(len(kpis)), kpis, strict=True):
+def kpi_row(row: dict[str, Any], kpis: Sequence[Kpi], *, compare: bool = True, columns: Sequence[Any] = ()) -> None:
+    """st.metric tiles; with compare, the delta against the previous period of the same length, and when that
+    period had no calls, a badge saying so (rather than no badge at all)."""
+    for column, kpi in zip(columns or st.columns(len(kpis)), kpis, strict=True):
         value = row.get(kpi.metric)
-        delta = None
+        delta, arrow, color = None, "auto", "normal" if kpi.up_is_good else "inverse"
         if compare:
             prev = row.get(f"{kpi.metric}_prev")
             pct = row.get(f"{kpi.metric}_delta_pct")
-            if prev is not None:
-                delta = fmt.signed_pct(pct) if pct is not None else None
+            if pct is not None:
+                delta = fmt.signed_pct(pct)
+            elif prev is None or row.get("calls_prev") == 0:
+                delta, arrow, color = NO_EARLIER, "off", "off"
+            elif prev == 0:
+                delta, arrow, color = "was 0 before", "off", "off"
         column.metric(
             kpi.label,
             kpi.format(value),
             delta=delta,
-            delta_color="normal" if kpi.up_is_good else "inverse",
+            delta_color=color,
+            delta_arrow=arrow,
             help=(kpi.help or "") + (" Change vs the previous period of the same length." if compare else ""),
             border=True,
         )
+
+
+NO_EARLIER = "no earlier data"
 
 
 def show_api_error(exc: ApiError) -> None:
@@ -157,9 +167,69 @@ def _as_time(value: Any, like: datetime) -> datetime | None:
     return moment
 
 
-def chart(fig: go.Figure, key: str, *, select: str | tuple[str, ...] | None = None) -> Any:
-    """Draw a chart with the dashboard's defaults; with `select`, returns the selection event."""
+def chart(
+    fig: go.Figure,
+    key: str,
+    *,
+    select: str | tuple[str, ...] | None = None,
+    filters: ViewFilters | None = None,
+    anomalies: Sequence[dict[str, Any]] = (),
+    empty: str = "No data in this range for these filters.",
+) -> Any:
+    """Draw a chart with the dashboard's defaults; with `select`, returns the selection event.
+
+    With `filters`, a time chart spans the whole selected range (every time chart of a page shares its axis) and
+    carries the anomaly job's marks; a chart without any value says `empty` instead of drawing empty axes."""
+    if not charts.has_data(fig):
+        fig = charts.with_message(fig, empty)
+    elif filters is not None:
+        start, end = filters.window()
+        zone = ZoneInfo(filters.tz)
+        # whole minutes: the same figure on a rerun within the minute (a redraw would clear a box selection)
+        start, end = start.replace(second=0, microsecond=0), end.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        charts.time_axis(fig, start, end, zone)
+        charts.mark_anomalies(fig, [a for a in anomalies if start <= _hour(a) < end], zone)
     return plot.draw(fig, key, select=select)
+
+
+def fine_bucket(filters: ViewFilters) -> str:
+    """Buckets for counting events (errors by provider): about 300 or more over the range, so a burst of half an
+    hour is one or two bars rather than a sliver of a day's bar."""
+    start, end = filters.window()
+    hours = (end - start).total_seconds() / 3600
+    for bucket, size_h in (("minute", 1 / 60), ("5m", 5 / 60), ("15m", 0.25), ("30m", 0.5), ("hour", 1)):
+        if hours / size_h <= 400:
+            return bucket
+    return "auto"
+
+
+def _hour(row: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(row["hour"]).replace("Z", "+00:00"))
+
+
+def table(
+    frame: pl.DataFrame,
+    key: str,
+    *,
+    column_config: dict[str, Any] | None = None,
+    units: dict[str, str] | None = None,
+    rows: int | None = None,
+    max_rows: int = tables.MAX_ROWS_SHOWN,
+    **kwargs: Any,
+) -> Any:
+    """st.dataframe as people read it: missing values as a dash (never "None"), the `units` columns formatted by
+    unit (dashboard/tables.py), tall enough for `rows` rows (default: all of them, up to a limit)."""
+    shown = tables.readable(frame, units) if units else frame
+    height = tables.height_for(frame.height if rows is None else rows, max_rows)
+    return st.dataframe(
+        shown,
+        column_config=column_config,
+        hide_index=True,
+        key=key,
+        placeholder=fmt.DASH,
+        height=height,
+        **kwargs,
+    )
 
 
 def money_table(frame: pl.DataFrame, money: Sequence[str] = (), shares: Sequence[str] = ()) -> pl.DataFrame:

@@ -88,7 +88,7 @@ def write_calls(
 def _insert(db: duckdb.DuckDBPyConnection, chunk: pa.Table) -> None:
     db.execute("BEGIN TRANSACTION")
     try:
-        db.execute("INSERT INTO calls SELECT * FROM chunk")
+        db.execute("INSERT INTO calls BY NAME SELECT * FROM chunk")
         db.execute("COMMIT")
     except Exception:
         db.execute("ROLLBACK")

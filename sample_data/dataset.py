@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from sample_data.otlp import shift
 from sample_data.script import Script, script_for
-from sample_data.traffic import World, generate
+from sample_data.traffic import World, generate, with_model_names
 
 PATH = Path(__file__).resolve().parent / "demo_calls.parquet"
 # the shipped dataset's parameters
@@ -51,7 +51,7 @@ def write(table: pa.Table, path: Path = PATH) -> None:
 
 def load(now: datetime | None = None, path: Path = PATH) -> Dataset:
     """The shipped calls, shifted so that the last one ends at `now` (default: the current time)."""
-    table = pq.read_table(path)
+    table = with_model_names(pq.read_table(path))
     meta = json.loads(table.schema.metadata[_META_KEY])
     script = script_for(datetime.fromisoformat(meta["end"]), meta["days"])
     now = now or datetime.now(UTC)

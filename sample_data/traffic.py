@@ -146,6 +146,30 @@ def _inferred_providers() -> tuple[str | None, ...]:
     return tuple(pricer.provider_for(m.name) for m in cat.MODELS)
 
 
+@cache
+def _model_names() -> tuple[str | None, ...]:
+    """Per model, its canonical name as the collector stores it (`model`): genai-prices' id of the model asked for,
+    which every call of that model gets whatever its provider was named and whether it failed."""
+    from collector.pricing import Pricer
+
+    pricer = Pricer()
+    return tuple(pricer.model_name(m.provider, m.name, m.response) for m in cat.MODELS)
+
+
+def with_model_names(table: pa.Table) -> pa.Table:
+    """`table` with the `model` column (added by m012) when it lacks it, e.g. a dataset written before: each row's
+    name as the collector would store it, in CALL_COLUMNS order."""
+    if "model" in table.column_names:
+        return table
+    from collector.pricing import Pricer
+
+    pricer = Pricer()
+    keys = zip(*(table.column(c).to_pylist() for c in ("provider", "request_model", "response_model")), strict=True)
+    names = pa.array([pricer.model_name(*k) for k in keys], pa.string())
+    table = table.append_column("model", names)
+    return table.select([c.name for c in CALL_COLUMNS if c.name in table.column_names])
+
+
 _REFERENCE_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00Z: rates of time-independent models do not depend on it
 _SLOT_US = 30 * 60 * _US  # conditional prices change on half hours (off-peak windows) or at midnight (new prices)
 
@@ -575,6 +599,7 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
             np.where(no_provider, np.where(inferred_known[model], 1, -1), 0),
         ),
         "service_version": _take(list(sc.RELEASE_VERSIONS), _release_codes(svc, c["changed"])),
+        "model": _take(list(_model_names()), model),
         "price_entry_id": pa.nulls(n, pa.int64()),  # generated calls are priced by genai-prices
     }
     return pa.Table.from_arrays([columns[col.name] for col in CALL_COLUMNS], names=[col.name for col in CALL_COLUMNS])

@@ -55,6 +55,7 @@ def call(
         "streaming": ttft_ms is not None,
         "request_model": model,
         "response_model": model,
+        "model": model,  # the canonical name (as the collector would store it for these names)
         "service": service,
         "status": "error" if error or http_status else "ok",
         "http_status": status,

@@ -87,6 +87,7 @@ def make_calls(
                 "error_message": (f"Error code: {http_status} - test failure {i}" if error else None),
                 "provider_source": "client",
                 "service_version": None,
+                "model": model,
                 "price_entry_id": None,
             }
         )

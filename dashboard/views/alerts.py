@@ -78,6 +78,7 @@ def show_active(instances, specs, units, filters) -> None:
             "summary": "Summary",
         },
         hide_index=True,
+        placeholder="\u2014",
         key="active_alerts",
         on_select="rerun",
         selection_mode="single-row",
@@ -126,6 +127,7 @@ def show_rules(answer, instances, units) -> None:
             "source": "Source",
         },
         hide_index=True,
+        placeholder="\u2014",
         key="alert_rules",
     )
     cycle = (answer.get("evaluation") or {}).get("last_cycle")
@@ -166,6 +168,7 @@ def show_history(specs, units, filters) -> None:
         rows,
         column_config={"changed_at": st.column_config.TextColumn("Changed at (UTC)")},
         hide_index=True,
+        placeholder="\u2014",
         key="alert_history",
     )
 
@@ -212,9 +215,17 @@ def show_deliveries(outbox) -> None:
     problems = alert_rows.delivery_problems(notes)
     if problems:
         st.markdown("**Not delivered** (retrying, or given up), with the last error")
-        st.dataframe(_delivery_rows(problems), column_config=DELIVERY_COLUMNS, hide_index=True, key="undelivered")
+        st.dataframe(
+            _delivery_rows(problems),
+            column_config=DELIVERY_COLUMNS,
+            hide_index=True,
+            placeholder="\u2014",
+            key="undelivered",
+        )
     st.markdown(f"**The latest {len(notes):,} notifications**")
-    st.dataframe(_delivery_rows(notes), column_config=DELIVERY_COLUMNS, hide_index=True, key="deliveries")
+    st.dataframe(
+        _delivery_rows(notes), column_config=DELIVERY_COLUMNS, hide_index=True, placeholder="\u2014", key="deliveries"
+    )
 
 
 filters = sidebar.current()

@@ -25,11 +25,20 @@ except ApiError as exc:
         st.stop()
     raise
 
-model = call.get("response_model") or call.get("request_model") or "unknown model"
+# the same name as the Calls list and every chart (one name per model); what was asked and answered follows
+model = call.get("model") or call.get("response_model") or call.get("request_model") or "unknown model"
+asked = [
+    f"{label} {call[key]}"
+    for key, label in (("request_model", "asked for"), ("response_model", "answered by"))
+    if call.get(key) and call[key] != model
+]
+if len(asked) == 2 and call["request_model"] == call["response_model"]:
+    asked = [f"asked for and answered by {call['request_model']}"]
 status = "failed" if call["status"] == "error" else "ok"
 st.markdown(
-    f"**{model}** via {call.get('provider') or '?'} · service **{call.get('service') or '?'}** · "
-    f"{call['start_time']} · {status}" + (f" (**{call['error_type']}**)" if call.get("error_type") else "")
+    f"**{model}**{' (' + ', '.join(asked) + ')' if asked else ''} via {call.get('provider') or 'an unknown provider'}"
+    f" · service **{call.get('service') or '(none)'}** · {fmt.when(call['start_time'])} UTC · {status}"
+    + (f" (**{call['error_type']}**)" if call.get("error_type") else "")
 )
 if call.get("error_message"):
     st.error(f"**{call.get('error_type') or 'Error'}**: {call['error_message']}", icon=":material/error:")
@@ -37,7 +46,7 @@ ui.kpi_row(
     call,
     (
         ui.Kpi("duration_ms", "Duration", fmt.ms),
-        ui.Kpi("ttft_ms", "Time to first token", fmt.ms),
+        ui.Kpi("ttft_ms", "TTFT", fmt.ms, help="Time to first token (streamed calls only)."),
         ui.Kpi("input_tokens", "Input tokens", fmt.count),
         ui.Kpi("output_tokens", "Output tokens", fmt.count),
         ui.Kpi("cost_usd", "Cost", fmt.usd, help="Computed at ingest; the exact value is in the table below."),
@@ -50,11 +59,13 @@ with left:
     st.subheader("Tokens and cost")
     breakdown = cost_rows(call)
     # Tall enough for every line (header + rows of 35 px), so the cost split never hides behind a scroll bar.
-    st.dataframe(breakdown, hide_index=True, key="cost_breakdown", height=35 * (breakdown.height + 1) + 3)
+    ui.table(breakdown, "cost_breakdown", max_rows=breakdown.height)
 with right:
     st.subheader("Trace")
     trace = data.trace(trace_id)
-    st.caption(f"{trace['span_count']} spans over {fmt.ms(trace['duration_ms'])}. Click a model call to open it.")
+    st.caption(
+        f"{fmt.plural(trace['span_count'], 'span')} over {fmt.ms(trace['duration_ms'])}. Click a model call to open it."
+    )
     event = ui.chart(charts.waterfall(trace["spans"], highlight=span_id), "trace_waterfall", select="points")
     point = ui.selected_point(event)
     if point is not None:
@@ -81,7 +92,8 @@ else:
     st.caption("No content stored for this call (content capture is off unless CALLSCOPE_CAPTURE_CONTENT=true).")
 
 st.subheader("Every field")
-st.dataframe(field_rows(call), hide_index=True, key="all_fields", height=400)
+fields = field_rows(call)
+ui.table(fields, "all_fields", rows=fields.height, max_rows=fields.height)
 filters = sidebar.current()
 if st.button("Back to the calls", key="back"):
     st.switch_page(nav.CALLS, query_params=filters.to_query())

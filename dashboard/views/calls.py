@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, fmt, nav, sidebar
-from dashboard.calls_explorer import COLUMNS, SORTS, PageState
+from dashboard import data, fmt, nav, sidebar, ui
+from dashboard.calls_explorer import COLUMNS, SORTS, UNITS, PageState
 
 PAGE_SIZE = 50
 
@@ -47,11 +47,12 @@ if total == 0:
     st.info("No calls match. Clear the search or widen the filters in the sidebar.")
 else:
     shown = frame.select([c for c in COLUMNS if c in frame.columns])
-    event = st.dataframe(
+    event = ui.table(
         shown,
+        "calls_table",
         column_config=COLUMNS,
-        hide_index=True,
-        key="calls_table",
+        units=UNITS,
+        max_rows=PAGE_SIZE,
         on_select="rerun",
         selection_mode="single-row",
     )

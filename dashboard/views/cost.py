@@ -22,6 +22,7 @@ KPIS = (
     ui.Kpi("cost_per_1k_tokens", "Cost per 1k tokens", fmt.usd, help="Input + output tokens of priced calls."),
     ui.Kpi("unpriced_call_share", "Unpriced calls", fmt.pct, help="Calls of models with no known price."),
 )
+PANELS = 9  # services drawn as small multiples (3 x 3), the biggest spenders first
 
 
 def month_to_date(filters) -> float | None:
@@ -48,13 +49,36 @@ loaded = ui.load(
     lambda: data.stats(filters, top_metrics, group_by=("session",), order_by="cost_usd", limit=10),
     lambda: data.stats(filters, top_metrics, group_by=("tag",), order_by="cost_usd", limit=10),
     lambda: data.stats(filters, UNPRICED, group_by=("provider", "model"), order_by="unpriced_calls", limit=50),
+    lambda: data.stats(
+        filters,
+        ("cost_per_call", "input_tokens_per_call", "output_tokens_per_call"),
+        group_by=("service",),
+        bucket="auto",
+        top_groups=PANELS,
+        top_by="cost_usd",
+    ),
+    lambda: data.stats(filters, ("input_tokens_per_call", "output_tokens_per_call"), bucket="auto"),
+    lambda: data.stats(filters, ("unpriced_calls",), group_by=("model",), bucket="auto", top_groups=6),
+    lambda: data.anomalies(filters),
 )
 if loaded is not None:
-    kpis, mtd, series, per, top_user, top_session, top_tag, unpriced = loaded
+    kpis, mtd, series, per, top_user, top_session, top_tag, unpriced, per_service, tokens, unpriced_series, marks = (
+        loaded
+    )
     row = kpis.row(0, named=True)
-    ui.kpi_row(row, KPIS)
-    mtd_col, _ = st.columns([1, 3])
-    mtd_col.metric("Month to date", fmt.usd(mtd), border=True, help="Spend since the 1st, in the view's zone.")
+    # the four tiles and the month so far in one row (a fifth tile alone on a line reads as a different thing)
+    tiles = st.columns(len(KPIS) + 1)
+    with tiles[-1]:
+        st.metric(
+            "Month to date",
+            fmt.usd(mtd),
+            delta="since the 1st",
+            delta_arrow="off",
+            delta_color="off",
+            border=True,
+            help="Spend since the 1st of this month, in the view's time zone.",
+        )
+    ui.kpi_row(row, KPIS, columns=tiles[:-1])
     st.segmented_control(
         "Break spend down by", list(BREAKDOWNS), format_func=BREAKDOWNS.__getitem__, default="model", key="cost_by"
     )
@@ -70,6 +94,8 @@ if loaded is not None:
         ),
         "cost_series",
         select="points",
+        filters=filters,
+        anomalies=[a for a in marks if a["metric"] == "spend"],
     )
     point = ui.selected_point(event)
     if point is not None:
@@ -80,19 +106,56 @@ if loaded is not None:
             chosen = chosen.with_dim(dim, [str(value)])
         sidebar.drill_down(nav.CALLS, chosen)
 
-    st.dataframe(
-        ui.money_table(per, money=("cost_usd", "cost_per_call", "cost_per_1k_tokens")),
+    ui.table(
+        per.select(dim, "cost_usd", "calls", "cost_per_call", "cost_per_1k_tokens", "total_tokens"),
+        "cost_table",
+        units={"cost_usd": "USD", "cost_per_call": "USD", "cost_per_1k_tokens": "USD", dim: "text"},
         column_config={
             dim: BREAKDOWNS[dim],
-            "cost_usd": st.column_config.NumberColumn("Spend (USD)", format="$%.4f"),
+            "cost_usd": "Spend",
             "calls": st.column_config.NumberColumn("Calls", format="localized"),
-            "cost_per_call": st.column_config.NumberColumn("Per call (USD)", format="$%.6f"),
-            "cost_per_1k_tokens": st.column_config.NumberColumn("Per 1k tokens (USD)", format="$%.6f"),
+            "cost_per_call": "Per call",
+            "cost_per_1k_tokens": "Per 1k tokens",
             "total_tokens": st.column_config.NumberColumn("Tokens", format="localized"),
         },
-        hide_index=True,
-        key="cost_table",
     )
+
+    st.subheader("Per call, per service")
+    st.caption(
+        "Mean cost of a priced call and mean tokens per call, one small chart per service (the biggest spenders "
+        "first), each on its own scale: a prompt change that doubles one feature's cost shows here even when the "
+        "total barely moves."
+    )
+    services = [v for v in per_service["service"].unique(maintain_order=True).to_list() if v != "(other)"]
+    per_service = per_service.filter(pl.col("service").is_in(services) | pl.col("service").is_null())
+    ui.chart(
+        charts.small_multiples(
+            per_service,
+            "service",
+            {"cost_per_call": "cost per call"},
+            "USD",
+            "Cost per call by service (USD)",
+            order=services,
+        ),
+        "cost_per_call_by_service",
+        filters=filters,
+    )
+    left, right = st.columns([1, 2])
+    with left:
+        ui.chart(charts.tokens_per_call(tokens, "Tokens per call (all calls)"), "tokens_per_call", filters=filters)
+    with right:
+        ui.chart(
+            charts.small_multiples(
+                per_service,
+                "service",
+                {"input_tokens_per_call": "input", "output_tokens_per_call": "output"},
+                "tokens",
+                "Tokens per call by service (input and output)",
+                order=services,
+            ),
+            "tokens_per_call_by_service",
+            filters=filters,
+        )
 
     st.subheader("Top spenders")
     cols = st.columns(3)
@@ -104,6 +167,7 @@ if loaded is not None:
             ui.chart(
                 charts.ranking(top.filter(pl.col(who).is_not_null()), who, "cost_usd", "USD", f"Top {title.lower()}"),
                 f"top_{who}",
+                empty=f"No calls with a {who} in this range.",
             )
 
     st.subheader("Unpriced calls")
@@ -116,15 +180,33 @@ if loaded is not None:
             f"{fmt.pct(share)} of calls have no known price and are not in the spend above. Add prices for these "
             "models in callscope.toml (`[[prices]]`)."
         )
-        st.dataframe(
-            ui.money_table(unpriced, shares=("unpriced_token_share",)),
-            column_config={
-                "unpriced_calls": st.column_config.NumberColumn("Unpriced calls", format="localized"),
-                "calls": st.column_config.NumberColumn("Calls", format="localized"),
-                "unpriced_token_share": st.column_config.NumberColumn("Share of tokens (%)", format="%.2f%%"),
-            },
-            hide_index=True,
-            key="unpriced",
-        )
+        left, right = st.columns([2, 1])
+        with left:
+            ui.chart(
+                charts.series(
+                    unpriced_series.filter(pl.col("unpriced_calls") > 0),
+                    "unpriced_calls",
+                    "calls",
+                    "Unpriced calls over time by model",
+                    group="model",
+                    kind="bar",
+                    stacked=True,
+                ),
+                "unpriced_series",
+                filters=filters,
+            )
+        with right:
+            ui.table(
+                unpriced,
+                "unpriced",
+                units={"unpriced_token_share": "ratio", "provider": "text"},
+                column_config={
+                    "provider": "Provider",
+                    "model": "Model",
+                    "unpriced_calls": st.column_config.NumberColumn("Unpriced calls", format="localized"),
+                    "calls": st.column_config.NumberColumn("Calls", format="localized"),
+                    "unpriced_token_share": "Share of tokens",
+                },
+            )
 
 whatif_panel.render(filters.api_params(), [m for m in data.values(filters, "model", 50) if m])

@@ -158,6 +158,7 @@ else:
         st.dataframe(
             pl.DataFrame(drifted).select("service", "model", "metric", "test", "score", "threshold", "n_current"),
             hide_index=True,
+            placeholder="\u2014",
             key="drifted_cells",
         )
 
@@ -176,6 +177,7 @@ else:
         table,
         column_config={"hour": "Hour (UTC)", "score": st.column_config.NumberColumn("Score", format="%.1f")},
         hide_index=True,
+        placeholder="\u2014",
         key="anomaly_table",
         on_select="rerun",
         selection_mode="single-row",

@@ -86,11 +86,14 @@ def expected(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": errors,
         "error_rate": errors / n if n else None,
         "rate_limited": sum(r["http_status"] == 429 for r in rows),
+        "server_errors": sum((r["http_status"] or 0) >= 500 for r in rows),
         "input_tokens": sum(r["input_tokens"] for r in rows),
         "output_tokens": sum(r["output_tokens"] for r in rows),
         "cache_read_tokens": sum(r["cache_read_tokens"] for r in rows),
         "reasoning_tokens": sum(r["reasoning_tokens"] for r in rows),
         "total_tokens": sum(tokens),
+        "input_tokens_per_call": float(np.mean([r["input_tokens"] or 0 for r in rows])) if n else None,
+        "output_tokens_per_call": float(np.mean([r["output_tokens"] or 0 for r in rows])) if n else None,
         "cost_usd": cost,
         "cost_per_call": cost / len(priced) if priced else None,
         "cost_per_1k_tokens": cost * 1000 / priced_tokens if priced and priced_tokens else None,
@@ -229,6 +232,25 @@ def test_top_users_by_cost(api: str) -> None:
     want = sorted(spend.items(), key=lambda kv: -kv[1])[:5]
     assert [row["user"] for row in body["data"]] == [u for u, _ in want]
     assert [row["cost_usd"] for row in body["data"]] == pytest.approx([c for _, c in want])
+
+
+def test_top_groups_ranked_by_another_metric(api: str) -> None:
+    """top_by=calls keeps the busiest groups, whatever metric is drawn (a p95 ranking would keep the slowest)."""
+    params = {"from": iso(START), "to": iso(END), "group_by": "model", "metrics": "latency_p95", "bucket": "day"}
+    body = get(api, "/stats", **params, top_groups=2, top_by="calls")
+    busiest = [m for m, _ in Counter(r["model"] for r in ROWS).most_common(2)]
+    assert {row["model"] for row in body["data"]} == {*busiest, "(other)"}
+    day = [
+        r
+        for r in ROWS
+        if r["model"] == busiest[0] and START + timedelta(days=1) <= r["start_time"] < END - timedelta(days=2)
+    ]
+    got = [row for row in body["data"] if row["model"] == busiest[0] and row["bucket"].startswith("2026-10-24")]
+    assert got[0]["latency_p95"] == pytest.approx(pct([r["duration_ms"] for r in day], 95), rel=1e-9)
+    response = httpx.get(api + "/stats", params={**params, "top_by": "calls"}, timeout=30)
+    assert response.status_code == 400 and "top_groups" in response.json()["error"]
+    response = httpx.get(api + "/stats", params={**params, "top_groups": 2, "top_by": "nope"}, timeout=30)
+    assert response.status_code == 400 and "unknown metric" in response.json()["error"]
 
 
 def test_what_changed_additive_and_ratio(api: str) -> None:

@@ -119,7 +119,7 @@ def test_overview_kpis_equal_the_api(api: str, store: tuple[str, list[dict[str, 
     assert shown["Calls"] == fmt.count(want["calls"]) == f"{len(in_window(store[1])):,}"
     assert shown["Error rate"] == fmt.pct(want["error_rate"])
     assert shown["p95 latency"] == fmt.ms(want["latency_p95"])
-    assert shown["Time to first token (p50)"] == fmt.ms(want["ttft_p50"])
+    assert shown["TTFT p50"] == fmt.ms(want["ttft_p50"])
     assert shown["Tokens"] == fmt.compact(want["total_tokens"])
     calls_tile = next(m for m in at.metric if m.label == "Calls")
     assert calls_tile.proto.delta == fmt.signed_pct(want["calls_delta_pct"])  # against the day before
@@ -180,7 +180,11 @@ def test_latency_page_percentiles_histogram_and_slowest(api: str, store: tuple[s
     assert sum(histogram["data"][0]["y"]) == len(in_window(store[1], service="summarizer"))
     slowest = table(at, "duration_ms", "ttft_ms")
     want_slowest = sorted((r["duration_ms"] for r in in_window(store[1], service="summarizer")), reverse=True)[:20]
-    assert list(slowest["duration_ms"]) == want_slowest
+    assert list(slowest["duration_ms"]) == [f"{v:,.0f}" for v in want_slowest]  # whole milliseconds, readable
+    streamed = {r["duration_ms"]: r["ttft_ms"] for r in in_window(store[1], service="summarizer")}
+    assert list(slowest["ttft_ms"]) == [
+        fmt.DASH if streamed[v] is None else f"{streamed[v]:,.0f}" for v in want_slowest
+    ]
 
 
 def test_errors_page(api: str, store: tuple[str, list[dict[str, Any]]]) -> None:

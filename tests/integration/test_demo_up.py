@@ -116,6 +116,7 @@ def test_generated_calls_survive_the_collector_row_by_row(server: ServerProcess)
         "operation",
         "request_model",
         "response_model",
+        "model",
         "pricing",
         "price_source",
         "streaming",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv as csvlib
 import io
 import json
 import os
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
+import pytest
 
 from tests.helpers import ROOT, ServerProcess, export_rows, post_otlp
 
@@ -166,6 +168,8 @@ def test_exports_stream_filtered_calls_like_the_cli(server: ServerProcess, tmp_p
     csv = api_get(server, "/export", **window, format="csv")
     assert csv.status_code == 200 and csv.headers["content-disposition"].endswith('.csv"')
     assert len(csv.text.strip().splitlines()) == 41
+    priced = [r for r in csvlib.DictReader(io.StringIO(csv.text)) if r["cost_usd"]]
+    assert priced and all(len(r["cost_usd"].partition(".")[2]) <= 10 for r in priced)  # no 0.00057029999999
     parquet = pq.read_table(io.BytesIO(api_get(server, "/export", **window, format="parquet").content))
     assert parquet.num_rows == 40 and set(parquet.column("request_model").to_pylist()) == {"gpt-4o-mini"}
 
@@ -176,3 +180,6 @@ def test_exports_stream_filtered_calls_like_the_cli(server: ServerProcess, tmp_p
     assert server.stop() == 0
     from_store = [r for r in export_rows(server.data_dir) if r["request_model"] == "gpt-4o-mini"]
     assert from_server == from_store
+    by_span = {r["span_id"]: r for r in from_store}
+    for r in priced:  # rounded for reading, not changed
+        assert float(r["cost_usd"]) == pytest.approx(by_span[r["span_id"]]["cost_usd"], rel=1e-6)

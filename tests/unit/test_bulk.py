@@ -36,6 +36,13 @@ def test_bulk_fills_every_column_plausibly(tmp_path: Path) -> None:
     ).fetchone()
     assert 0.012 < err < 0.04 and rl == rl_status > 0
     assert db.execute("SELECT count(DISTINCT request_model) FROM calls").fetchone()[0] == 20
+    # one name per model, as the collector names it: every call has one, failed calls included
+    from collector.pricing import Pricer
+
+    names = Pricer()
+    triples = db.execute("SELECT DISTINCT provider, request_model, response_model, model FROM calls").fetchall()
+    assert all(model == names.model_name(p, asked, answered) for p, asked, answered, model in triples)
+    assert db.execute("SELECT count(*) FROM calls WHERE model IS NULL").fetchone()[0] == 0
     users = np.array([r[0] for r in db.execute("SELECT count(*) FROM calls GROUP BY user_id").fetchall()])
     users.sort()
     assert users[-len(users) // 100 :].sum() > 0.15 * users.sum()  # heavy tail: top 1% of users > 15% of calls

@@ -55,7 +55,9 @@ def test_migrations_create_the_whole_schema(tmp_path):
             ).fetchall()
         ]
 
-    assert columns("call_rollups") == ["hour_us", *ROLLUP_COLUMNS, *STORED, "lat_max", "lat_sum"]
+    # m012 appended the canonical model to the rollups' dimensions
+    dims = [c for c in ROLLUP_COLUMNS if c != "model"]
+    assert columns("call_rollups") == ["hour_us", *dims, *STORED, "lat_max", "lat_sum", "model"]
     # retention (m014): daily rollups have the hourly table's columns; calls keep no primary key (its index)
     assert columns("call_rollups_daily") == columns("call_rollups")
     assert columns("retention_state") == ["kind", "project", "before_us"]
@@ -219,7 +221,7 @@ def test_a_store_made_before_m007_gets_provider_source_on_open(tmp_path):
         fn(db)
         db.execute("INSERT INTO schema_migrations VALUES (?, now())", [name])
     old_columns = [
-        c.name for c in CALL_COLUMNS if c.name not in ("provider_source", "service_version", "price_entry_id")
+        c.name for c in CALL_COLUMNS if c.name not in ("provider_source", "service_version", "model", "price_entry_id")
     ]
     for i, provider in enumerate(("openai", None)):
         values = {c: None for c in old_columns}
