@@ -11,6 +11,7 @@ from dashboard.api_client import ApiError
 
 st.set_page_config(page_title="callscope", page_icon=":material/monitoring:", layout="wide")
 page = st.navigation(nav.pages())
+plot.begin_run()
 plot.preload()
 draw_pickers = sidebar.render()
 try:
@@ -22,3 +23,4 @@ finally:
 # Last element of every run: a footer, and for browser tests and the benchmark the sign that the page is complete.
 with st.container(key="rendered"):
     st.caption(f"callscope {version('callscope')} · data from {data.config().url}")
+    plot.drawn_marker()
