@@ -12,7 +12,8 @@ from dashboard.api_client import ApiError
 st.set_page_config(page_title="callscope", page_icon=":material/monitoring:", layout="wide")
 page = st.navigation(nav.pages())
 plot.begin_run()
-plot.preload()
+if nav.draws_charts(page):
+    plot.preload()
 draw_pickers = sidebar.render()
 try:
     page.run()

@@ -13,6 +13,14 @@ CALL = "views/call.py"
 DRIFT = "views/drift.py"
 
 
+# Pages that never draw a chart: they do not start loading plotly.js (1.2 MB to fetch, parse and compile) early.
+WITHOUT_CHARTS = ("calls",)  # url paths (views/calls.py)
+
+
+def draws_charts(page: st.Page) -> bool:
+    return page.url_path not in WITHOUT_CHARTS
+
+
 def pages() -> list[st.Page]:
     return [
         st.Page(OVERVIEW, title="Overview", icon=":material/space_dashboard:", default=True),
