@@ -5,6 +5,10 @@ Streamlit imports an app's modules in its first script run, so the first visitor
 modules). This runner imports them, and builds and serialises one small figure of each kind the charts use (plotly
 loads its validators on first use), before Streamlit starts serving, then hands over to Streamlit's own command
 line, in the same process.
+
+Only modules that call no Streamlit function at import are imported here: dashboard.data's st.cache_data and
+dashboard.plot's component would otherwise be created before Streamlit's runtime exists (bound to a stand-in
+cache, with a warning per function). They are cheap themselves; what they import is imported here.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+
+# dashboard modules that create Streamlit objects at import, or import one that does: left to the first run.
+CREATE_AT_IMPORT = frozenset({"app", "data", "plot", "ui", "sidebar", "rule_editor", "silence_panel"})
 
 
 def warm_up() -> None:
@@ -22,7 +29,8 @@ def warm_up() -> None:
     import dashboard
 
     for module in pkgutil.iter_modules(dashboard.__path__):
-        importlib.import_module(f"dashboard.{module.name}")
+        if module.name not in CREATE_AT_IMPORT:
+            importlib.import_module(f"dashboard.{module.name}")
     fig = go.Figure([go.Scatter(x=[1, 2], y=[1, 2], mode="lines+markers"), go.Bar(x=[1], y=[2])])
     fig.add_trace(go.Pie(labels=["a"], values=[1]))
     fig.update_layout(template="plotly_white", barmode="stack", legend={"orientation": "h"}, autosize=True)
