@@ -132,7 +132,8 @@ _RENDERED_JS = """({running, expected, plotly, table}) => {
         const visible = p._fullData.filter((t) => t.visible === true).length;
         if (p.querySelectorAll('.main-svg g.trace').length >= visible) state.drawn += 1;
     }
-    const tables = document.querySelectorAll(table);
+    // A table in a hidden tab (display: none) is laid out when shown: only the tables on screen count.
+    const tables = [...document.querySelectorAll(table)].filter((t) => t.getClientRects().length > 0);
     state.tables = tables.length;
     for (const t of tables) {
         const canvas = t.querySelector('canvas');
@@ -157,8 +158,9 @@ def render_state(page) -> dict:
 def wait_rendered(page, *, timeout_ms: float = 30_000) -> dict:
     """Until the script run is over and its output is on screen: the footer app.py draws last is there, no
     'Running' indicator or skeleton, as many plotly plots as the run drew charts, each with all its visible traces
-    drawn, and every table's grid laid out. Fails loudly, naming what was missing, when that does not happen in
-    `timeout_ms` (e.g. the app drew charts but the plotly selector finds none). Returns the final state."""
+    drawn, and every table on screen (not in a hidden tab) laid out. Fails loudly, naming what was missing, when
+    that does not happen in `timeout_ms` (e.g. the app drew charts but the plotly selector finds none). Returns the
+    final state."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     deadline = time.monotonic() + timeout_ms / 1000

@@ -66,7 +66,9 @@ def test_it_fails_loudly_without_the_footer_count(page: Page) -> None:
 
 
 def test_it_waits_for_tables_to_be_laid_out(page: Page) -> None:
-    page.set_content(f"<div data-testid='stDataFrame' id='t' style='height: 40px'></div>{FOOTER.format(n=0)}")
+    """A table on screen must get its canvas; one in a hidden tab (laid out when shown) does not hold the wait."""
+    hidden = "<div style='display: none'><div data-testid='stDataFrame' style='height: 40px'></div></div>"
+    page.set_content(f"<div data-testid='stDataFrame' id='t' style='height: 40px'></div>{hidden}{FOOTER.format(n=0)}")
     page.evaluate(
         """() => setTimeout(() => {
             const c = document.createElement('canvas'); c.width = 300; c.height = 40;
