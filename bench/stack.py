@@ -113,18 +113,77 @@ def launch(playwright):  # -> playwright Browser
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-def wait_rendered(page, *, timeout_ms: float = 30_000) -> None:
+# What the wait looks at. The app's footer (dashboard/app.py) carries how many charts the run drew, so the wait
+# knows how many to expect; each must be a plotly plot with every visible trace drawn. Every table (Streamlit's
+# data grid) must have its canvas laid out with a size.
+EXPECTED = ".callscope-expect[data-charts]"
+PLOTLY = ".js-plotly-plot"
+TABLE = "[data-testid='stDataFrame']"
+_RENDERED_JS = """({running, expected, plotly, table}) => {
+    const state = {running: !!document.querySelector(running),
+                   skeletons: document.querySelectorAll('[data-testid="stSkeleton"]').length,
+                   marks: document.querySelectorAll(expected).length, expected: null,
+                   plots: 0, drawn: 0, tables: 0, laid_out: 0};
+    if (state.marks === 1) state.expected = Number(document.querySelector(expected).dataset.charts);
+    const plots = document.querySelectorAll(plotly);
+    state.plots = plots.length;
+    for (const p of plots) {
+        if (!p._fullData || !p._fullLayout) continue;
+        const visible = p._fullData.filter((t) => t.visible === true).length;
+        if (p.querySelectorAll('.main-svg g.trace').length >= visible) state.drawn += 1;
+    }
+    // A table in a hidden tab (display: none) is laid out when shown: only the tables on screen count.
+    const tables = [...document.querySelectorAll(table)].filter((t) => t.getClientRects().length > 0);
+    state.tables = tables.length;
+    for (const t of tables) {
+        const canvas = t.querySelector('canvas');
+        const box = t.getBoundingClientRect();
+        if (canvas && canvas.width > 0 && canvas.height > 0 && box.height > 0) state.laid_out += 1;
+    }
+    state.done = !state.running && state.skeletons === 0 && state.marks === 1
+        && state.plots >= state.expected && state.drawn === state.plots && state.laid_out === state.tables;
+    return state;
+}"""
+
+
+class RenderTimeout(AssertionError):
+    """The page did not finish rendering; the message says what was missing (e.g. a selector that found nothing)."""
+
+
+def render_state(page) -> dict:
+    """What the page shows now: charts expected by the app, plotly plots found and drawn, tables laid out."""
+    return page.evaluate(_RENDERED_JS, {"running": RUNNING, "expected": EXPECTED, "plotly": PLOTLY, "table": TABLE})
+
+
+def wait_rendered(page, *, timeout_ms: float = 30_000) -> dict:
     """Until the script run is over and its output is on screen: the footer app.py draws last is there, no
-    'Running' indicator, every chart drawn."""
-    page.wait_for_selector(".st-key-rendered", timeout=timeout_ms)
-    page.wait_for_function(
-        """(sel) => {
-            if (document.querySelector(sel)) return false;
-            const plots = document.querySelectorAll('[data-testid="stBidiComponent"]');
-            for (const p of plots) { if (!p.querySelector('.main-svg')) return false; }
-            return document.querySelectorAll('[data-testid="stSkeleton"]').length === 0;
-        }""",
-        arg=RUNNING,
-        timeout=timeout_ms,
-        polling=50,
-    )
+    'Running' indicator or skeleton, as many plotly plots as the run drew charts, each with all its visible traces
+    drawn, and every table on screen (not in a hidden tab) laid out. Fails loudly, naming what was missing, when
+    that does not happen in `timeout_ms` (e.g. the app drew charts but the plotly selector finds none). Returns the
+    final state."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    try:
+        page.wait_for_selector(".st-key-rendered", timeout=timeout_ms)
+        left = max(1.0, (deadline - time.monotonic()) * 1000)
+        page.wait_for_function(
+            f"(a) => ({_RENDERED_JS})(a).done",
+            arg={"running": RUNNING, "expected": EXPECTED, "plotly": PLOTLY, "table": TABLE},
+            timeout=left,
+            polling=25,
+        )
+    except PlaywrightTimeout as exc:
+        state = render_state(page)
+        raise RenderTimeout(
+            f"{page.url} not rendered after {timeout_ms / 1000:.0f} s: {_what_is_missing(state)}"
+        ) from exc
+    return render_state(page)
+
+
+def _what_is_missing(state: dict) -> str:
+    if state["marks"] != 1:
+        return f"the footer's chart count {EXPECTED!r} found {state['marks']} elements (need 1); state {state}"
+    if state["expected"] and state["plots"] == 0:
+        return f"the app drew {state['expected']} charts but {PLOTLY!r} finds nothing; state {state}"
+    return f"state {state}"

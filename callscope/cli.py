@@ -210,15 +210,20 @@ def cmd_demo_send(args: argparse.Namespace) -> int:
 
     from sample_data import dataset
     from sample_data.script import script_for
-    from sample_data.send import SendError, live, send_table
+    from sample_data.send import SendError, live, peak_rate, send_table
     from sample_data.traffic import World, generate
 
     logging.basicConfig(level=logging.INFO, format="demo: %(message)s")
     endpoint = args.endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://127.0.0.1:4318"
     progress = sys.stderr.isatty()
-    if args.dataset:
+    rate = peak_rate(30.0 if args.rate_given is None else args.rate_given)
+    if args.dataset or args.like_dataset:
         data = dataset.load()
         table, world = data.table, data.world
+        if args.rate_given is None:  # the live trickle continues the data's own calls per hour
+            rate = data.rate.calls_per_minute
+        if args.like_dataset and not args.dataset:
+            table = table.slice(0, 0)
     else:
         world = World.make(script_for(datetime.now(UTC), args.days), n_users=args.users, n_models=args.models)
         table = generate(world, np.random.default_rng(args.seed), args.calls)
@@ -238,8 +243,9 @@ def cmd_demo_send(args: argparse.Namespace) -> int:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        print(f"demo: live traffic at ~{args.rate:g} calls/min until stopped", file=sys.stderr, flush=True)
-        sent = live(endpoint, world, calls_per_minute=args.rate, stop=stop, seed=args.seed)
+        now_us = int(datetime.now(UTC).timestamp() * 1e6)
+        print(f"demo: live traffic at ~{rate(now_us):.3g} calls/min now until stopped", file=sys.stderr, flush=True)
+        sent = live(endpoint, world, calls_per_minute=rate, stop=stop, seed=args.seed)
         print(f"demo: sent {sent} live calls", file=sys.stderr, flush=True)
     return 0
 
@@ -419,7 +425,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calls", type=int, default=10_000, help="calls to backfill (default 10000; 0: none)")
     p.add_argument("--days", type=float, default=7, help="days of backfilled traffic, ending now (default 7)")
     p.add_argument("--live", action="store_true", help="then keep sending live traffic until stopped")
-    p.add_argument("--rate", type=float, default=30.0, help="live calls per minute at the daily peak (default 30)")
+    p.add_argument(
+        "--like-dataset",
+        action="store_true",
+        help="send nothing before the live traffic, which keeps the shipped dataset's calls per hour (as --dataset)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        dest="rate_given",
+        help="live calls per minute at the daily peak (default: the dataset's own hourly rate with --dataset or "
+        "--like-dataset, else 30)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--users", type=int, default=5000, help="distinct users (default 5000)")
     p.add_argument("--models", type=int, default=20, help="distinct models (default 20)")

@@ -28,10 +28,11 @@ APP = Path(dashboard.__file__).resolve().parent / "app.py"
 
 
 def streamlit_command(settings: Settings) -> list[str]:
+    # callscope.dashboard_runner imports the app's modules before serving, then runs Streamlit's command line.
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "callscope.dashboard_runner",
         "run",
         str(APP),
         "--server.address",

@@ -24,7 +24,6 @@ from core.settings import Settings
 from core.store import connect
 
 log = logging.getLogger("callscope.up")
-DEMO_RATE_PER_MINUTE = 30.0  # the gentle live trickle after the demo data is loaded
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,8 @@ def base_url(settings: Settings) -> str:
 
 def demo_child(settings: Settings, *, load_dataset: bool) -> Child:
     argv = [sys.executable, "-m", "callscope.cli", "demo", "send", "--endpoint", base_url(settings), "--live"]
-    argv += ["--rate", str(DEMO_RATE_PER_MINUTE)]
-    argv += ["--dataset"] if load_dataset else ["--calls", "0"]
+    # The trickle keeps the shipped data's calls per hour at each hour of day, loaded now or not.
+    argv += ["--dataset"] if load_dataset else ["--like-dataset"]
     return Child("demo", argv)
 
 

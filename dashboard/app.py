@@ -14,6 +14,7 @@ from dashboard.api_client import ApiError
 st.set_page_config(
     page_title="callscope", page_icon=str(Path(__file__).parent / "static" / "favicon.png"), layout="wide"
 )
+plot.begin_run()
 try:
     allowed = auth.gate()  # the sign-in / not-allowed page instead of the app when nobody may see it
 except ApiError as exc:
@@ -21,7 +22,8 @@ except ApiError as exc:
     allowed = False
 if allowed:
     page = st.navigation(nav.pages(admin="admin" in auth.roles().values()))
-    plot.preload()
+    if nav.draws_charts(page):
+        plot.preload()
     draw_pickers = sidebar.render()
     try:
         page.run()
@@ -32,3 +34,4 @@ if allowed:
 # Last element of every run: a footer, and for browser tests and the benchmark the sign that the page is complete.
 with st.container(key="rendered"):
     st.caption(f"callscope {version('callscope')} · data from {data.config().url}")
+    plot.drawn_marker()

@@ -16,6 +16,14 @@ BUDGETS = "views/budgets.py"
 PRICES = "views/prices.py"
 
 
+# Pages that never draw a chart: they do not start loading plotly.js (1.2 MB to fetch, parse and compile) early.
+WITHOUT_CHARTS = ("calls",)  # url paths (views/calls.py)
+
+
+def draws_charts(page: st.Page) -> bool:
+    return page.url_path not in WITHOUT_CHARTS
+
+
 def pages(admin: bool = False) -> list[st.Page]:
     """The pages; the Access page (users, audit log) only for who is an admin somewhere."""
     return [

@@ -19,6 +19,7 @@ PLOTLY_JS = "plotly-basic-4.1.1.min.js"
 CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["toImage", "lasso2d"], "responsive": True}
 FONT = {"family": '"Source Sans", "Source Sans Pro", sans-serif', "size": 13, "color": "#31333F"}
 
+_DRAWN = "_callscope_charts_drawn"  # charts drawn by the current script run (the footer shows the count)
 _HERE = Path(__file__).parent
 LOADER_JS = (_HERE / "plotly_loader.js").read_text()
 _component = st.components.v2.component(
@@ -32,6 +33,7 @@ def draw(fig: go.Figure, key: str, *, select: str | tuple[str, ...] | None = Non
     """Draw `fig` (its layout gets the dashboard's look); with `select` ("points", "box" or both), return the
     current selection as st.plotly_chart would."""
     modes = (select,) if isinstance(select, str) else tuple(select or ())
+    st.session_state[_DRAWN] = st.session_state.get(_DRAWN, 0) + 1
     fig.update_layout(template="plotly_white", font=FONT, autosize=True)
     if "box" in modes:
         fig.update_layout(dragmode="select", selectdirection="h")
@@ -46,6 +48,17 @@ def draw(fig: go.Figure, key: str, *, select: str | tuple[str, ...] | None = Non
     if not modes:
         return None
     return {"selection": result.selection} if result.selection else None
+
+
+def begin_run() -> None:
+    """Start counting the charts of this script run (app.py, before the page runs)."""
+    st.session_state[_DRAWN] = 0
+
+
+def drawn_marker() -> None:
+    """An invisible mark with the number of charts this run drew: a browser test or the benchmark waits until that
+    many plots are drawn (bench/stack.py wait_rendered), so it cannot stop before the charts are on screen."""
+    st.html(f'<span class="callscope-expect" data-charts="{int(st.session_state.get(_DRAWN, 0))}"></span>')
 
 
 def preload() -> None:

@@ -2,7 +2,8 @@
 
 It is generated once (`python -m sample_data.dataset`) and shipped, so the demo is the same on every machine and
 needs no generation at start. Its times are shifted at load so that it ends now; the script of its incidents is
-shifted with it (and drives the live trickle that follows, so the story continues).
+shifted with it (and drives the live trickle that follows, so the story continues), and the trickle keeps the
+data's own calls per hour at each hour of day (hourly_rate), so charts do not jump at "now".
 """
 
 from __future__ import annotations
@@ -29,6 +30,32 @@ USERS = 1500
 MODELS = 20
 END = datetime(2026, 1, 16, 9, 30, tzinfo=UTC)  # any fixed instant: the data is shifted to end now at load
 _META_KEY = b"callscope.demo"
+_HOUR_US = 3600 * 1_000_000
+
+
+@dataclass(frozen=True)
+class HourlyRate:
+    """Calls per hour at each UTC hour of day, as a table of calls has them: what the live trickle after the
+    shipped data keeps to, so the hour after "now" looks like the same hour of the days before."""
+
+    per_hour: tuple[float, ...]  # 24 values, index = UTC hour of day
+
+    def calls_per_minute(self, t_us: int) -> float:
+        return self.per_hour[(t_us // _HOUR_US) % 24] / 60.0
+
+
+def hourly_rate(table: pa.Table) -> HourlyRate:
+    """The calls per hour of `table` at each UTC hour of day: the calls starting in that hour of any day, divided
+    by how long the table's time span covers that hour of day (the first and last hours count in part)."""
+    starts = table.column("start_time").cast(pa.int64()).to_numpy()
+    counts = np.bincount((starts // _HOUR_US) % 24, minlength=24).astype(float)
+    first, last = int(starts.min()), int(starts.max())
+    covered = np.zeros(24)
+    for hour in range(first // _HOUR_US, last // _HOUR_US + 1):
+        lo, hi = max(first, hour * _HOUR_US), min(last, (hour + 1) * _HOUR_US)
+        covered[hour % 24] += max(hi - lo, 0) / _HOUR_US
+    rate = np.divide(counts, covered, out=np.zeros(24), where=covered > 0)
+    return HourlyRate(tuple(float(r) for r in rate))
 
 
 @dataclass(frozen=True)
@@ -36,6 +63,7 @@ class Dataset:
     table: pa.Table  # calls rows (CALL_COLUMNS), shifted
     script: Script  # its incidents, shifted
     world: World  # for the live trickle that follows
+    rate: HourlyRate  # the live trickle's rate: the shipped calls per hour at each hour of day, shifted
 
 
 def build(*, days: float = DAYS, n_calls: int = CALLS, seed: int = SEED, end: datetime = END) -> pa.Table:
@@ -59,7 +87,8 @@ def load(now: datetime | None = None, path: Path = PATH) -> Dataset:
     delta_us = round(now.timestamp() * 1e6) - last_end_us
     shifted_script = script.shifted(timedelta(microseconds=delta_us))
     world = World.make(shifted_script, n_users=meta["users"], n_models=meta["models"])
-    return Dataset(shift(table, delta_us), shifted_script, world)
+    shifted = shift(table, delta_us)
+    return Dataset(shifted, shifted_script, world, hourly_rate(shifted))
 
 
 if __name__ == "__main__":

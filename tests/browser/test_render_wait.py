@@ -1,0 +1,81 @@
+"""bench.stack.wait_rendered, the wait of the browser tests and of bench/dashboard.py, on pages made here in real
+Chromium with the dashboard's own plotly.js: it returns only once as many plotly plots as the footer announces are
+drawn with their traces, and fails loudly (naming what is missing) when its selectors find nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.stack import CHROMIUM, RenderTimeout, launch, wait_rendered
+from tests.helpers import ROOT
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+
+from playwright.sync_api import Page, sync_playwright
+
+pytestmark = pytest.mark.slow
+PLOTLY = next((ROOT / "dashboard" / "static").glob("plotly-basic-*.min.js"))
+FOOTER = '<div class="st-key-rendered">footer<span class="callscope-expect" data-charts="{n}"></span></div>'
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser.new_page()
+        browser.close()
+
+
+def test_it_waits_for_every_announced_chart_to_be_drawn(page: Page) -> None:
+    page.set_content(f"<div id='a'></div><div id='b'></div>{FOOTER.format(n=2)}")
+    page.add_script_tag(path=str(PLOTLY))
+    # the second chart is drawn 600 ms later: the wait must not return before it
+    page.evaluate(
+        """() => {
+            Plotly.newPlot('a', [{x: [1, 2], y: [3, 4], type: 'bar'}, {x: [1, 2], y: [2, 1]}]);
+            setTimeout(() => Plotly.newPlot('b', [{x: [1, 2, 3], y: [1, 3, 2]}]), 600);
+        }"""
+    )
+    started = time.monotonic()
+    state = wait_rendered(page, timeout_ms=10_000)
+    assert time.monotonic() - started >= 0.5
+    assert (state["expected"], state["plots"], state["drawn"]) == (2, 2, 2)
+    assert page.locator("#b .main-svg g.trace").count() == 1 and page.locator("#a .main-svg g.trace").count() == 2
+
+
+def test_it_fails_loudly_when_the_charts_selector_finds_nothing(page: Page) -> None:
+    # the app says it drew two charts, but nothing on the page is a plotly plot (e.g. a renamed element)
+    page.set_content(f"<div class='some-other-chart'></div>{FOOTER.format(n=2)}")
+    with pytest.raises(RenderTimeout, match=re.escape("drew 2 charts but '.js-plotly-plot' finds nothing")):
+        wait_rendered(page, timeout_ms=1_000)
+
+
+def test_it_fails_loudly_without_the_footer_count(page: Page) -> None:
+    page.set_content("<div class='st-key-rendered'>footer</div>")
+    with pytest.raises(RenderTimeout, match="chart count"):
+        wait_rendered(page, timeout_ms=1_000)
+
+
+def test_it_waits_for_tables_to_be_laid_out(page: Page) -> None:
+    """A table on screen must get its canvas; one in a hidden tab (laid out when shown) does not hold the wait."""
+    hidden = "<div style='display: none'><div data-testid='stDataFrame' style='height: 40px'></div></div>"
+    page.set_content(f"<div data-testid='stDataFrame' id='t' style='height: 40px'></div>{hidden}{FOOTER.format(n=0)}")
+    page.evaluate(
+        """() => setTimeout(() => {
+            const c = document.createElement('canvas'); c.width = 300; c.height = 40;
+            document.getElementById('t').appendChild(c);
+        }, 500)"""
+    )
+    started = time.monotonic()
+    state = wait_rendered(page, timeout_ms=10_000)
+    assert time.monotonic() - started >= 0.4
+    assert (state["tables"], state["laid_out"]) == (1, 1)
