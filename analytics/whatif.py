@@ -54,7 +54,7 @@ def whatif(
     params = Params()
     where = selection.where(params) + " AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL)"
     models = db.execute(
-        f"SELECT {_MODEL} AS model, {_SUMS} FROM calls WHERE {where} AND {_MODEL} IS NOT NULL GROUP BY model"  # noqa: S608
+        f"SELECT {_MODEL} AS model, {_SUMS} FROM calls WHERE {where} AND {_MODEL} IS NOT NULL GROUP BY 1"  # noqa: S608
         " ORDER BY cost DESC NULLS LAST, calls DESC",
         params.values,
     ).fetchall()
