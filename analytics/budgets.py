@@ -138,48 +138,39 @@ def save_budget(
 ) -> Budget:
     """Insert (or replace the budget named `replace_name`) in one transaction, with its audit row when `actor`
     (a person or key) made the change (the config file's budgets are synced without one)."""
-    cur = db.cursor()
-    try:
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            before = None
-            if replace_name is not None:
-                found = cur.execute("SELECT budget_id, source FROM budgets WHERE name = ?", [replace_name]).fetchall()
-                before = next((b.as_dict() for b in load_budgets(cur) if b.name == replace_name), None)
-                if not found:
-                    raise LookupError(f"no budget {replace_name!r}")
-                if found[0][1] == "config" and budget.source != "config":
-                    raise QueryError(f"budget {replace_name!r} comes from the config file: change it there")
-                cur.execute("DELETE FROM budgets WHERE name = ?", [replace_name])
-            elif cur.execute("SELECT count(*) FROM budgets WHERE name = ?", [budget.name]).fetchone()[0]:  # type: ignore[index]
-                raise QueryError(f"a budget named {budget.name!r} exists already")
-            (budget_id,) = cur.execute("SELECT coalesce(max(budget_id), 0) + 1 FROM budgets").fetchone()  # type: ignore[misc]
-            spec = {"dims": {k: list(v) for k, v in budget.filters.items()}, "meta": list(budget.meta)}
-            cur.execute(
-                "INSERT INTO budgets VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
-                [
-                    budget_id,
-                    budget.name,
-                    budget.source,
-                    orjson.dumps(spec).decode(),
-                    budget.period,
-                    budget.days,
-                    budget.tz,
-                    budget.amount_usd,
-                ],
+    with transaction(db) as cur:
+        before = None
+        if replace_name is not None:
+            found = cur.execute("SELECT budget_id, source FROM budgets WHERE name = ?", [replace_name]).fetchall()
+            before = next((b.as_dict() for b in load_budgets(cur) if b.name == replace_name), None)
+            if not found:
+                raise LookupError(f"no budget {replace_name!r}")
+            if found[0][1] == "config" and budget.source != "config":
+                raise QueryError(f"budget {replace_name!r} comes from the config file: change it there")
+            cur.execute("DELETE FROM budgets WHERE name = ?", [replace_name])
+        elif cur.execute("SELECT count(*) FROM budgets WHERE name = ?", [budget.name]).fetchone()[0]:  # type: ignore[index]
+            raise QueryError(f"a budget named {budget.name!r} exists already")
+        (budget_id,) = cur.execute("SELECT coalesce(max(budget_id), 0) + 1 FROM budgets").fetchone()  # type: ignore[misc]
+        spec = {"dims": {k: list(v) for k, v in budget.filters.items()}, "meta": list(budget.meta)}
+        cur.execute(
+            "INSERT INTO budgets VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
+            [
+                budget_id,
+                budget.name,
+                budget.source,
+                orjson.dumps(spec).decode(),
+                budget.period,
+                budget.days,
+                budget.tz,
+                budget.amount_usd,
+            ],
+        )
+        if actor is not None:
+            after = Budget(**{**budget.__dict__, "budget_id": budget_id}).as_dict()
+            action = "update" if replace_name is not None else "create"
+            audit.record(
+                cur, actor, action, "budget", budget.name, before=before, after=after, project=_project(budget)
             )
-            if actor is not None:
-                after = Budget(**{**budget.__dict__, "budget_id": budget_id}).as_dict()
-                action = "update" if replace_name is not None else "create"
-                audit.record(
-                    cur, actor, action, "budget", budget.name, before=before, after=after, project=_project(budget)
-                )
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-    finally:
-        cur.close()
     return Budget(**{**budget.__dict__, "budget_id": budget_id})
 
 
