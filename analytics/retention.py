@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -38,6 +38,8 @@ from analytics import rollups
 from analytics.timewin import US, to_us
 from core.settings import Settings, SettingsError
 from core.storage import database_file
+
+T = TypeVar("T")
 
 log = logging.getLogger("callscope.retention")
 
@@ -257,12 +259,13 @@ def _retry(work: Callable[[], int]) -> int:
     return 0
 
 
-def _in_transaction(db: duckdb.DuckDBPyConnection, statements: Callable[[], int]) -> int:
+def _in_transaction(db: duckdb.DuckDBPyConnection, statements: Callable[[], T]) -> T:
+    """`statements` on `db` itself (the runner's own cursor) inside one transaction; what they return."""
     db.execute("BEGIN TRANSACTION")
     try:
-        n = statements()
+        out = statements()
         db.execute("COMMIT")
-        return n
+        return out
     except BaseException:
         db.execute("ROLLBACK")
         raise
@@ -563,22 +566,11 @@ def delete_user(db: duckdb.DuckDBPyConnection, user_id: str, project: str | None
 
     def attempt() -> int:
         nonlocal out
-        out = _in_transaction_dict(db, work)
+        out = _in_transaction(db, work)
         return 1
 
     _retry(attempt)
     return out
-
-
-def _in_transaction_dict(db: duckdb.DuckDBPyConnection, work: Callable[[], dict[str, int]]) -> dict[str, int]:
-    db.execute("BEGIN TRANSACTION")
-    try:
-        out = work()
-        db.execute("COMMIT")
-        return out
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
 
 
 # -- giving space back -------------------------------------------------------------------------------------
