@@ -13,7 +13,8 @@ Method
      sum is the overview's time);
    - breakdown by user: top 50 users by cost over 30 days;
    - calls page: the newest 50 calls with the total count;
-   - what changed: a day's cost change against the day before, by service and model.
+   - what changed: a day's cost change against the day before, by service and model;
+   - the call page: one call from the middle of the store by its ids, and its trace (point lookups: no index).
 4. Peak server RSS (VmHWM) and the store's size on disk.
 
 Targets (issue 3): overview <= 1 s, hourly p50/p95/p99 by model <= 0.5 s, calls page <= 0.2 s.
@@ -76,6 +77,20 @@ def store_bounds(data_dir: Path) -> tuple[datetime, datetime]:
     return epoch + timedelta(microseconds=lo), epoch + timedelta(microseconds=hi)
 
 
+def sample_call(data_dir: Path) -> tuple[str, str]:
+    """The ids (hex) of one call from the middle of the store: not the newest, which a scan may meet first."""
+    db = duckdb.connect(str(data_dir / "callscope.duckdb"), read_only=True)
+    try:
+        row = db.execute(
+            "SELECT hex(trace_id), hex(span_id) FROM calls"
+            " WHERE start_time >= (SELECT min(start_time) + (max(start_time) - min(start_time)) / 2 FROM calls)"
+            " ORDER BY start_time LIMIT 1"
+        ).fetchall()[0]
+    finally:
+        db.close()
+    return row[0].lower(), row[1].lower()
+
+
 def timed(client: httpx.Client, path: str, params: dict) -> float:
     started = time.perf_counter()
     response = client.get(path, params=params)
@@ -104,6 +119,7 @@ def main() -> None:
     end = last + timedelta(seconds=1)
     start = end - timedelta(days=args.days)
     size = sum(f.stat().st_size for f in data_dir.glob("callscope.duckdb*"))
+    trace_id, span_id = sample_call(data_dir)
 
     port = free_port()
     env = {**os.environ, "CALLSCOPE_LOG_LEVEL": "warning"}
@@ -157,6 +173,8 @@ def main() -> None:
                     "/changes",
                     {"from": day.isoformat(), "to": end.isoformat(), "metric": "cost_usd", "dims": "service,model"},
                 ),
+                "call page: one call by its ids": (f"/calls/{trace_id}/{span_id}", {}),
+                "trace view: the call's trace": (f"/traces/{trace_id}", {}),
             }
             results: dict[str, list[float]] = {}
             for name, (path, params) in questions.items():
