@@ -134,7 +134,7 @@ def wait_for_rollups(api: str, timeout_s: float = 1800) -> float:
     raise TimeoutError("the rollups did not catch up")
 
 
-PAGES = {**STACK_PAGES, "alerts": "alerts", "drift": "drift"}
+PAGES = {**STACK_PAGES, "alerts": "alerts", "drift": "drift", "budgets": "budgets", "prices": "prices"}
 
 
 def visit(context, url: str) -> tuple[float, dict]:

@@ -7,10 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import plotly.graph_objects as go
-
 from dashboard import charts, fmt
 from dashboard.alert_rows import Segment
+from dashboard.figure import Bar, Figure, Scatter
 
 SEVERITY_COLORS = {"critical": "#E45756", "warning": "#F58518"}
 STATE_COLORS = {
@@ -58,16 +57,16 @@ def _closeness(points: Sequence[Sequence[Any]], upward: bool) -> float:
     return max(values) if upward else -min(values)
 
 
-def preview(answer: Mapping[str, Any], title: str) -> go.Figure:
+def preview(answer: Mapping[str, Any], title: str) -> Figure:
     """The rule's value at each step (a line per group), its thresholds, and shaded where it would have fired."""
     unit = answer["unit"]
     upward = answer["rule"].get("op") in (">", ">=")
     series = sorted(answer["series"], key=lambda s: _closeness(s["points"], upward), reverse=True)[:MAX_GROUPS]
-    fig = go.Figure()
+    fig = Figure()
     hover = HOVER.get(unit, "%{y}")
     for i, s in enumerate(series):
         fig.add_trace(
-            go.Scatter(
+            Scatter(
                 x=[_time(t) for t, _ in s["points"]],
                 y=[v for _, v in s["points"]],
                 name=s["group"],
@@ -96,17 +95,17 @@ def preview(answer: Mapping[str, Any], title: str) -> go.Figure:
     return fig
 
 
-def timeline(segments: Sequence[Segment], title: str) -> go.Figure:
+def timeline(segments: Sequence[Segment], title: str) -> Figure:
     """One row per alert instance, a bar for each stretch it spent pending, firing, recovering, without data or
     in error (normal is the empty space)."""
-    fig = go.Figure()
+    fig = Figure()
     rows = sorted({s.instance for s in segments})
     for state, color in STATE_COLORS.items():
         mine = [s for s in segments if s.state == state]
         if not mine:
             continue
         fig.add_trace(
-            go.Bar(
+            Bar(
                 y=[s.instance for s in mine],
                 base=[s.start for s in mine],
                 x=[(s.end - s.start).total_seconds() * 1000 for s in mine],

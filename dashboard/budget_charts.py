@@ -7,14 +7,14 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import Any
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import data, fmt
 from dashboard.api_client import ApiError
+from dashboard.figure import Figure, Scatter
 
 
-def budget_figure(b: dict[str, Any]) -> go.Figure:
+def budget_figure(b: dict[str, Any]) -> Figure:
     spent_days = [d["day"] for d in b["daily"]]
     spent = list(accumulate(d["spent_usd"] for d in b["daily"]))
     base = b["spent_usd"] if b["budget"]["period"] != "rolling" else 0.0
@@ -24,9 +24,9 @@ def budget_figure(b: dict[str, Any]) -> go.Figure:
     # the interval is of the period's total; the band widens with the expected spend still to come
     low = [base + (e - base) * (b["forecast_low_usd"] - base) / rest for e in expected]
     high = [base + (e - base) * (b["forecast_high_usd"] - base) / rest for e in expected]
-    fig = go.Figure()
+    fig = Figure()
     fig.add_trace(
-        go.Scatter(
+        Scatter(
             x=ahead + ahead[::-1],
             y=high + low[::-1],
             fill="toself",
@@ -36,17 +36,15 @@ def budget_figure(b: dict[str, Any]) -> go.Figure:
             hoverinfo="skip",
         )
     )
-    fig.add_trace(go.Scatter(x=spent_days, y=spent, name="spent", mode="lines+markers", line={"color": "#3f51b5"}))
+    fig.add_trace(Scatter(x=spent_days, y=spent, name="spent", mode="lines+markers", line={"color": "#3f51b5"}))
     fig.add_trace(
-        go.Scatter(x=ahead, y=expected, name="forecast", mode="lines", line={"dash": "dash", "color": "#3f51b5"})
+        Scatter(x=ahead, y=expected, name="forecast", mode="lines", line={"dash": "dash", "color": "#3f51b5"})
     )
     x_all = spent_days + ahead
     if x_all:
         amount = b["budget"]["amount_usd"]
         fig.add_trace(
-            go.Scatter(
-                x=[x_all[0], x_all[-1]], y=[amount, amount], name="budget", mode="lines", line={"color": "#c62828"}
-            )
+            Scatter(x=[x_all[0], x_all[-1]], y=[amount, amount], name="budget", mode="lines", line={"color": "#c62828"})
         )
     if b.get("crossing_date"):
         fig.add_vline(x=b["crossing_date"], line={"color": "#c62828", "dash": "dot"})

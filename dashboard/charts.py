@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import plotly.graph_objects as go
 import polars as pl
 
 from dashboard import fmt
+from dashboard.figure import Bar, Figure, Scatter, make_subplots
 
 AXIS_TITLES = {
     "USD": "Spend (USD)",
@@ -37,7 +37,7 @@ NULL_LABEL = "(none)"
 COLORS = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
 
 
-def _layout(fig: go.Figure, title: str, unit: str, *, height: int = 320) -> go.Figure:
+def _layout(fig: Figure, title: str, unit: str, *, height: int = 320) -> Figure:
     fig.update_layout(
         title={"text": title, "x": 0, "y": 0.98, "yanchor": "top", "font": {"size": 15}},
         height=height,
@@ -68,9 +68,9 @@ def series(
     group: str | None = None,
     kind: str = "line",
     stacked: bool = False,
-) -> go.Figure:
+) -> Figure:
     """A metric over time (the `bucket` column), one trace per group value (or one trace)."""
-    fig = go.Figure()
+    fig = Figure()
     groups: list[tuple[str, pl.DataFrame]]
     if group is None:
         groups = [(metric, frame)]
@@ -88,9 +88,9 @@ def series(
             "marker": {"color": COLORS[i % len(COLORS)]},
         }
         if kind == "bar":
-            fig.add_trace(go.Bar(**common))
+            fig.add_trace(Bar(**common))
         else:
-            fig.add_trace(go.Scatter(mode=_mode(part.height), connectgaps=False, **common))
+            fig.add_trace(Scatter(mode=_mode(part.height), connectgaps=False, **common))
     if kind == "bar":
         fig.update_layout(barmode="stack" if stacked else "group")
     return _layout(fig, title, unit)
@@ -105,13 +105,13 @@ def _eq(column: str, value: Any) -> pl.Expr:
     return pl.col(column).is_null() if value is None else pl.col(column) == value
 
 
-def lines(frame: pl.DataFrame, metrics: Sequence[str], unit: str, title: str, names: dict[str, str]) -> go.Figure:
+def lines(frame: pl.DataFrame, metrics: Sequence[str], unit: str, title: str, names: dict[str, str]) -> Figure:
     """Several metrics of the same unit over time, e.g. p50/p90/p95/p99: separate lines, never stacked."""
-    fig = go.Figure()
+    fig = Figure()
     hover = HOVER_FORMATS.get(unit, "%{y}")
     for i, metric in enumerate(metrics):
         fig.add_trace(
-            go.Scatter(
+            Scatter(
                 x=frame["bucket"].to_list(),
                 y=frame[metric].to_list(),
                 name=names.get(metric, metric),
@@ -123,13 +123,13 @@ def lines(frame: pl.DataFrame, metrics: Sequence[str], unit: str, title: str, na
     return _layout(fig, title, unit)
 
 
-def ranking(frame: pl.DataFrame, dim: str, metric: str, unit: str, title: str) -> go.Figure:
+def ranking(frame: pl.DataFrame, dim: str, metric: str, unit: str, title: str) -> Figure:
     """Horizontal bars, largest on top."""
     part = frame.filter(pl.col(metric).is_not_null()).sort(metric)
     labels = [_label(v) for v in part[dim].to_list()]
     hover = HOVER_FORMATS.get(unit, "%{x}").replace("%{y", "%{x")
-    fig = go.Figure(
-        go.Bar(
+    fig = Figure(
+        Bar(
             x=part[metric].to_list(),
             y=labels,
             orientation="h",
@@ -145,12 +145,12 @@ def ranking(frame: pl.DataFrame, dim: str, metric: str, unit: str, title: str) -
     return fig
 
 
-def histogram(frame: pl.DataFrame, title: str, log_x: bool = True) -> go.Figure:
+def histogram(frame: pl.DataFrame, title: str, log_x: bool = True) -> Figure:
     """Calls per duration bin; bars span their bins exactly (lo..hi), on a log axis for log bins."""
     lo, hi, n = frame["lo"].to_list(), frame["hi"].to_list(), frame["calls"].to_list()
     centers = [(a * b) ** 0.5 if log_x and a > 0 else (a + b) / 2 for a, b in zip(lo, hi, strict=True)]
-    fig = go.Figure(
-        go.Bar(
+    fig = Figure(
+        Bar(
             x=centers,
             y=n,
             width=[b - a for a, b in zip(lo, hi, strict=True)],
@@ -165,7 +165,7 @@ def histogram(frame: pl.DataFrame, title: str, log_x: bool = True) -> go.Figure:
     return fig
 
 
-def waterfall(spans: Sequence[dict[str, Any]], highlight: str | None = None) -> go.Figure:
+def waterfall(spans: Sequence[dict[str, Any]], highlight: str | None = None) -> Figure:
     """A trace on a timeline: one row per span (indented by depth), bar from offset_ms for duration_ms."""
     labels = [f"{'  ' * s['depth']}{s['name'] or s['span_id']}  ·{s['span_id'][:6]}" for s in spans]
     colors = []
@@ -187,8 +187,8 @@ def waterfall(spans: Sequence[dict[str, Any]], highlight: str | None = None) -> 
         )
         for s in spans
     ]
-    fig = go.Figure(
-        go.Bar(
+    fig = Figure(
+        Bar(
             y=labels,
             x=[s["duration_ms"] for s in spans],
             base=[s["offset_ms"] for s in spans],
@@ -222,12 +222,10 @@ def small_multiples(
     columns: int = 3,
     kind: str = "line",
     order: Sequence[Any] | None = None,
-) -> go.Figure:
+) -> Figure:
     """One small chart per value of `group` (in `order`, else as they come), each with its own y axis, sharing
     the time axis: a group whose line would vanish under a busier one's scale keeps its own story. `metrics`
     maps the frame's metric columns to the names of their lines (e.g. input and output tokens per call)."""
-    from plotly.subplots import make_subplots
-
     values = list(order) if order is not None else list(dict.fromkeys(frame[group].to_list()))
     rows = max(1, -(-len(values) // columns))
     fig = make_subplots(
@@ -252,7 +250,7 @@ def small_multiples(
                 "hovertemplate": f"<b>%{{customdata}}</b> {name}<br>%{{x}}<br>{hover}<extra></extra>",
                 "marker": {"color": COLORS[j % len(COLORS)]},
             }
-            trace = go.Bar(**common) if kind == "bar" else go.Scatter(mode="lines", connectgaps=False, **common)
+            trace = Bar(**common) if kind == "bar" else Scatter(mode="lines", connectgaps=False, **common)
             fig.add_trace(trace, row=i // columns + 1, col=i % columns + 1)
     if kind == "bar":
         fig.update_layout(barmode="stack")
@@ -281,7 +279,7 @@ def small_multiples(
     return fig
 
 
-def tokens_per_call(frame: pl.DataFrame, title: str) -> go.Figure:
+def tokens_per_call(frame: pl.DataFrame, title: str) -> Figure:
     """Mean input and output tokens per call over time: a longer prompt (a release adding context) or longer
     answers show here before they show in spend."""
     return lines(
@@ -293,7 +291,7 @@ def tokens_per_call(frame: pl.DataFrame, title: str) -> go.Figure:
     )
 
 
-def has_data(fig: go.Figure) -> bool:
+def has_data(fig: Figure) -> bool:
     """True when some trace has a value to draw."""
     for trace in fig.data:
         for axis in ("y", "x"):
@@ -303,7 +301,7 @@ def has_data(fig: go.Figure) -> bool:
     return False
 
 
-def with_message(fig: go.Figure, message: str) -> go.Figure:
+def with_message(fig: Figure, message: str) -> Figure:
     """An empty chart says why, in its middle, instead of drawing empty axes."""
     fig.add_annotation(
         text=message, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font={"size": 14, "color": "#808495"}
@@ -313,13 +311,13 @@ def with_message(fig: go.Figure, message: str) -> go.Figure:
     return fig
 
 
-def mark_anomalies(fig: go.Figure, anomalies: Sequence[dict[str, Any]], zone: Any) -> go.Figure:
+def mark_anomalies(fig: Figure, anomalies: Sequence[dict[str, Any]], zone: Any) -> Figure:
     """The anomaly job's hours (analytics/anomalies) on a time chart: a shaded hour each, and a marker at the top
     with what was anomalous (hover), so a spike on the chart and the detector's verdict line up."""
     if not anomalies:
         return fig
     xs, texts = [], []
-    grid = {"row": "all", "col": "all"} if getattr(fig, "_grid_ref", None) else {}
+    grid = {"row": "all", "col": "all"} if getattr(fig, "grid", None) else {}  # (plotly's own figures in tests)
     for row in anomalies:
         start = _wall(row["hour"], zone)
         fig.add_vrect(
@@ -336,7 +334,7 @@ def mark_anomalies(fig: go.Figure, anomalies: Sequence[dict[str, Any]], zone: An
         texts.append(f"{row['metric']} of {row.get('scope')} {who}: score {row.get('score') or 0:.1f}")
     top = _top(fig)
     fig.add_trace(
-        go.Scatter(
+        Scatter(
             x=xs,
             y=[top] * len(xs),
             mode="markers",
@@ -349,7 +347,7 @@ def mark_anomalies(fig: go.Figure, anomalies: Sequence[dict[str, Any]], zone: An
     return fig
 
 
-def _top(fig: go.Figure) -> float:
+def _top(fig: Figure) -> float:
     top = 0.0
     for trace in fig.data:
         for v in getattr(trace, "y", None) or ():
@@ -365,7 +363,7 @@ def _wall(moment: Any, zone: Any) -> datetime:
     return moment.astimezone(zone).replace(tzinfo=None)
 
 
-def time_axis(fig: go.Figure, start: datetime, end: datetime, zone: Any) -> go.Figure:
+def time_axis(fig: Figure, start: datetime, end: datetime, zone: Any) -> Figure:
     """The whole selected range on the x axis (every time chart of a page the same), not where data starts."""
     fig.update_xaxes(range=[_wall(start, zone), _wall(end, zone)])
     return fig

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import plotly.graph_objects as go
-
 from dashboard.charts import AXIS_TITLES
+from dashboard.figure import Bar, Figure, Scatter
 
 REFERENCE_COLOR, CURRENT_COLOR = "#4C78A8", "#F58518"
 NO_DATA_COLOR = "#D5D5D5"
@@ -31,19 +30,19 @@ def cell_label(row: dict[str, Any], with_project: bool = False) -> str:
     return f"{row['project']} / {text}" if with_project else text
 
 
-def matrix(rows: Sequence[dict[str, Any]]) -> go.Figure:
+def matrix(rows: Sequence[dict[str, Any]]) -> Figure:
     """Metric x (service, model): a square per verdict coloured by severity (score against threshold on one scale),
     an outline where drifted, grey where there was not enough data."""
     projects = {r["project"] for r in rows}
     labels = sorted({cell_label(r, len(projects) > 1) for r in rows}, reverse=True)
-    fig = go.Figure()
+    fig = Figure()
     for decided in (False, True):
         part = [r for r in rows if (r["status"] != "not_enough_data") == decided]
         if not part:
             continue
         severity = [min(r["severity"] or 0.0, SEVERITY_MAX) for r in part] if decided else None
         fig.add_trace(
-            go.Scatter(
+            Scatter(
                 x=[METRIC_LABELS.get(r["metric"], r["metric"]) for r in part],
                 y=[cell_label(r, len(projects) > 1) for r in part],
                 mode="markers",
@@ -93,17 +92,17 @@ def _centers(edges: Sequence[float], log: bool) -> tuple[list[float], list[float
     return centers, [b - a for a, b in zip(lo, hi, strict=True)]
 
 
-def distributions(body: dict[str, Any]) -> list[go.Figure]:
+def distributions(body: dict[str, Any]) -> list[Figure]:
     """The cell's two windows overlaid: a histogram of shares and the ECDF (numbers), or category shares."""
     dist = body["distribution"]
     unit = body["unit"]
     windows = (("reference", "reference", REFERENCE_COLOR), ("current", "current", CURRENT_COLOR))
     if dist["kind"] == "categorical":
-        fig = go.Figure()
+        fig = Figure()
         for key, name, color in windows:
             if dist[key]:
                 fig.add_trace(
-                    go.Bar(
+                    Bar(
                         x=dist["labels"],
                         y=dist[key]["shares"],
                         name=f"{name} ({dist[key]['n']:,})",
@@ -116,13 +115,13 @@ def distributions(body: dict[str, Any]) -> list[go.Figure]:
         return [_small(fig)]
     log = dist["scale"] == "log"
     centers, widths = _centers(dist["edges"], log)
-    hist, ecdf = go.Figure(), go.Figure()
+    hist, ecdf = Figure(), Figure()
     for key, name, color in windows:
         part = dist[key]
         if not part:
             continue
         hist.add_trace(
-            go.Bar(
+            Bar(
                 x=centers,
                 y=part["shares"],
                 width=widths,
@@ -133,7 +132,7 @@ def distributions(body: dict[str, Any]) -> list[go.Figure]:
             )
         )
         ecdf.add_trace(
-            go.Scatter(
+            Scatter(
                 x=part["ecdf"]["x"],
                 y=part["ecdf"]["p"],
                 name=name,
@@ -152,7 +151,7 @@ def distributions(body: dict[str, Any]) -> list[go.Figure]:
     return [_small(hist), _small(ecdf)]
 
 
-def _small(fig: go.Figure) -> go.Figure:
+def _small(fig: Figure) -> Figure:
     fig.update_layout(
         height=300,
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
@@ -163,9 +162,9 @@ def _small(fig: go.Figure) -> go.Figure:
 
 def anomaly_series(
     rows: Sequence[dict[str, Any]], unit: str, title: str, markers: Sequence[dict[str, Any]] = ()
-) -> go.Figure:
+) -> Figure:
     """An hourly series, its seasonal baseline, its anomalous hours marked, and release markers as vertical lines."""
-    fig = go.Figure()
+    fig = Figure()
     for marker in markers:
         fig.add_vline(x=marker["released_at"], line={"color": "#7B7B7B", "width": 1, "dash": "dash"})
         fig.add_annotation(
@@ -179,13 +178,13 @@ def anomaly_series(
         )
     hours = [r["hour"] for r in rows]
     base = [r["baseline"] for r in rows]
-    fig.add_trace(go.Scatter(x=hours, y=base, name="baseline", mode="lines", line={"color": "#9D9D9D", "dash": "dot"}))
+    fig.add_trace(Scatter(x=hours, y=base, name="baseline", mode="lines", line={"color": "#9D9D9D", "dash": "dot"}))
     fig.add_trace(
-        go.Scatter(x=hours, y=[r["value"] for r in rows], name="value", mode="lines", line={"color": REFERENCE_COLOR})
+        Scatter(x=hours, y=[r["value"] for r in rows], name="value", mode="lines", line={"color": REFERENCE_COLOR})
     )
     marks = [r for r in rows if r["anomalous"]]
     fig.add_trace(
-        go.Scatter(
+        Scatter(
             x=[r["hour"] for r in marks],
             y=[r["value"] for r in marks],
             name="anomaly",

@@ -9,15 +9,19 @@ Selections come back in st.plotly_chart's shape ({"selection": {"points": [...],
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
 import streamlit as st
+
+from dashboard.figure import Figure, to_json
 
 PLOTLY_JS = "plotly-basic-4.1.1.min.js"
 CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["toImage", "lasso2d"], "responsive": True}
 FONT = {"family": '"Source Sans", "Source Sans Pro", sans-serif', "size": 13, "color": "#31333F"}
+# plotly's "plotly_white" look, as plotly itself ships it (read once; plotly.py would copy it into every figure).
+TEMPLATE = json.loads(resources.files("plotly").joinpath("package_data/templates/plotly_white.json").read_text())
 
 _DRAWN = "_callscope_charts_drawn"  # charts drawn by the current script run (the footer shows the count)
 _HERE = Path(__file__).parent
@@ -29,19 +33,24 @@ _component = st.components.v2.component(
 )
 
 
-def draw(fig: go.Figure, key: str, *, select: str | tuple[str, ...] | None = None) -> dict[str, Any] | None:
+def draw(fig: Figure, key: str, *, select: str | tuple[str, ...] | None = None) -> dict[str, Any] | None:
     """Draw `fig` (its layout gets the dashboard's look); with `select` ("points", "box" or both), return the
     current selection as st.plotly_chart would."""
     modes = (select,) if isinstance(select, str) else tuple(select or ())
     st.session_state[_DRAWN] = st.session_state.get(_DRAWN, 0) + 1
-    fig.update_layout(template="plotly_white", font=FONT, autosize=True)
+    fig.update_layout(font=FONT, autosize=True)
     if "box" in modes:
         fig.update_layout(dragmode="select", selectdirection="h")
     elif modes:
         fig.update_layout(clickmode="event")
     result = _component(
         key=key,
-        data={"figure": fig.to_json(), "config": CONFIG, "select": bool(modes), "src": _src()},
+        data={
+            "figure": to_json({"data": fig.data, "layout": {**fig.layout, "template": TEMPLATE}}),
+            "config": CONFIG,
+            "select": bool(modes),
+            "src": _src(),
+        },
         default={"selection": None},
         on_selection_change=lambda: None,
     )

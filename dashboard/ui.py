@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
 from dashboard import alert_rows, auth, charts, data, fmt, plot, tables
 from dashboard.api_client import ApiError
+from dashboard.figure import Figure
 from dashboard.filters import ViewFilters
 
 OTLP_HINT = """\
@@ -168,7 +168,7 @@ def _as_time(value: Any, like: datetime) -> datetime | None:
 
 
 def chart(
-    fig: go.Figure,
+    fig: Figure,
     key: str,
     *,
     select: str | tuple[str, ...] | None = None,
