@@ -232,7 +232,11 @@ def small_multiples(
 ) -> Figure:
     """One small chart per value of `group` (in `order`, else as they come), each with its own y axis, sharing
     the time axis: a group whose line would vanish under a busier one's scale keeps its own story. `metrics`
-    maps the frame's metric columns to the names of their lines (e.g. input and output tokens per call)."""
+    maps the frame's metric columns to the names of their lines (e.g. input and output tokens per call).
+
+    kind: "line", "bar" (stacked), or "steps": counts per bucket stacked as steps (each bucket's value held over
+    its width), which reads as stacked bars but is one shape per series: 5-minute buckets over a day in 6 panels
+    of 3 series are ~5,000 bars, which took the browser ~0.7-1 s to draw, against ~0.1 s as steps."""
     values = list(order) if order is not None else list(dict.fromkeys(frame[group].to_list()))
     rows = max(1, -(-len(values) // columns))
     fig = make_subplots(
@@ -259,6 +263,15 @@ def small_multiples(
             }
             if kind == "bar":
                 trace = Bar(**{**common, "y": _bars(common["y"])})
+            elif kind == "steps":
+                color = COLORS[j % len(COLORS)]
+                trace = Scatter(
+                    **{**common, "marker": None},
+                    mode="lines",
+                    line={"shape": "hv", "width": 0.5, "color": color},
+                    fillcolor=color,
+                    stackgroup=f"panel{i}",
+                )
             else:
                 trace = Scatter(mode="lines", connectgaps=False, **common)
             fig.add_trace(trace, row=i // columns + 1, col=i % columns + 1)
@@ -269,7 +282,7 @@ def small_multiples(
         for i, value in enumerate(values):
             part = frame.filter(_eq(group, value))
             top = max((part[m].max() or 0 for m in metrics), default=0)
-            if kind == "bar":
+            if kind in ("bar", "steps"):
                 top = part.select(sum(pl.col(m).fill_null(0) for m in metrics)).max().item() or 0
             if top <= 5:
                 fig.update_yaxes(dtick=1, tickformat="d", row=i // columns + 1, col=i % columns + 1)

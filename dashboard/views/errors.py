@@ -86,7 +86,7 @@ if loaded is not None:
             "calls",
             "Failed calls per provider, most errors first, each on its own scale (a burst of a few 5xx at a quiet "
             "provider stands out in its own panel)",
-            kind="bar",
+            kind="steps",
             order=providers,
         ),
         "errors_per_provider",

@@ -170,6 +170,9 @@ BUILDERS = {
     "small multiples, two lines": lambda: charts.small_multiples(
         FRAME, "model", {"input_tokens_per_call": "in", "output_tokens_per_call": "out"}, "tokens", "T", columns=2
     ),
+    "small multiples, stacked steps": lambda: charts.small_multiples(
+        FRAME, "model", {"calls": "a", "cost_usd": "b"}, "calls", "Steps", kind="steps"
+    ),
     "tokens per call": lambda: charts.tokens_per_call(ONE, "Tokens per call"),
     "empty, with a message": lambda: charts.with_message(charts.series(FRAME.head(0), "calls", "calls", "E"), "None"),
     "anomaly marks": lambda: charts.mark_anomalies(charts.series(FRAME, "calls", "calls", "x"), ANOMALIES, ZONE),
