@@ -134,7 +134,7 @@ def coverage(request: Request, api: Api, window: WindowParam, format: Format = N
     tokens = "(coalesce(input_tokens, 0) + coalesce(output_tokens, 0))"
     with api.cursor() as db:
         rows = db.sql(
-            f"SELECT provider, coalesce(response_model, request_model) AS model, count(*) AS unpriced_calls,"  # noqa: S608
+            f"SELECT provider, coalesce(model, response_model, request_model) AS model, count(*) AS unpriced_calls,"  # noqa: S608
             f" coalesce(sum({tokens}), 0)::BIGINT AS unpriced_tokens FROM calls WHERE {where}"
             " AND pricing = 'unpriced' GROUP BY ALL ORDER BY unpriced_calls DESC LIMIT 500",
             params=params.values,

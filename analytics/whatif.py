@@ -20,7 +20,8 @@ from analytics.query import Params, Selection
 
 DAYS_PER_MONTH = 365.25 / 12
 MAX_TARGETS = 20
-_MODEL = "coalesce(response_model, request_model)"
+# The canonical model (one name per model, as every other answer names it); rows stored before it existed fall back.
+_MODEL = "coalesce(model, response_model, request_model)"
 
 
 @dataclass(frozen=True)

@@ -102,3 +102,23 @@ def test_a_price_book_entry_prices_the_other_model(store):
         for r in same
     )
     assert math.isclose(line["other_cost_usd"], want, rel_tol=1e-9)
+
+
+def test_rows_are_named_by_the_canonical_model_as_every_other_answer(tmp_path):
+    """An alias, its dated snapshot in the answer and a failed call that only asked for it are one model, the
+    canonical `model` column's; the dashboard's model list (the same column) then finds its own rows."""
+    rows = make_calls(60, START, END, seed=9)
+    for i, row in enumerate(rows):
+        row["provider"], row["request_model"], row["model"] = "openai", "gpt-4o-mini", "gpt-4o-mini"
+        row["response_model"] = None if i % 3 == 0 else "gpt-4o-mini-2024-07-18"  # every third call failed
+    store_rows(tmp_path, rows)
+    db = connect(tmp_path / "callscope.duckdb")
+    try:
+        service = PriceBookService(db)
+        service.load()
+        result = whatif(db, Selection(TimeRange(START, END)), ["claude-sonnet-4"], rates_of(service))
+    finally:
+        db.close()
+    assert [(r["model"], r["calls"]) for r in result] == [("gpt-4o-mini", 60)]
+    want = sum(genai(r, "claude-sonnet-4") for r in rows)
+    assert math.isclose(result[0]["other_cost_usd"], want, rel_tol=1e-9)
