@@ -1,7 +1,8 @@
 """The small dataset shipped for `callscope up --demo`: a few days of generated calls in a zstd Parquet file.
 
 It is generated once (`python -m sample_data.dataset`) and shipped, so the demo is the same on every machine and
-needs no generation at start. Its times are shifted at load so that it ends now; the script of its incidents is
+needs no generation at start. Its incidents all lie in its last 24 hours (sample_data.script.demo_script), the
+dashboard's default view. Its times are shifted at load so that it ends now; the script of its incidents is
 shifted with it (and drives the live trickle that follows, so the story continues), and the trickle keeps the
 data's own calls per hour at each hour of day (hourly_rate), so charts do not jump at "now".
 """
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sample_data.otlp import shift
-from sample_data.script import Script, script_for
+from sample_data.script import Script, demo_script
 from sample_data.traffic import World, generate, with_model_names
 
 PATH = Path(__file__).resolve().parent / "demo_calls.parquet"
@@ -67,7 +68,7 @@ class Dataset:
 
 
 def build(*, days: float = DAYS, n_calls: int = CALLS, seed: int = SEED, end: datetime = END) -> pa.Table:
-    world = World.make(script_for(end, days), n_users=USERS, n_models=MODELS)
+    world = World.make(demo_script(end, days), n_users=USERS, n_models=MODELS)
     table = generate(world, np.random.default_rng(seed), n_calls).sort_by("start_time")
     meta = {"end": end.isoformat(), "days": days, "seed": seed, "calls": n_calls, "users": USERS, "models": MODELS}
     return table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
@@ -81,7 +82,7 @@ def load(now: datetime | None = None, path: Path = PATH) -> Dataset:
     """The shipped calls, shifted so that the last one ends at `now` (default: the current time)."""
     table = with_model_names(pq.read_table(path))
     meta = json.loads(table.schema.metadata[_META_KEY])
-    script = script_for(datetime.fromisoformat(meta["end"]), meta["days"])
+    script = demo_script(datetime.fromisoformat(meta["end"]), meta["days"])
     now = now or datetime.now(UTC)
     last_end_us = pa.compute.max(table.column("end_time").cast(pa.int64())).as_py()
     delta_us = round(now.timestamp() * 1e6) - last_end_us

@@ -85,6 +85,26 @@ def script_for(end: datetime, days: float) -> Script:
     )
 
 
+def demo_script(end: datetime, days: float, recent: timedelta = timedelta(hours=24)) -> Script:
+    """The shipped demo's script: a window of `days` days whose incidents all lie in its last `recent` (placed
+    there as script_for places them in a window of that length), so the dashboard's default view (the last 24
+    hours) shows every one of them, against days of ordinary traffic before (the "previous period" the Overview
+    compares with)."""
+    if timedelta(days=days) <= recent:
+        return script_for(end, days)
+    last = script_for(end, recent.total_seconds() / 86400)
+    return Script(
+        start=end - timedelta(days=days),
+        end=end,
+        rate_limit_storm=last.rate_limit_storm,
+        latency_spike=last.latency_spike,
+        server_errors=last.server_errors,
+        prompt_change=last.prompt_change,
+        release=last.release,
+        unpriced_from=last.unpriced_from,
+    )
+
+
 def to_us(t: datetime) -> int:
     return round(t.timestamp() * 1_000_000)
 
