@@ -85,6 +85,9 @@ def _json(url: str, kind: str, args: tuple[Any, ...]) -> Any:
         return c.trace(*args)
     if kind == "meta":
         return c.meta()
+    if kind == "whatif":
+        params, models = args
+        return c.whatif(params, list(models))
     if kind in _DETECTION:
         return getattr(c, kind)(*args)
     raise ValueError(kind)
@@ -165,6 +168,11 @@ def calls(
     offset: int = 0,
 ) -> tuple[pl.DataFrame, int | None]:
     return _calls(scope(), _p(filters, extra), order_by, desc, limit, offset)
+
+
+def whatif(params: Sequence[tuple[str, str]], models: Sequence[str]) -> dict[str, Any]:
+    """The Cost page's what-if answer, cached like every answer (it was asked again on every visit)."""
+    return _json(scope(), "whatif", (tuple(params), tuple(models)))
 
 
 def call(trace_id: str, span_id: str) -> dict[str, Any]:

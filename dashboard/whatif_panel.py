@@ -20,7 +20,7 @@ def render(params: Sequence[tuple[str, str]], models: list[str]) -> None:
     if not chosen:
         return
     try:
-        answer = data.client().whatif(params, chosen)
+        answer = data.whatif(params, chosen)
     except ApiError as exc:
         st.caption(f"What-if is not available: {exc.reason}")
         return
