@@ -76,9 +76,6 @@ def _json(url: str, kind: str, args: tuple[Any, ...]) -> Any:
     if kind == "changes":
         params, metric, dims, limit, baseline = args
         return c.changes(params, metric, dims, limit=limit, baseline=baseline)
-    if kind == "values":
-        dimension, params, limit = args
-        return c.values(dimension, params, limit)
     if kind == "call":
         return c.call(*args)
     if kind == "trace":
@@ -149,9 +146,19 @@ def changes(
     return _json(scope(), "changes", (_p(filters), metric, tuple(dims), limit, base))
 
 
+# The sidebar's pick lists: a scan of the window per dimension on every page, and they change slowly (a new service
+# or model shows up in them within this time).
+VALUES_TTL_S = 300
+
+
+@st.cache_data(ttl=VALUES_TTL_S, show_spinner=False)
+def _values(url: str, dimension: str, params: Params, limit: int) -> list[Any]:
+    return client().values(dimension, params, limit)
+
+
 def values(filters: ViewFilters, dimension: str, limit: int = 200) -> list[Any]:
     """Values of a dimension in the window, most calls first; other filters are ignored so choices never vanish."""
-    return _json(scope(), "values", (dimension, tuple(filters.api_params(with_dims=False)), limit))
+    return _values(scope(), dimension, tuple(filters.api_params(with_dims=False)), limit)
 
 
 def histogram(filters: ViewFilters, field: str = "duration_ms", bins: int = 40, scale: str = "log") -> pl.DataFrame:
