@@ -29,6 +29,7 @@ from analytics.api_context import PERCENTILE_DEFINITION, ReadApi
 from analytics.api_params import reject_unknown_params
 from analytics.errors import QueryError
 from analytics.responses import OrjsonResponse
+from analytics.sign_in_throttle import SignInThrottle
 
 log = logging.getLogger("callscope.api")
 
@@ -50,6 +51,7 @@ def create_app(read_api: ReadApi, version: str, access: Access, routers: Iterabl
     )
     app.state.read_api = read_api
     app.state.access = access
+    app.state.sign_in_throttle = SignInThrottle()
     builtin = (
         routes_stats.router,
         routes_calls.router,

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from analytics.access import Access, principal_of, public, requires, signed_in
+from analytics.sign_in_throttle import SignInThrottle
 from core import audit, users
 from core.access import ALL, Principal, Role
 from core.keys import presented_key
@@ -36,6 +37,11 @@ def routers() -> list[APIRouter]:
 
 def _access(request: Request) -> Access:
     return request.app.state.access
+
+
+def _throttle(request: Request) -> SignInThrottle:
+    """The app's failed-sign-in counts (analytics/sign_in_throttle.py; made by analytics.api.create_app)."""
+    return request.app.state.sign_in_throttle
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -98,6 +104,11 @@ async def login(request: Request, body: Json) -> Any:
     body = _object(body)
     name, password = _text(body, "name"), _text(body, "password")
     access = _access(request)
+    throttle = _throttle(request)
+    address = request.client.host if request.client else None
+    wait = throttle.retry_after(name or "", address)
+    if wait is not None:  # refused before the password is checked: guessing gains nothing by trying
+        raise HTTPException(429, f"too many failed sign-ins: try again in {wait} s", {"Retry-After": str(wait)})
 
     def check() -> tuple[str, datetime] | None:
         cur = access.db.cursor()
@@ -109,7 +120,9 @@ async def login(request: Request, body: Json) -> Any:
 
     started = await run_in_threadpool(check)
     if started is None:
+        throttle.failed(name or "", address)
         raise HTTPException(401, "wrong name or password", {"WWW-Authenticate": "Bearer"})
+    throttle.succeeded(name or "")
     token, expires = started
     return {"token": token, "expires_at": expires.isoformat(), "name": name}
 

@@ -352,6 +352,21 @@ def test_sign_in_and_out(api: Api) -> None:
     assert api.ok("write_key_a", "GET", "/auth/me")["grants"] == {"A": "editor"}
 
 
+def test_guessing_a_password_is_slowed_down(api: Api) -> None:
+    """After 5 wrong passwords for a name, further attempts are 429 with Retry-After, the right password too
+    (guessing gains nothing by trying), until the delay passes; then the right password signs in."""
+    wrong = {"name": "editor_b", "password": "not the password"}
+    assert [api(None, "POST", "/auth/login", wrong).status_code for _ in range(5)] == [401] * 5
+    refused = api(None, "POST", "/auth/login", {"name": "editor_b", "password": PASSWORD})
+    assert refused.status_code == 429, refused.text
+    wait = int(refused.headers["retry-after"])
+    assert wait >= 1 and "too many failed sign-ins" in refused.json()["error"]
+    assert api(None, "POST", "/auth/login", {"name": "viewer_a", "password": PASSWORD}).status_code == 200
+    time.sleep(wait + 0.1)
+    assert api(None, "POST", "/auth/login", {"name": "editor_b", "password": PASSWORD}).status_code == 200
+    assert api(None, "POST", "/auth/login", wrong).status_code == 401  # the success cleared the count
+
+
 @covers("GET /access/users", "POST /access/users", "PUT /access/users/{name}/grants/{project}",
         "DELETE /access/users/{name}")  # fmt: skip
 def test_admins_manage_the_users_of_their_projects(api: Api) -> None:
