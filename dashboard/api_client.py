@@ -24,8 +24,9 @@ Params = Sequence[tuple[str, str]]  # query parameters, repeatable keys kept (se
 
 
 class ApiError(RuntimeError):
-    """The read API could not answer; `kind` is unreachable, unauthorized, bad_request, not_found, conflict or
-    server. `reason` is the server's own words, `field` the input field it named (rule routes name it apart)."""
+    """The read API could not answer; `kind` is unreachable, unauthorized, bad_request, not_found, conflict,
+    throttled or server. `reason` is the server's own words, `field` the input field it named (rule routes name it
+    apart)."""
 
     def __init__(self, kind: str, message: str, url: str = "", *, reason: str = "", field: str | None = None) -> None:
         super().__init__(message)
@@ -280,6 +281,8 @@ def _raise_for(response: httpx.Response, url: str) -> None:
         raise ApiError("not_found", reason, url, reason=reason)
     if status == 409:
         raise ApiError("conflict", reason, url, reason=reason)
+    if status == 429:  # e.g. too many failed sign-ins: the reason says how long to wait
+        raise ApiError("throttled", reason, url, reason=reason)
     if status == 400:
         raise ApiError("bad_request", f"the server rejected the question: {reason}", url, reason=reason, field=field)
     raise ApiError("server", f"the callscope server answered HTTP {status}: {reason}", url, reason=reason)

@@ -165,3 +165,16 @@ def test_the_access_page_shows_admins_their_projects_users_and_audit_log(api: st
 def _table(at: AppTest, column: str) -> Any:
     """A table of the page, found by a column only it has (AppTest knows read-only tables by their columns)."""
     return next(frame.value for frame in at.dataframe if column in frame.value.columns)
+
+
+def test_a_throttled_sign_in_says_how_long_to_wait(api: str) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=90).run()
+    at.text_input(key="signin_name").input("editor_a")
+    for _ in range(5):
+        at.text_input(key="signin_password").input("wrong password!")
+        at.button(key="FormSubmitter:signin-Sign in").click().run()
+        assert [e.value for e in at.error] == ["Wrong name or password."]
+    at.text_input(key="signin_password").input(PASSWORD)
+    at.button(key="FormSubmitter:signin-Sign in").click().run()
+    [message] = [e.value for e in at.error]
+    assert message.startswith("too many failed sign-ins: try again in "), message
