@@ -7,7 +7,7 @@ changed behaviour persists, so live traffic generated after the window continues
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 STORM_PROVIDER = "openai"  # 429 storm: rate limits on one provider
@@ -92,17 +92,7 @@ def demo_script(end: datetime, days: float, recent: timedelta = timedelta(hours=
     compares with)."""
     if timedelta(days=days) <= recent:
         return script_for(end, days)
-    last = script_for(end, recent.total_seconds() / 86400)
-    return Script(
-        start=end - timedelta(days=days),
-        end=end,
-        rate_limit_storm=last.rate_limit_storm,
-        latency_spike=last.latency_spike,
-        server_errors=last.server_errors,
-        prompt_change=last.prompt_change,
-        release=last.release,
-        unpriced_from=last.unpriced_from,
-    )
+    return replace(script_for(end, recent.total_seconds() / 86400), start=end - timedelta(days=days))
 
 
 def to_us(t: datetime) -> int:
