@@ -7,14 +7,18 @@ API decides (analytics/access.py). The credential is, in this order: the ID toke
 network (CALLSCOPE_DASHBOARD_EXPOSED, set by the launcher) never uses a started-with key and refuses a server in
 local mode: everyone must sign in.
 
-Tokens live in the user's own Streamlit session (st.session_state) or Streamlit's signed cookie, never in a URL,
-and are never logged. Answers are cached per credential (data.scope), so no user sees another's.
+Tokens live in the user's own Streamlit session (st.session_state) or a cookie, never in a URL, and are never
+logged. A password session's token is also kept in the browser (the `callscope_session` cookie, SameSite=Strict,
+Secure over https, expiring with the session), so a reload or a new tab stays signed in; OIDC sessions live in
+Streamlit's own signed cookie. Answers are cached per credential (data.scope), so no user sees another's.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import streamlit as st
@@ -27,6 +31,9 @@ TOKEN = "callscope_token"
 WHO = "callscope_who"
 ENDED = "callscope_signed_out"
 RECHECK_S = 30.0  # how often a session's credential is asked about again (expiry shows within this)
+COOKIE = "callscope_session"  # a password session's token in this browser
+_COOKIE_CHANGE = "_callscope_cookie_change"  # (value, max-age) to send to the browser with this run
+_DROPPED = "_callscope_dropped_cookie"  # a cookie token this session signed out of or saw refused
 
 
 def _url() -> str:
@@ -60,7 +67,45 @@ def current_token() -> str | None:
     token = st.session_state.get(TOKEN)
     if token:
         return token
+    token = _cookie_token()
+    if token:  # signed in with a password in this browser before (another tab, or before a reload)
+        st.session_state[TOKEN] = token
+        return token
     return None if exposed() else (os.environ.get(ENV_KEY) or None)
+
+
+def _cookie_token() -> str | None:
+    """The password session this browser sent (the cookies of the session's start), unless it ended here."""
+    try:
+        token = st.context.cookies.get(COOKIE)
+    except Exception:  # no browser (tests without one)
+        return None
+    if not isinstance(token, str) or not token:  # (AppTest's stand-in context answers other things)
+        return None
+    return token if token != st.session_state.get(_DROPPED) else None
+
+
+def _remember(token: str, expires_at: str) -> None:
+    seconds = int((datetime.fromisoformat(expires_at) - datetime.now(UTC)).total_seconds())
+    st.session_state[_COOKIE_CHANGE] = (token, max(seconds, 0))
+
+
+def _forget(token: str) -> None:
+    st.session_state[_DROPPED] = token
+    st.session_state[_COOKIE_CHANGE] = ("", 0)
+
+
+def _send_cookie_change() -> None:
+    """Set or clear the session cookie in the browser (Streamlit cannot set cookies itself: a script does it)."""
+    change = st.session_state.pop(_COOKIE_CHANGE, None)
+    if change is None:
+        return
+    value, max_age = change
+    cookie = json.dumps(f"{COOKIE}={value}; Path=/; Max-Age={max_age}; SameSite=Strict")
+    st.html(
+        f"<script>document.cookie = {cookie} + (location.protocol === 'https:' ? '; Secure' : '');</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 def _ask_me(token: str | None) -> dict[str, Any] | None:
@@ -78,6 +123,7 @@ def _ask_me(token: str | None) -> dict[str, Any] | None:
 
 def gate() -> bool:
     """Before a page runs: True when someone may see it; otherwise the sign-in or not-allowed page is drawn."""
+    _send_cookie_change()
     token = current_token()
     cached = st.session_state.get(WHO)
     if cached and cached[0] == token and time.monotonic() - cached[1] < RECHECK_S:
@@ -89,6 +135,8 @@ def gate() -> bool:
         if token and (token == st.session_state.get(TOKEN) or token == _oidc_token()):
             st.session_state.pop(TOKEN, None)
             st.session_state[ENDED] = "Your session has ended. Sign in again."
+            _forget(token)
+            _send_cookie_change()
         elif token:
             st.error(
                 "**The read key was refused.** The callscope server does not know the key this dashboard was "
@@ -135,6 +183,7 @@ def _password_sign_in(name: str, password: str) -> None:
         client.close()
     st.session_state[TOKEN] = answer["token"]
     st.session_state.pop(WHO, None)
+    _remember(answer["token"], answer["expires_at"])
     st.rerun()
 
 
@@ -158,6 +207,7 @@ def sign_out() -> None:
     token = st.session_state.pop(TOKEN, None)
     st.session_state.pop(WHO, None)
     if token:
+        _forget(token)
         client = ApiClient(ApiConfig(_url(), token, timeout_s=15))
         try:
             client.logout()

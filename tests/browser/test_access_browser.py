@@ -1,7 +1,8 @@
 """Signing in to the dashboard in a real browser (Debian's Chromium via Playwright) on a real `callscope up`:
 with a password (the built-in user store), and through OIDC (Streamlit's st.login, redirected to a real OpenID
 provider the test starts, tests/oidc_provider.py); a viewer's attempt to save an alert rule is refused by the
-server and the page says "not allowed"; signing out shows the signed-out page.
+server and the page says "not allowed"; a password session survives a reload and a new tab; signing out shows the
+signed-out page.
 """
 
 from __future__ import annotations
@@ -93,7 +94,6 @@ def test_password_sign_in_a_refused_change_and_sign_out(stack, browser: Browser)
     assert page.locator(EXCEPTION_BOX).count() == 0
     page.screenshot(path=str(ARTIFACTS / "access-signed-in.png"))
 
-    # By the page's own link: a password session lives in this browser tab's Streamlit session.
     page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Alerts").click()
     expect(page.get_by_role("heading", name="Alerts")).to_be_visible(timeout=60_000)
     wait_rendered(page, timeout_ms=90_000)
@@ -111,6 +111,35 @@ def test_password_sign_in_a_refused_change_and_sign_out(stack, browser: Browser)
 
     page.locator(".st-key-who").get_by_role("button", name="Sign out").click()
     expect(page.locator(".st-key-signed_out")).to_contain_text("You signed out.", timeout=60_000)
+    page.context.close()
+
+
+def test_a_password_session_survives_a_reload_and_a_new_tab_until_signed_out(stack, browser: Browser) -> None:
+    up, _ = stack
+    page = fresh_page(browser)
+    page.goto(up.dashboard_url)
+    expect(page.locator(".st-key-signed_out")).to_contain_text("Signed out", timeout=60_000)
+    page.get_by_label("User name").fill("edith")
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.locator(".st-key-who")).to_contain_text("Signed in as edith", timeout=60_000)
+    page.wait_for_function("document.cookie.includes('callscope_session=')", timeout=30_000)
+    cookie = next(c for c in page.context.cookies() if c["name"] == "callscope_session")
+    assert cookie["sameSite"] == "Strict" and cookie["expires"] > 0  # leaves with the session, not with the tab
+
+    page.reload()
+    expect(page.locator(".st-key-who")).to_contain_text("Signed in as edith", timeout=60_000)
+    other = page.context.new_page()  # a new tab: a new Streamlit session, the same browser
+    other.goto(f"{up.dashboard_url}/alerts")
+    expect(other.locator(".st-key-who")).to_contain_text("Signed in as edith", timeout=60_000)
+    wait_rendered(other, timeout_ms=90_000)
+    other.close()
+
+    page.locator(".st-key-who").get_by_role("button", name="Sign out").click()
+    expect(page.locator(".st-key-signed_out")).to_contain_text("You signed out.", timeout=60_000)
+    page.wait_for_function("!document.cookie.includes('callscope_session=')", timeout=30_000)
+    page.reload()
+    expect(page.locator(".st-key-signed_out")).to_contain_text("Signed out", timeout=60_000)
     page.context.close()
 
 
