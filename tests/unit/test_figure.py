@@ -232,3 +232,26 @@ def test_anomaly_bands_cover_each_panel_with_data_once():
     panels = {t.get("xaxis") for t in grid.data if t["name"] != "anomaly"}
     assert len(panels) == 2
     assert sorted(s["xref"] for s in grid.layout.shapes) == sorted(p or "x" for p in panels)
+
+
+def test_stacked_steps_fall_back_to_zero_where_the_answer_has_no_bucket():
+    """The API leaves buckets without failures out; a step must not hold a 5-minute count until the next one."""
+    five = timedelta(minutes=5)
+    frame = pl.DataFrame(
+        {
+            "bucket": [T0, T0 + five, T0 + 12 * five, T0, T0 + 3 * five],
+            "provider": ["a", "a", "a", "b", "b"],
+            "errors": [2, 1, 4, 1, 1],
+        }
+    )
+    fig = charts.small_multiples(frame, "provider", {"errors": "errors"}, "calls", "Failed", kind="steps")
+    a, b = fig.data
+    assert list(zip(a.x, a.y, strict=True)) == [
+        (T0, 2),
+        (T0 + five, 1),
+        (T0 + 2 * five, 0),
+        (T0 + 12 * five, 4),
+        (T0 + 13 * five, 0),
+    ]
+    assert list(zip(b.x, b.y, strict=True)) == [(T0, 1), (T0 + five, 0), (T0 + 3 * five, 1), (T0 + 4 * five, 0)]
+    assert a.stackgroup != b.stackgroup and a.line["shape"] == "hv"
