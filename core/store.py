@@ -45,6 +45,21 @@ def connect(
     return db
 
 
+def open_store(settings, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """The store the settings name: the embedded file (default) or the lake (core/lake.py), schema up to date.
+    `settings`: core.settings.Settings (not imported here: settings imports nothing of the store)."""
+    if settings.store == "lake":
+        from core import lake
+
+        return lake.connect(lake.LakeConfig.from_settings(settings), threads=settings.duckdb_threads or None)
+    return connect(
+        settings.db_path,
+        read_only=read_only,
+        checkpoint_mb=None if read_only else settings.checkpoint_mb,
+        threads=settings.duckdb_threads or None,
+    )
+
+
 def applied_migrations(db: duckdb.DuckDBPyConnection) -> list[str]:
     db.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
