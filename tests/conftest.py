@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import RUNNING, ServerProcess
+from tests.pg import Postgres, pg_bin
 
 
 @pytest.fixture(autouse=True)
@@ -26,3 +29,18 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     yield proc
     if proc.proc and proc.proc.poll() is None:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL (the lake's catalog) in a temporary folder, for the whole session; each lake test takes a
+    fresh database of it (`postgres.new_database()`). Skipped only when PostgreSQL is not installed at all."""
+    if pg_bin("initdb") is None or pg_bin("pg_ctl") is None:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs it)")
+    root = Path(tempfile.mkdtemp(prefix="callscope-pg-"))  # not under pytest's root-only folder: postgres reads it
+    server = Postgres(root).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
