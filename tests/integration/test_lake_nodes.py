@@ -143,18 +143,20 @@ def test_nodes_store_every_acked_span_once_through_a_kill_and_resends(tmp_path, 
     # A retry racing the first try: the same batches sent to two nodes at the same moment, both acknowledged.
     racing = _spans(CLIENTS)[: 10 * PER_BATCH]
     start = threading.Barrier(2)
+    raced: list[SpanExportResult] = []
 
     def race(node: ServerProcess) -> None:
         exporter = OTLPSpanExporter(endpoint=node.http_url + "/v1/traces", timeout=10)
         for b in range(10):
             start.wait()
-            assert exporter.export(racing[b * PER_BATCH : (b + 1) * PER_BATCH]) == SpanExportResult.SUCCESS
+            raced.append(exporter.export(racing[b * PER_BATCH : (b + 1) * PER_BATCH]))
 
     racers = [threading.Thread(target=race, args=(n,)) for n in nodes[1:]]
     for t in racers:
         t.start()
     for t in racers:
         t.join(120)
+    assert raced == [SpanExportResult.SUCCESS] * 20
 
     sent = [s for c in range(CLIENTS) for s in spans[c]] + racing
     expected_ids = {f"{s.context.trace_id:032x}{s.context.span_id:016x}" for s in sent}
