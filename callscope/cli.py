@@ -358,6 +358,12 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from callscope.migrate_cli import run
+
+    return run(args, _settings(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callscope",
@@ -486,6 +492,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user_id")
     p.add_argument("--project", help="only this project's calls (default: every project)")
     p.set_defaults(fn=cmd_delete_user)
+
+    from callscope.migrate_cli import add_arguments as add_migrate_arguments
+
+    p = sub.add_parser("migrate", help="copy a stopped embedded store into a lake (resumable, verified counts)")
+    add_migrate_arguments(p, _add_setting_flags)
+    p.set_defaults(fn=cmd_migrate)
 
     p = sub.add_parser("config", help="print the resolved settings (secrets masked)")
     _add_setting_flags(p)
