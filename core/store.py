@@ -60,6 +60,17 @@ def open_store(settings, *, read_only: bool = False) -> duckdb.DuckDBPyConnectio
     )
 
 
+def set_state(db: duckdb.DuckDBPyConnection, table: str, column: str, name: str, value: int) -> None:
+    """Upsert one (name -> value) row of a job's bookmark table (rollup_state, detection_state). MERGE rather
+    than INSERT ... ON CONFLICT: a lake (core/lake.py) has no primary key to conflict on, and both stores take
+    MERGE. `table` and `column` are constants of the callers."""
+    db.execute(
+        f"MERGE INTO {table} t USING (SELECT $name AS name, $value::BIGINT AS value) s ON t.name = s.name"
+        f" WHEN MATCHED THEN UPDATE SET {column} = s.value WHEN NOT MATCHED THEN INSERT VALUES (s.name, s.value)",
+        {"name": name, "value": value},
+    )
+
+
 def applied_migrations(db: duckdb.DuckDBPyConnection) -> list[str]:
     db.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
