@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
 
 from core.catalog import Catalog
 
@@ -129,15 +130,21 @@ def connect(config: LakeConfig, *, threads: int | None = None) -> duckdb.DuckDBP
             parts.append(f"USE_SSL {'false' if endpoint.startswith('http://') else 'true'}")
             parts.append(f"ENDPOINT {_literal(re.sub(r'^https?://', '', endpoint))}")
         db.execute(f"CREATE SECRET callscope_lake ({', '.join(parts)})")
+    # One node at a time creates DuckLake's tables in a fresh catalog and brings the schema up to date; the others
+    # wait for it here (two first ATTACHes at once collide in PostgreSQL).
     try:
-        db.execute(
-            f"ATTACH {_literal('ducklake:postgres:' + config.catalog)} AS lake"
-            f" (DATA_PATH {_literal(config.data_dir())}, METADATA_SCHEMA {_literal(METADATA_SCHEMA)})"
-        )
-    except duckdb.Error as exc:
-        raise LakeError(f"cannot open the lake (catalog or data path): {_without_secrets(str(exc))}") from None
-    db.execute("USE lake")
-    with Catalog(config.catalog) as catalog, catalog.locked(MIGRATE_LOCK):
+        catalog = Catalog(config.catalog).__enter__()
+    except psycopg.Error as exc:
+        raise LakeError(f"cannot reach the lake's catalog: {_without_secrets(str(exc))}") from None
+    with catalog, catalog.locked(MIGRATE_LOCK):
+        try:
+            db.execute(
+                f"ATTACH {_literal('ducklake:postgres:' + config.catalog)} AS lake"
+                f" (DATA_PATH {_literal(config.data_dir())}, METADATA_SCHEMA {_literal(METADATA_SCHEMA)})"
+            )
+        except duckdb.Error as exc:
+            raise LakeError(f"cannot open the lake (catalog or data path): {_without_secrets(str(exc))}") from None
+        db.execute("USE lake")
         migrate(db)
     return LakeConnection(db)  # type: ignore[return-value]  (quacks like the connection it wraps)
 
