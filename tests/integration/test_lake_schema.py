@@ -4,11 +4,16 @@ nothing again."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 from core import lake
 from core.migrations import MIGRATIONS
 from core.store import applied_migrations, connect
+from tests.helpers import ROOT
+from tests.pg import lake_env
 
 
 def _schema(db, catalog: str) -> dict[str, list[tuple[str, str]]]:
@@ -64,3 +69,15 @@ def test_keyless_leaves_out_keys_and_sequences_only():
         "CREATE TABLE t (id BIGINT NOT NULL, x INT)"
     )
     assert lake.keyless("ALTER TABLE calls ADD COLUMN model VARCHAR") == "ALTER TABLE calls ADD COLUMN model VARCHAR"
+
+
+def test_a_node_without_its_lake_settings_or_with_alerts_says_why_and_exits_2(tmp_path, postgres):
+    base = [sys.executable, "-m", "callscope.cli", "serve", "--data-dir", str(tmp_path), "--store", "lake"]
+    missing = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2
+    assert "lake_catalog" in missing.stderr and "lake_data_path" in missing.stderr
+    (tmp_path / "alerts.yaml").write_text("groups: []\n")
+    env = {**os.environ, **lake_env(postgres.new_database(), tmp_path / "lake")}
+    alerts = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert alerts.returncode == 2
+    assert "does not run alerts yet" in alerts.stderr and "alerts.yaml" in alerts.stderr
