@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -128,7 +127,8 @@ def main() -> int:
     a = p.parse_args()
     cfg = ingest.Config(a.clients, a.seconds, 3.0, a.spans_per_request, 4, 1e9, False)
     root = Path(tempfile.mkdtemp(prefix="callscope-lake-bench-"))
-    pg = Postgres(root / "pg").start()
+    pg_root = Path(tempfile.mkdtemp(prefix="callscope-pg-"))  # its own: the postgres user must reach it
+    pg = Postgres(pg_root).start()
     try:
         print(f"load before: {_uptime()}", flush=True)
         conninfo = pg.new_database()
@@ -182,7 +182,8 @@ def main() -> int:
         load = _uptime()
     finally:
         pg.stop()
-        subprocess.run(["rm", "-rf", str(root)], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(pg_root, ignore_errors=True)
 
     capacity_commits = 1000 / one["commit_ms"]
     capacity_spans = capacity_commits * one["rows_per_commit"]

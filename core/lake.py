@@ -140,7 +140,8 @@ def connect(config: LakeConfig, *, threads: int | None = None) -> duckdb.DuckDBP
         try:
             db.execute(
                 f"ATTACH {_literal('ducklake:postgres:' + config.catalog)} AS lake"
-                f" (DATA_PATH {_literal(config.data_dir())}, METADATA_SCHEMA {_literal(METADATA_SCHEMA)})"
+                f" (DATA_PATH {_literal(config.data_dir())}, METADATA_SCHEMA {_literal(METADATA_SCHEMA)},"
+                " DATA_INLINING_ROW_LIMIT 0)"
             )
         except duckdb.Error as exc:
             raise LakeError(f"cannot open the lake (catalog or data path): {_without_secrets(str(exc))}") from None
@@ -159,12 +160,15 @@ def data_files(db: duckdb.DuckDBPyConnection) -> int:
 
 
 def maintain(db: duckdb.DuckDBPyConnection, *, keep_hours: float) -> dict[str, int]:
-    """DuckLake's own maintenance: small inlined inserts written out, adjacent small files merged, snapshots older
-    than `keep_hours` expired and the files nothing references any more deleted. The caller holds the commit
-    lock. Returns the live data files before and after."""
+    """DuckLake's own maintenance: adjacent small files merged, snapshots older than `keep_hours` expired and the
+    files nothing references any more deleted. The caller holds the commit lock. Returns the live data files
+    before and after.
+
+    Data inlining (small inserts kept in the catalog) is off (see `connect`): with duckdb 1.5.5 a flush of inlined
+    data by one process aborted another process reading the lake ("Attempted to access index 0 within vector of
+    size 0", FATAL), so every commit writes a file and this merges them."""
     before = data_files(db)
     horizon = datetime.now(UTC) - timedelta(hours=keep_hours)
-    db.execute("CALL ducklake_flush_inlined_data('lake')")
     db.execute("CALL ducklake_merge_adjacent_files('lake')")
     db.execute("CALL ducklake_expire_snapshots('lake', older_than => ?::TIMESTAMPTZ)", [horizon])
     db.execute("CALL ducklake_cleanup_old_files('lake', older_than => ?::TIMESTAMPTZ)", [horizon])

@@ -204,3 +204,32 @@ def test_the_job_lease_has_one_holder_and_moves_when_it_dies(tmp_path, postgres)
     assert nodes[other].metric("callscope_lake_job_lease_held") == 1
     assert "job lease taken" in nodes[other].log()
     assert nodes[other].stop() == 0
+
+
+def test_maintenance_merges_the_small_files_of_many_commits_while_nodes_read_and_write(tmp_path, postgres):
+    conninfo = postgres.new_database()
+    data = tmp_path / "lake-data"
+    env = lake_env(
+        conninfo,
+        data,
+        CALLSCOPE_LAKE_LEASE_SECONDS=str(LEASE_S),
+        CALLSCOPE_LAKE_MAINTENANCE_SECONDS="12",  # the first run comes after the batches below
+        CALLSCOPE_LAKE_SNAPSHOT_KEEP_HOURS="0.0001",
+    )
+    nodes = [ServerProcess(tmp_path / f"m{i}", env=env).start(timeout=90) for i in range(2)]
+    spans = _spans(0)
+    exporters = [OTLPSpanExporter(endpoint=n.http_url + "/v1/traces", timeout=10) for n in nodes]
+    for b in range(BATCHES):  # one commit, so at least one Parquet file, per batch
+        assert exporters[b % 2].export(spans[b * PER_BATCH : (b + 1) * PER_BATCH]) == SpanExportResult.SUCCESS
+    files_before = _health(nodes[0])["lake_data_files"]
+    assert sum(n.metric("callscope_lake_maintenance_runs_total") for n in nodes) == 0
+    assert files_before >= BATCHES
+    deadline = time.monotonic() + 60
+    while sum(n.metric("callscope_lake_maintenance_runs_total") for n in nodes) < 1:
+        assert time.monotonic() < deadline, "no maintenance run"
+        time.sleep(0.2)
+    files_after = _health(nodes[1])["lake_data_files"]
+    assert files_after < files_before / 2
+    for node in nodes:  # both still read everything (readers survive files merged and deleted under them)
+        assert _stats(node)["calls"] == BATCHES * PER_BATCH
+        assert node.stop() == 0
