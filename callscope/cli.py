@@ -68,13 +68,13 @@ def _setup_logging(level: str) -> None:
 def _run_server(args: argparse.Namespace, main: Callable[[Settings], Coroutine[Any, Any, None]]) -> int:
     """Run `main` (serve, or up) until it stops; a server that cannot start says why and exits 2."""
     from callscope.server import StartupError
-    from core.store import StoreLockedError
+    from core.store import StoreLockedError, StoreVersionError
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
     try:
         asyncio.run(main(settings))
-    except (StartupError, StoreLockedError) as exc:
+    except (StartupError, StoreLockedError, StoreVersionError) as exc:
         print(f"callscope: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -125,7 +125,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from analytics.errors import QueryError
     from analytics.export import ExportFormat, export_from_store
     from callscope.export_client import export_from_server
-    from core.store import StoreLockedError
+    from core.store import StoreLockedError, StoreVersionError
 
     settings = _settings(args)
     fmt = ExportFormat(args.format)
@@ -137,7 +137,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 n = export_from_server(args.server, fmt, window, out, read_key=settings.dashboard_read_key)
             else:
                 n = export_from_store(settings.db_path, fmt, window, out)
-    except (FileNotFoundError, StoreLockedError, QueryError, ConnectionError) as exc:
+    except (FileNotFoundError, StoreLockedError, StoreVersionError, QueryError, ConnectionError) as exc:
         print(f"callscope export: {exc}", file=sys.stderr)
         return 2
     print(f"exported {n} calls", file=sys.stderr)

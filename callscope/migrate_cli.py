@@ -10,7 +10,7 @@ from collections.abc import Callable
 from core import lake
 from core.lake_copy import CopyError, copy_store
 from core.settings import Settings, load_settings
-from core.store import StoreLockedError, connect
+from core.store import StoreLockedError, StoreVersionError, connect
 
 
 def add_arguments(p: argparse.ArgumentParser, add_setting_flags: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace, source: Settings) -> int:
         return 2
     try:
         connect(source.db_path, read_only=True).close()  # the source exists and no server holds it
-    except (FileNotFoundError, StoreLockedError) as exc:
+    except (FileNotFoundError, StoreLockedError, StoreVersionError) as exc:
         print(f"callscope migrate: {exc}", file=sys.stderr)
         return 2
     try:

@@ -18,6 +18,10 @@ class StoreLockedError(RuntimeError):
     """Another process holds the store open (DuckDB allows one read-write process per file)."""
 
 
+class StoreVersionError(RuntimeError):
+    """The store file was written by a newer DuckDB than the pinned one (see the README for the conversion)."""
+
+
 def connect(
     path: Path, *, read_only: bool = False, checkpoint_mb: int | None = None, threads: int | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -33,6 +37,12 @@ def connect(
         if "lock" in str(exc).lower():
             raise StoreLockedError(
                 f"the store {path} is in use by another process (is `callscope serve` running?)"
+            ) from exc
+        if "created with an newer version" in str(exc) or "newer version of DuckDB" in str(exc):
+            raise StoreVersionError(
+                f"the store {path} was written by a newer DuckDB (2.x) than the one callscope pins"
+                f" ({duckdb.__version__}, for lake mode): convert it once as the README says under"
+                " 'Stores written by DuckDB 2.x'"
             ) from exc
         raise
     db.execute("SET TimeZone = 'UTC'")
