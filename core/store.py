@@ -40,9 +40,8 @@ def connect(
             ) from exc
         if "created with an newer version" in str(exc) or "newer version of DuckDB" in str(exc):
             raise StoreVersionError(
-                f"the store {path} was written by a newer DuckDB (2.x) than the one callscope pins"
-                f" ({duckdb.__version__}, for lake mode): convert it once as the README says under"
-                " 'Stores written by DuckDB 2.x'"
+                f"the store {path} was written by a newer DuckDB than the installed {duckdb.__version__} (lake"
+                " mode's install pins 1.5.5): convert it once as the README says under 'Stores written by DuckDB 2.x'"
             ) from exc
         raise
     db.execute("SET TimeZone = 'UTC'")

@@ -40,7 +40,7 @@ BOUNDARY_CALL = {
 ROWS.append(BOUNDARY_CALL)
 
 
-@pytest.fixture(scope="module", params=["embedded", "lake"])
+@pytest.fixture(scope="module", params=["embedded", pytest.param("lake", marks=pytest.mark.lake)])
 def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The same rows behind the read API of a server on the embedded file, and of a node on a lake (store = lake:
     the file copied in by `callscope migrate`'s copy): every known answer below must hold on both."""

@@ -20,6 +20,8 @@ from sample_data.bulk import write_calls
 from tests.helpers import ROOT, ServerProcess
 from tests.pg import lake_env
 
+pytestmark = pytest.mark.lake
+
 CALLS = 6000
 
 

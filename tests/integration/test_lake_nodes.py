@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanKind
 from tests.helpers import ServerProcess
 from tests.pg import lake_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.lake, pytest.mark.slow]
 
 CLIENTS, BATCHES, PER_BATCH = 3, 24, 25
 LEASE_S = 0.5

@@ -9,11 +9,15 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from core import lake
 from core.migrations import MIGRATIONS
 from core.store import applied_migrations, connect
 from tests.helpers import ROOT
 from tests.pg import lake_env
+
+pytestmark = pytest.mark.lake
 
 
 def _schema(db, catalog: str) -> dict[str, list[tuple[str, str]]]:
