@@ -84,8 +84,11 @@ def _literal(value: str) -> str:
 def extension_file(package: str, name: str) -> Path:
     try:
         module = importlib.import_module(package)
-    except ImportError as exc:
-        raise LakeError(f"lake mode needs the Python package {package.replace('_', '-')}: {exc}") from None
+    except ImportError:
+        raise LakeError(
+            f"lake mode needs the lake extra (pip install 'callscope[lake]': duckdb 1.5.5 and its DuckLake wheels);"
+            f" {package.replace('_', '-')} is missing"
+        ) from None
     path = Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     if not path.is_file():
         raise LakeError(f"{path} is missing: the extension wheel does not match duckdb {duckdb.__version__}")
