@@ -116,6 +116,24 @@ def _serve(data_dir: Path, env: dict[str, str] | None) -> tuple[ingest.Server, s
     return server, base
 
 
+def _print_ingest(a: argparse.Namespace, embedded: dict, one: dict, two: dict) -> None:
+    capacity_commits = 1000 / one["commit_ms"]
+    capacity_spans = capacity_commits * one["rows_per_commit"]
+    print("\n==================== callscope lake benchmark ====================")
+    print(f"  ingest ({a.clients} clients x {a.spans_per_request} spans/request per node, {a.seconds:g} s window)")
+    print(f"  {'':28}{'spans/s':>10}{'CPU us/span':>13}{'commit ms':>11}{'max ms':>8}{'rows/commit':>13}")
+    for label, r in (("embedded file", embedded), ("lake, one node", one), ("lake, two nodes (total)", two)):
+        print(
+            f"  {label:28}{r['spans_per_s']:>10,.0f}{r['cpu_us_per_span']:>13,.0f}{r['commit_ms']:>11,.1f}"
+            f"{r['commit_max_ms']:>8,.0f}{r['rows_per_commit']:>13,.0f}"
+        )
+    print(
+        f"  one catalog: <= {capacity_commits:,.0f} commits/s (1 / {one['commit_ms']:.1f} ms under the commit lock)"
+        f" x {one['rows_per_commit']:,.0f} rows/commit = {capacity_spans:,.0f} spans/s"
+        f" = {capacity_spans / one['spans_per_s']:.1f} nodes at {one['spans_per_s']:,.0f} spans/s each"
+    )
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--calls", type=int, default=10_000_000, help="calls behind the read API comparison")
@@ -124,6 +142,7 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=2, help="client processes per node")
     p.add_argument("--spans-per-request", type=int, default=256)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--ingest-only", action="store_true", help="only steps 2, 3 and 6 (no maintenance, no read API)")
     a = p.parse_args()
     cfg = ingest.Config(a.clients, a.seconds, 3.0, a.spans_per_request, 4, 1e9, False)
     root = Path(tempfile.mkdtemp(prefix="callscope-lake-bench-"))
@@ -142,6 +161,11 @@ def main() -> int:
         db = lake.connect(lake.LakeConfig(conninfo, str(lake_dir)))
         (stored,) = db.execute("SELECT count(*) FROM calls").fetchone()
         assert stored == one["acked_total"] + two["acked_total"], (stored, one, two)
+        if a.ingest_only:
+            db.close()
+            _print_ingest(a, embedded, one, two)
+            print(f"  stored in the lake = acked: {stored:,}; load average at the end: {_uptime()}")
+            return 0
         node_dir = root / "node"
         node_dir.mkdir()
         server, base = _serve(node_dir, env)
@@ -185,27 +209,13 @@ def main() -> int:
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(pg_root, ignore_errors=True)
 
-    capacity_commits = 1000 / one["commit_ms"]
-    capacity_spans = capacity_commits * one["rows_per_commit"]
-    print("\n==================== callscope lake benchmark ====================")
-    print(f"  ingest ({a.clients} clients x {a.spans_per_request} spans/request per node, {a.seconds:g} s window)")
-    print(f"  {'':28}{'spans/s':>10}{'CPU us/span':>13}{'commit ms':>11}{'max ms':>8}{'rows/commit':>13}")
-    for label, r in (("embedded file", embedded), ("lake, one node", one), ("lake, two nodes (total)", two)):
-        print(
-            f"  {label:28}{r['spans_per_s']:>10,.0f}{r['cpu_us_per_span']:>13,.0f}{r['commit_ms']:>11,.1f}"
-            f"{r['commit_max_ms']:>8,.0f}{r['rows_per_commit']:>13,.0f}"
-        )
+    _print_ingest(a, embedded, one, two)
     print(
         f"  maintenance: data files {report['data_files_before']} -> {report['data_files_after']} in"
         f" {maintain_s:.1f} s; overview (last day, {stored:,} calls) {before_q:.3f} s -> {after_q:.3f} s"
     )
     print(f"  read API overview over {a.calls:,} calls ({a.days} days; sum of 3 medians):")
     print(f"    embedded file {results['embedded']:.3f} s   lake {results['lake']:.3f} s   (copy took {copy_s:.0f} s)")
-    print(
-        f"  one catalog: <= {capacity_commits:,.0f} commits/s (1 / {one['commit_ms']:.1f} ms under the commit lock)"
-        f" x {one['rows_per_commit']:,.0f} rows/commit = {capacity_spans:,.0f} spans/s"
-        f" = {capacity_spans / one['spans_per_s']:.1f} nodes at {one['spans_per_s']:,.0f} spans/s each"
-    )
     print(f"  load average at the end: {load}")
     print("==================================================================")
     return 0
