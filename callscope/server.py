@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import grpc
 import uvicorn
+from fastapi import APIRouter, Depends, HTTPException
 from genai_prices import data_snapshot
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -224,9 +225,11 @@ def build(
     alerting = Alerting(DuckStateStore(db), read_api.cursor, settings.alerts_path, settings.dashboard_link)
     notify = NotifyService(db, settings, notify_config)  # alerts' dispatcher, delivery, digests and their routes
     access = access_for(settings, db)
-    api = create_app(
-        read_api, __version__, access, routers=[alerts_router, alerts_write_router, *notify_routers(notify)]
-    )
+    notify_read, notify_write = notify_routers(notify)
+    alert_writes = [alerts_write_router, notify_write]
+    if node is not None:  # alerts do not run on a lake yet: their changes are refused with the reason (409)
+        alert_writes = [_refused_on_lake(r) for r in alert_writes]
+    api = create_app(read_api, __version__, access, routers=[alerts_router, notify_read, *alert_writes])
     api.state.alerting = alerting
     routes = [
         *receiver.routes(),
@@ -295,6 +298,19 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         await stop.wait()
         log.info("shutting down: finishing in-flight requests and committing the queue")
     log.info("stopped cleanly")
+
+
+def _lake_refuses_alert_changes() -> None:
+    raise HTTPException(
+        409, "store = lake does not run alerts yet: alert rules, silences and notifications cannot be changed"
+    )
+
+
+def _refused_on_lake(router: APIRouter) -> APIRouter:
+    """`router`'s routes (their own access requirements kept) behind a dependency that answers 409 with the reason."""
+    wrapper = APIRouter(dependencies=[Depends(_lake_refuses_alert_changes)])
+    wrapper.include_router(router)
+    return wrapper
 
 
 def _check_lake_scope(settings: Settings) -> None:
