@@ -17,6 +17,7 @@ import duckdb
 from analytics.errors import QueryError
 from analytics.query import Params, project_clause
 from analytics.timewin import US, to_us
+from core.store import set_state
 
 STATE_NAME = "release_markers"
 FROM_CALLS = "service.version"
@@ -63,22 +64,20 @@ def record_versions(db: duckdb.DuckDBPyConnection, *, now: datetime | None = Non
     try:
         found = db.execute(
             """
-            INSERT INTO release_markers
-            SELECT project, service, service_version, min(start_time), $source, NULL, $now
-            FROM calls
-            WHERE received_at > make_timestamptz($since::BIGINT) AND received_at <= make_timestamptz($upto::BIGINT)
-              AND service_version IS NOT NULL AND service IS NOT NULL
-            GROUP BY project, service, service_version
-            ON CONFLICT (project, service, release) DO UPDATE
-                SET released_at = least(release_markers.released_at, excluded.released_at)
-                WHERE release_markers.source = $source
+            MERGE INTO release_markers m USING (
+                SELECT project, service, service_version AS release, min(start_time) AS released_at
+                FROM calls
+                WHERE received_at > make_timestamptz($since::BIGINT)
+                  AND received_at <= make_timestamptz($upto::BIGINT)
+                  AND service_version IS NOT NULL AND service IS NOT NULL
+                GROUP BY project, service, service_version
+            ) s ON m.project = s.project AND m.service = s.service AND m.release = s.release
+            WHEN MATCHED AND m.source = $source THEN UPDATE SET released_at = least(m.released_at, s.released_at)
+            WHEN NOT MATCHED THEN INSERT VALUES (s.project, s.service, s.release, s.released_at, $source, NULL, $now)
             """,
             {"source": FROM_CALLS, "now": now, "since": since, "upto": upto},
         ).fetchall()
-        db.execute(
-            "INSERT INTO detection_state VALUES ($name, $upto) ON CONFLICT (name) DO UPDATE SET through_us = $upto",
-            {"name": STATE_NAME, "upto": upto},
-        )
+        set_state(db, "detection_state", "through_us", STATE_NAME, upto)
         db.execute("COMMIT")
     except Exception:
         db.execute("ROLLBACK")
@@ -118,7 +117,11 @@ def add_marker(
     )
     db.execute(
         """
-        INSERT OR REPLACE INTO release_markers VALUES ($project, $service, $release, $at, $source, $note, $now)
+        MERGE INTO release_markers m
+        USING (SELECT $project AS project, $service AS service, $release AS release) k
+        ON m.project = k.project AND m.service = k.service AND m.release = k.release
+        WHEN MATCHED THEN UPDATE SET released_at = $at, source = $source, note = $note, recorded_at = $now
+        WHEN NOT MATCHED THEN INSERT VALUES ($project, $service, $release, $at, $source, $note, $now)
         """,
         {
             "project": marker.project,

@@ -464,8 +464,10 @@ class Runner:
     def _record_pruned(self, project: str | None, cutoff: int) -> None:
         def work() -> int:
             self.db.execute(
-                "INSERT INTO retention_state VALUES ('calls', ?, ?) ON CONFLICT (kind, project)"
-                " DO UPDATE SET before_us = greatest(before_us, excluded.before_us)",
+                "MERGE INTO retention_state r USING (SELECT 'calls' AS kind, ?::VARCHAR AS project, ?::BIGINT AS b) s"
+                " ON r.kind = s.kind AND r.project = s.project"
+                " WHEN MATCHED THEN UPDATE SET before_us = greatest(r.before_us, s.b)"
+                " WHEN NOT MATCHED THEN INSERT VALUES (s.kind, s.project, s.b)",
                 [project, cutoff],
             )
             return 1

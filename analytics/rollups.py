@@ -25,6 +25,7 @@ from analytics.dimensions import resolve
 from analytics.metrics import BASE
 from analytics.query import Params, Selection
 from analytics.timewin import US, Bucket, Bucketing, offset_pieces, to_us
+from core.store import set_state
 
 log = logging.getLogger("callscope.rollups")
 
@@ -172,10 +173,7 @@ def fold(
                 f"INSERT INTO call_rollups BY NAME {fold_select(where)}",
                 {"keys": [_key(h, p) for h, p in added], "old": old, "new": new},
             )
-        db.execute(
-            "INSERT INTO rollup_state VALUES ($name, $new) ON CONFLICT (name) DO UPDATE SET folded_through_us = $new",
-            {"name": STATE_NAME, "new": new},
-        )
+        set_state(db, "rollup_state", "folded_through_us", STATE_NAME, new)
         db.execute("COMMIT")
     except Exception:
         db.execute("ROLLBACK")

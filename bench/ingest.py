@@ -368,8 +368,8 @@ class Server:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_server(data_dir: Path, timeout: float = 60.0) -> Server:
-    """Start `callscope serve` and wait for /healthz to answer 200."""
+def start_server(data_dir: Path, timeout: float = 60.0, env: dict[str, str] | None = None) -> Server:
+    """Start `callscope serve` and wait for /healthz to answer 200; `env`: extra environment (bench/lake.py)."""
     http_port, grpc_port = free_port(), free_port()
     cmd = [
         sys.executable,
@@ -384,7 +384,7 @@ def start_server(data_dir: Path, timeout: float = 60.0) -> Server:
         str(grpc_port),
     ]
     with (data_dir / "server.log").open("ab") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     server = Server(data_dir, http_port, proc)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

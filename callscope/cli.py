@@ -68,13 +68,13 @@ def _setup_logging(level: str) -> None:
 def _run_server(args: argparse.Namespace, main: Callable[[Settings], Coroutine[Any, Any, None]]) -> int:
     """Run `main` (serve, or up) until it stops; a server that cannot start says why and exits 2."""
     from callscope.server import StartupError
-    from core.store import StoreLockedError
+    from core.store import StoreLockedError, StoreVersionError
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
     try:
         asyncio.run(main(settings))
-    except (StartupError, StoreLockedError) as exc:
+    except (StartupError, StoreLockedError, StoreVersionError) as exc:
         print(f"callscope: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -125,7 +125,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from analytics.errors import QueryError
     from analytics.export import ExportFormat, export_from_store
     from callscope.export_client import export_from_server
-    from core.store import StoreLockedError
+    from core.store import StoreLockedError, StoreVersionError
 
     settings = _settings(args)
     fmt = ExportFormat(args.format)
@@ -137,7 +137,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 n = export_from_server(args.server, fmt, window, out, read_key=settings.dashboard_read_key)
             else:
                 n = export_from_store(settings.db_path, fmt, window, out)
-    except (FileNotFoundError, StoreLockedError, QueryError, ConnectionError) as exc:
+    except (FileNotFoundError, StoreLockedError, StoreVersionError, QueryError, ConnectionError) as exc:
         print(f"callscope export: {exc}", file=sys.stderr)
         return 2
     print(f"exported {n} calls", file=sys.stderr)
@@ -358,6 +358,12 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from callscope.migrate_cli import run
+
+    return run(args, _settings(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callscope",
@@ -486,6 +492,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user_id")
     p.add_argument("--project", help="only this project's calls (default: every project)")
     p.set_defaults(fn=cmd_delete_user)
+
+    from callscope.migrate_cli import add_arguments as add_migrate_arguments
+
+    p = sub.add_parser("migrate", help="copy a stopped embedded store into a lake (resumable, verified counts)")
+    add_migrate_arguments(p, _add_setting_flags)
+    p.set_defaults(fn=cmd_migrate)
 
     p = sub.add_parser("config", help="print the resolved settings (secrets masked)")
     _add_setting_flags(p)

@@ -12,11 +12,13 @@ import ipaddress
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 import grpc
 import uvicorn
+from fastapi import APIRouter, Depends, HTTPException
 from genai_prices import data_snapshot
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -41,6 +43,7 @@ from analytics.jobs import Jobs
 from analytics.oidc import IssuerKeys
 from analytics.retention import Policy
 from callscope import __version__
+from callscope.lake_node import LakeNode
 from collector import model_names
 from collector.aggregates import AggregateTracker
 from collector.grpc_receiver import OtlpGrpcReceiver
@@ -54,10 +57,11 @@ from collector.pricing import Pricer
 from collector.selfmetrics import CollectorStats
 from collector.workers import WorkerConfig, WorkerPool
 from collector.writer import Writer
+from core.lake import LakeError
 from core.pricebook import PriceBookError
 from core.settings import Settings
 from core.storage import render_metrics as render_storage
-from core.store import connect
+from core.store import open_store
 
 log = logging.getLogger("callscope.server")
 
@@ -145,8 +149,13 @@ def worker_pool(settings: Settings, stats: CollectorStats | None = None) -> Work
 
 
 def build(
-    settings: Settings, db, pool: WorkerPool | None = None, notify_config: NotifyConfig | None = None
+    settings: Settings,
+    db,
+    pool: WorkerPool | None = None,
+    notify_config: NotifyConfig | None = None,
+    node: LakeNode | None = None,
 ) -> Components:
+    """The server's parts on an open store; `node`: this server is a node of a lake (store = lake)."""
     stats = pool.stats if pool is not None and pool.stats is not None else CollectorStats()
     writer = Writer(
         db,
@@ -156,6 +165,7 @@ def build(
         batch_max_wait_s=settings.batch_max_wait_ms / 1000,
         retry_after_s=settings.retry_after_seconds,
         aggregates=AggregateTracker(),
+        commit_lock=node.commit_lock if node is not None else None,
     )
     content = ContentOptions(capture=settings.capture_content, max_chars=settings.content_max_chars)
     prices = PriceBookService(db, settings.price_overrides)
@@ -182,11 +192,16 @@ def build(
     )
 
     async def healthz(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "version": __version__, "queue_rows": writer.pending_rows})
+        body = {"status": "ok", "version": __version__, "queue_rows": writer.pending_rows}
+        if node is not None:
+            body.update(await asyncio.to_thread(node.health))
+        return JSONResponse(body)
 
     async def metrics(_: Request) -> PlainTextResponse:
         size = read_api.storage_latest()  # refreshed in the background at most every 5 minutes
         body = stats.render() + (render_storage(size) if size is not None else "")
+        if node is not None:
+            body += await asyncio.to_thread(node.render_metrics)
         return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
 
     pricer = Pricer(settings.price_overrides)
@@ -210,9 +225,11 @@ def build(
     alerting = Alerting(DuckStateStore(db), read_api.cursor, settings.alerts_path, settings.dashboard_link)
     notify = NotifyService(db, settings, notify_config)  # alerts' dispatcher, delivery, digests and their routes
     access = access_for(settings, db)
-    api = create_app(
-        read_api, __version__, access, routers=[alerts_router, alerts_write_router, *notify_routers(notify)]
-    )
+    notify_read, notify_write = notify_routers(notify)
+    alert_writes = [alerts_write_router, notify_write]
+    if node is not None:  # alerts do not run on a lake yet: their changes are refused with the reason (409)
+        alert_writes = [_refused_on_lake(r) for r in alert_writes]
+    api = create_app(read_api, __version__, access, routers=[alerts_router, notify_read, *alert_writes])
     api.state.alerting = alerting
     routes = [
         *receiver.routes(),
@@ -238,26 +255,33 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         if pool is not None:
             pool.start()  # the workers import and warm up while the store opens
             down.callback(pool.close)
-        db = connect(settings.db_path, checkpoint_mb=settings.checkpoint_mb, threads=settings.duckdb_threads or None)
-        down.callback(_close_store, db)
+        lake_mode = settings.store == "lake"
+        if lake_mode:
+            _check_lake_scope(settings)
+        try:
+            db = await asyncio.to_thread(open_store, settings)
+        except LakeError as exc:
+            raise StartupError(str(exc)) from None
+        down.callback(_close_store, db, checkpoint=not lake_mode)
+        node = LakeNode(settings, db) if lake_mode else None
+        if node is not None:
+            down.callback(node.stop)
         filled = await asyncio.to_thread(model_names.backfill, db, ModelNames(data_snapshot.get_snapshot()))
         if filled:
             log.info("named the models of stored calls (%d distinct model names)", filled)
-        parts = build(settings, db, pool, notify_config)
+        parts = build(settings, db, pool, notify_config, node)
         check_exposure(settings, parts.access)
         parts.writer.start()
         down.push_async_callback(asyncio.to_thread, parts.writer.close)
         down.push_async_callback(asyncio.to_thread, parts.ingestor.close)
         if pool is not None:
             await asyncio.to_thread(pool.wait_ready)
-        jobs = _start_jobs(settings, db, parts.writer)
-        down.push_async_callback(asyncio.to_thread, jobs.stop)
-        await asyncio.to_thread(parts.alerting.load)
-        parts.alerting.start()
-        down.push_async_callback(asyncio.to_thread, parts.alerting.stop)
+        if node is None:
+            for stop_job in await asyncio.to_thread(_start_once_per_store_jobs, settings, db, parts):
+                down.push_async_callback(asyncio.to_thread, stop_job)
+        else:  # only on the node holding the job lease; `node.stop` (above) stops them
+            node.start_lease(lambda: _start_once_per_store_jobs(settings, db, parts))
         _reload_rules_on_sighup(parts.alerting)
-        parts.notify.start()
-        down.push_async_callback(asyncio.to_thread, parts.notify.stop)
         grpc_target = await _start_grpc(settings, parts, down)
         await _start_http(settings, parts.app, down)
         log.info(
@@ -266,7 +290,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
             settings.host,
             settings.otlp_http_port,
             grpc_target,
-            settings.db_path,
+            f"lake {settings.lake_data_path} (node {node.name})" if node is not None else settings.db_path,
             pool.size if pool is not None else 0,
         )
         if ready is not None:
@@ -276,10 +300,55 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     log.info("stopped cleanly")
 
 
-def _close_store(db) -> None:
-    with contextlib.suppress(Exception):  # a store that failed mid-start may refuse the checkpoint; close anyway
-        db.execute("CHECKPOINT")
+def _lake_refuses_alert_changes() -> None:
+    raise HTTPException(
+        409, "store = lake does not run alerts yet: alert rules, silences and notifications cannot be changed"
+    )
+
+
+def _refused_on_lake(router: APIRouter) -> APIRouter:
+    """`router`'s routes (their own access requirements kept) behind a dependency that answers 409 with the reason."""
+    wrapper = APIRouter(dependencies=[Depends(_lake_refuses_alert_changes)])
+    wrapper.include_router(router)
+    return wrapper
+
+
+def _check_lake_scope(settings: Settings) -> None:
+    """What does not run on a lake yet is refused at start, not failed at every run: alert evaluation and
+    notification keep their state in tables with keys and sequences, which DuckLake lacks (README: Running on
+    several machines)."""
+    used = []
+    if settings.alerts_path.exists():
+        used.append(f"alert rules ({settings.alerts_path})")
+    if settings.alerts_config.get("receivers") or settings.digests_config:
+        used.append("notification receivers or digests ([alerts]/[[digests]] in the config file)")
+    if used:
+        raise StartupError(
+            f"store = lake does not run alerts yet, but {' and '.join(used)} are configured: remove them, or keep"
+            " the embedded store"
+        )
+
+
+def _close_store(db, *, checkpoint: bool = True) -> None:
+    """Close the store; the embedded file checkpoints first (on a lake CHECKPOINT would be a maintenance run,
+    which is the lease holder's job)."""
+    if checkpoint:
+        with contextlib.suppress(Exception):  # a store that failed mid-start may refuse the checkpoint; close anyway
+            db.execute("CHECKPOINT")
     db.close()
+
+
+def _start_once_per_store_jobs(settings: Settings, db, parts: Components) -> list[Callable[[], None]]:
+    """Start the jobs that run once per store (rollups and detection, alert evaluation, notification); returns how
+    to stop each, in start order. Embedded: at start. Lake: when this node takes the job lease."""
+    jobs = _start_jobs(settings, db, parts.writer)
+    stops: list[Callable[[], None]] = [jobs.stop]
+    parts.alerting.load()
+    parts.alerting.start()
+    stops.append(parts.alerting.stop)
+    parts.notify.start()
+    stops.append(parts.notify.stop)
+    return stops
 
 
 def _start_jobs(settings: Settings, db, writer: Writer) -> Jobs:

@@ -172,9 +172,12 @@ class AggregateTracker:
         demoted_spans = records_table([call_as_span(CallRecord.from_row(r)) for r in rows], SPAN_COLUMNS)
         return Sorted(calls.take(pa.array(sorted(kept.values()), pa.int64())), demoted_spans, stored, resent)
 
-    def demote_stored(self, db: duckdb.DuckDBPyConnection, keys: list[tuple[bytes, bytes]]) -> int:
+    def demote_stored(
+        self, db: duckdb.DuckDBPyConnection, keys: list[tuple[bytes, bytes]], *, keyless: bool = False
+    ) -> int:
         """Inside the writer's transaction: move stored calls that turned out to be aggregates to `spans`, made by
-        call_as_span like every other demotion. Returns how many were moved."""
+        call_as_span like every other demotion. Returns how many were moved. `keyless`: `spans` has no primary
+        key (lake mode): spans already stored are left out by a join instead of OR IGNORE."""
         if not keys:
             return 0
         names = ", ".join(f"c.{c.name}" for c in CALL_COLUMNS)
@@ -186,7 +189,14 @@ class AggregateTracker:
                 demoted = records_table([call_as_span(CallRecord.from_row(r)) for r in rows], SPAN_COLUMNS)
                 db.register("_callscope_demoted", demoted)
                 cols = ", ".join(c.name for c in SPAN_COLUMNS)
-                db.execute(f"INSERT OR IGNORE INTO spans ({cols}) SELECT {cols} FROM _callscope_demoted")  # noqa: S608
+                if keyless:
+                    db.execute(
+                        f"INSERT INTO spans ({cols}) SELECT {cols} FROM _callscope_demoted d"  # noqa: S608
+                        " WHERE NOT EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = d.trace_id"
+                        " AND s.span_id = d.span_id)"
+                    )
+                else:
+                    db.execute(f"INSERT OR IGNORE INTO spans ({cols}) SELECT {cols} FROM _callscope_demoted")  # noqa: S608
                 db.execute(
                     "DELETE FROM calls WHERE (trace_id, span_id) IN (SELECT (trace_id, span_id) FROM _callscope_demote)"
                 )

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -66,9 +67,16 @@ class Writer:
         batch_max_wait_s: float,
         retry_after_s: int,
         aggregates: AggregateTracker | None = None,
+        commit_lock: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
     ) -> None:
-        """`aggregates` decides, once per transaction, which calls are aggregates (collector/aggregates.py)."""
+        """`aggregates` decides, once per transaction, which calls are aggregates (collector/aggregates.py).
+
+        `commit_lock` (lake mode, core/catalog.py): held around each transaction, so the transactions of all the
+        nodes of one lake are serialised. The lake has no keys: each transaction then leaves out every row
+        already stored (by any node) and inserts plainly, so a span re-sent to another node is stored once."""
         self._db = db
+        self._commit_lock = commit_lock
+        self.keyless = commit_lock is not None
         self._stats = stats
         # received_at of calls is stamped here, inside the writer, just before their transaction; while it is
         # open, `open_since_us` holds the stamp, so the rollup job never declares that moment folded too early.
@@ -198,7 +206,10 @@ class Writer:
         # per statement and more per row), and the primary key still refuses duplicates: try it first, and
         # redo the transaction with OR IGNORE when a row is already stored (a client re-sent it). A re-send
         # of a recent call is known in advance (recent keys): OR IGNORE straight away.
-        if sorted_.resent:
+        if self.keyless:
+            with self._commit_lock():  # type: ignore[misc]
+                self._transaction(batches, stored_aggregates, ignore=True)
+        elif sorted_.resent:
             self._transaction(batches, stored_aggregates, ignore=True)
         else:
             try:
@@ -231,12 +242,15 @@ class Writer:
                             continue
                     names = ", ".join(c.name for c in columns)
                     db.register("_callscope_batch", batch)
-                    db.execute(
-                        # calls has no key to conflict on (m014): its re-sent rows were filtered out above.
-                        f"{'INSERT' if table == 'calls' else verb} INTO {table} ({names})"  # noqa: S608 (constants)
-                        f" SELECT {names} FROM _callscope_batch"
-                    )
-            self._aggregates.demote_stored(db, stored_aggregates)
+                    if self.keyless and table != "calls":
+                        db.execute(_insert_new(table, names))
+                    else:
+                        db.execute(
+                            # calls has no key to conflict on (m014): its re-sent rows were filtered out above.
+                            f"{'INSERT' if table == 'calls' else verb} INTO {table} ({names})"  # noqa: S608
+                            f" SELECT {names} FROM _callscope_batch"
+                        )
+            self._aggregates.demote_stored(db, stored_aggregates, keyless=self.keyless)
             db.execute("COMMIT")
         except Exception:
             db.execute("ROLLBACK")
@@ -264,6 +278,22 @@ class Writer:
         self._stats.inc("callscope_calls_deduplicated_total", len(stored))
         keys = pc.binary_join_element_wise(calls.column("trace_id"), calls.column("span_id"), b"")
         return calls.filter(pc.invert(pc.is_in(keys, value_set=pa.array([k for (k,) in stored], pa.binary()))))
+
+
+# The key of each table (its primary key in the embedded store), for the lake, which has none.
+KEYS = {"spans": ("trace_id", "span_id"), "content_events": ("event_id",), "metric_points": ("point_id",)}
+
+
+def _insert_new(table: str, names: str, source: str = "_callscope_batch") -> str:
+    """INSERT of the rows of `source` whose key is not stored yet, each key once: what INSERT OR IGNORE does on
+    a key, for a keyless (lake) table."""
+    key = KEYS[table]
+    match = " AND ".join(f"s.{k} = b.{k}" for k in key)
+    return (
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM"  # noqa: S608 (names from fixed tables)
+        f" (SELECT DISTINCT ON ({', '.join(key)}) * FROM {source}) b"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {table} s WHERE {match})"
+    )
 
 
 def _now_us() -> int:

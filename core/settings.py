@@ -128,6 +128,13 @@ def _parse_session_hours(raw: Any) -> float:
     return hours
 
 
+def _parse_store(raw: Any) -> str:
+    value = str(raw).strip().lower()
+    if value not in {"embedded", "lake"}:
+        raise ValueError(f"expected 'embedded' or 'lake', got {raw!r}")
+    return value
+
+
 def available_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -561,6 +568,56 @@ SETTINGS: tuple[Setting, ...] = (
         "Most rows one retention delete transaction removes (smaller: shorter pauses for ingest, more batches).",
         _positive_int,
     ),
+    Setting(
+        "store",
+        "embedded",
+        "Where the data lives: 'embedded' (one DuckDB file in data_dir, one `callscope serve`) or 'lake' (DuckLake:"
+        " a PostgreSQL catalog plus Parquet files, shared by any number of `callscope serve` nodes).",
+        _parse_store,
+    ),
+    Setting(
+        "lake_catalog",
+        None,
+        "store = lake: the PostgreSQL catalog as a libpq connection string, e.g. 'host=db.internal dbname=callscope"
+        " user=callscope' (a password is better given as PGPASSWORD). Never logged.",
+        str,
+        True,
+    ),
+    Setting(
+        "lake_data_path",
+        None,
+        "store = lake: where the Parquet files go: a folder every node mounts (NFS, ...) or s3://bucket/prefix.",
+        str,
+    ),
+    Setting("lake_s3_endpoint", None, "store = lake on s3://: the endpoint of an S3-compatible server.", str),
+    Setting("lake_s3_key_id", None, "store = lake on s3://: the access key id.", str),
+    Setting("lake_s3_secret", None, "store = lake on s3://: the secret access key. Never logged.", str, True),
+    Setting("lake_s3_region", None, "store = lake on s3://: the region (unset: the server's default).", str),
+    Setting(
+        "lake_node_name",
+        None,
+        "store = lake: this node's name in /healthz, /metrics and the logs. Default: <host name>:<otlp_http_port>.",
+        str,
+    ),
+    Setting(
+        "lake_lease_seconds",
+        2.0,
+        "store = lake: how often a node tries to take the job lease (rollups, alerts, notification, detection,"
+        " maintenance run on its holder only); a dead holder's jobs move to another node within about this long.",
+        _positive_float,
+    ),
+    Setting(
+        "lake_maintenance_seconds",
+        600.0,
+        "store = lake: how often the lease holder merges small Parquet files and expires old snapshots.",
+        _positive_float,
+    ),
+    Setting(
+        "lake_snapshot_keep_hours",
+        1.0,
+        "store = lake: snapshots older than this are expired by maintenance (time travel reaches back this far).",
+        _positive_float,
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -637,6 +694,17 @@ class Settings:
     retention_projects: Mapping[str, Mapping[str, str]]
     retention_interval_seconds: float
     retention_batch_rows: int
+    store: str
+    lake_catalog: str | None = field(repr=False)
+    lake_data_path: str | None
+    lake_s3_endpoint: str | None
+    lake_s3_key_id: str | None
+    lake_s3_secret: str | None = field(repr=False)
+    lake_s3_region: str | None
+    lake_node_name: str | None
+    lake_lease_seconds: float
+    lake_maintenance_seconds: float
+    lake_snapshot_keep_hours: float
     # The config file's [[budgets]] (analytics/budgets.py), synced into the store when the server starts.
     budgets_config: tuple[Any, ...] = ()
     # The config file's [alerts] table (receivers, routes, inhibit rules) and [[digests]], parsed by

@@ -18,6 +18,10 @@ class StoreLockedError(RuntimeError):
     """Another process holds the store open (DuckDB allows one read-write process per file)."""
 
 
+class StoreVersionError(RuntimeError):
+    """The store file was written by a newer DuckDB than the pinned one (see the README for the conversion)."""
+
+
 def connect(
     path: Path, *, read_only: bool = False, checkpoint_mb: int | None = None, threads: int | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -34,6 +38,11 @@ def connect(
             raise StoreLockedError(
                 f"the store {path} is in use by another process (is `callscope serve` running?)"
             ) from exc
+        if "created with an newer version" in str(exc) or "newer version of DuckDB" in str(exc):
+            raise StoreVersionError(
+                f"the store {path} was written by a newer DuckDB than the installed {duckdb.__version__} (lake"
+                " mode's install pins 1.5.5): convert it once as the README says under 'Stores written by DuckDB 2.x'"
+            ) from exc
         raise
     db.execute("SET TimeZone = 'UTC'")
     if checkpoint_mb is not None and not read_only:
@@ -43,6 +52,32 @@ def connect(
     if not read_only:
         migrate(db)
     return db
+
+
+def open_store(settings, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """The store the settings name: the embedded file (default) or the lake (core/lake.py), schema up to date.
+    `settings`: core.settings.Settings (not imported here: settings imports nothing of the store)."""
+    if settings.store == "lake":
+        from core import lake
+
+        return lake.connect(lake.LakeConfig.from_settings(settings), threads=settings.duckdb_threads or None)
+    return connect(
+        settings.db_path,
+        read_only=read_only,
+        checkpoint_mb=None if read_only else settings.checkpoint_mb,
+        threads=settings.duckdb_threads or None,
+    )
+
+
+def set_state(db: duckdb.DuckDBPyConnection, table: str, column: str, name: str, value: int) -> None:
+    """Upsert one (name -> value) row of a job's bookmark table (rollup_state, detection_state). MERGE rather
+    than INSERT ... ON CONFLICT: a lake (core/lake.py) has no primary key to conflict on, and both stores take
+    MERGE. `table` and `column` are constants of the callers."""
+    db.execute(
+        f"MERGE INTO {table} t USING (SELECT $name AS name, $value::BIGINT AS value) s ON t.name = s.name"
+        f" WHEN MATCHED THEN UPDATE SET {column} = s.value WHEN NOT MATCHED THEN INSERT VALUES (s.name, s.value)",
+        {"name": name, "value": value},
+    )
 
 
 def applied_migrations(db: duckdb.DuckDBPyConnection) -> list[str]:

@@ -22,6 +22,7 @@ from analytics.anomalies.scoring import score_series
 from analytics.anomalies.series import HOUR_US, SERIES, hourly, least_calls
 from analytics.timewin import US, to_us
 from core.settings import Settings, SettingsError
+from core.store import set_state
 
 log = logging.getLogger("callscope.anomalies")
 
@@ -221,10 +222,7 @@ def run_once(db: duckdb.DuckDBPyConnection, config: AnomalyConfig, *, now: datet
                 db.unregister("_anomaly_rows")
         cutoff = to_us(now - config.retention)
         db.execute("DELETE FROM anomaly_scores WHERE hour_us < $c", {"c": cutoff})
-        db.execute(
-            "INSERT INTO detection_state VALUES ($n, $u) ON CONFLICT (name) DO UPDATE SET through_us = $u",
-            {"n": STATE_NAME, "u": upto},
-        )
+        set_state(db, "detection_state", "through_us", STATE_NAME, upto)
         db.execute("COMMIT")
     except Exception:
         db.execute("ROLLBACK")

@@ -18,8 +18,11 @@ import httpx
 import numpy as np
 import pytest
 
+from core import lake
+from core.lake_copy import copy_store
 from tests.calls_factory import make_calls, store_rows
 from tests.helpers import ServerProcess
+from tests.pg import lake_env
 
 START = datetime(2026, 10, 23, tzinfo=UTC)
 END = datetime(2026, 10, 27, tzinfo=UTC)
@@ -37,11 +40,22 @@ BOUNDARY_CALL = {
 ROWS.append(BOUNDARY_CALL)
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["embedded", pytest.param("lake", marks=pytest.mark.lake)])
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same rows behind the read API of a server on the embedded file, and of a node on a lake (store = lake:
+    the file copied in by `callscope migrate`'s copy): every known answer below must hold on both."""
     data = tmp_path_factory.mktemp("stats")
     store_rows(data, ROWS)
-    proc = ServerProcess(Path(data), env={"CALLSCOPE_ROLLUP_LAG_SECONDS": "0"}).start()
+    env = {"CALLSCOPE_ROLLUP_LAG_SECONDS": "0"}
+    if request.param == "lake":
+        conninfo = request.getfixturevalue("postgres").new_database()
+        lake_data = data / "lake-data"
+        lake_db = lake.connect(lake.LakeConfig(conninfo, str(lake_data)))
+        copy_store(lake_db, data / "callscope.duckdb")
+        lake_db.close()
+        data = tmp_path_factory.mktemp("stats-node")
+        env.update(lake_env(conninfo, lake_data))
+    proc = ServerProcess(Path(data), env=env).start(timeout=90)
     url = proc.http_url + "/api/v1"
     deadline = time.monotonic() + 30
     while httpx.get(url + "/meta", timeout=10).json()["rollups_folded_through"] is None:  # first fold at start
