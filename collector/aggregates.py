@@ -97,7 +97,7 @@ class Sorted:
     calls: pa.Table | None  # the calls to store
     demoted: pa.Table | None  # calls of this transaction that are aggregates, as span rows
     stored_aggregates: list[tuple[bytes, bytes]]  # (trace, span) of stored calls that turned out to be aggregates
-    resent: bool  # a call of this transaction was stored recently: insert with OR IGNORE straight away
+    resent: int  # calls of this transaction stored recently, left out (then the rest is inserted with OR IGNORE)
 
 
 class _BoundedKeys:
@@ -140,9 +140,11 @@ class AggregateTracker:
     def sort(self, calls: pa.Table | None) -> Sorted:
         """Split a transaction's calls: a call whose child call was stored recently is an aggregate; a call whose
         parent is a call of this transaction makes that parent one; a call whose parent is a recently stored call
-        makes the stored one one. A call sent twice in the transaction is stored once (the first)."""
+        makes the stored one one. A call sent twice in the transaction is stored once (the first), and a call
+        stored recently (the last `memory` calls) is left out whatever its start time: the writer's own check
+        (`Writer._without_stored`) finds older re-sends by (trace, span, start time), which a retry repeats."""
         if calls is None or not calls.num_rows:
-            return Sorted(None, None, [], False)
+            return Sorted(None, None, [], 0)
         traces = calls.column("trace_id").to_pylist()
         spans = calls.column("span_id").to_pylist()
         parents = calls.column("parent_span_id").to_pylist()
@@ -150,11 +152,12 @@ class AggregateTracker:
         kept: dict[tuple[bytes, bytes], int] = {}
         demoted: list[int] = []
         stored: list[tuple[bytes, bytes]] = []
-        resent = False
+        resent = 0
         for i, (trace_id, span_id, parent) in enumerate(zip(traces, spans, parents, strict=True)):
             key = (trace_id, span_id)
-            if key in recent_calls:
-                resent = True
+            if key in recent_calls:  # stored by an earlier request: a re-send, whatever its times say
+                resent += 1
+                continue
             if key in recent_parents:
                 demoted.append(i)  # a child call was stored before: this is an aggregate
                 continue
@@ -168,8 +171,10 @@ class AggregateTracker:
             kept.setdefault(key, i)
         if len(kept) == calls.num_rows:
             return Sorted(calls, None, stored, resent)
-        rows = calls.take(pa.array(sorted(demoted), pa.int64())).to_pylist()
-        demoted_spans = records_table([call_as_span(CallRecord.from_row(r)) for r in rows], SPAN_COLUMNS)
+        demoted_spans = None
+        if demoted:
+            rows = calls.take(pa.array(sorted(demoted), pa.int64())).to_pylist()
+            demoted_spans = records_table([call_as_span(CallRecord.from_row(r)) for r in rows], SPAN_COLUMNS)
         return Sorted(calls.take(pa.array(sorted(kept.values()), pa.int64())), demoted_spans, stored, resent)
 
     def demote_stored(

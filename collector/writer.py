@@ -193,6 +193,8 @@ class Writer:
         calls = None if not tables else tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         sorted_ = self._aggregates.sort(calls)
         calls = sorted_.calls
+        if sorted_.resent:
+            self._stats.inc("callscope_calls_deduplicated_total", sorted_.resent)
         batches: dict[str, list[pa.Table]] = {
             "calls": [calls] if calls is not None and calls.num_rows else [],
             "spans": [j.spans for j in jobs if j.spans is not None],

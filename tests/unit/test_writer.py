@@ -188,3 +188,29 @@ def test_a_resend_mixed_with_new_calls_stores_the_new_ones(tmp_path):
     assert db.execute("SELECT count(*), count(DISTINCT (trace_id, span_id))FROM calls").fetchone() == (50, 50)
     assert stats.get("callscope_calls_deduplicated_total") == 30
     db.close()
+
+
+def test_a_resent_span_with_other_times_is_stored_once(tmp_path):
+    """A span is (trace, span): sent again with another start time (a client bug, or a fuzzer), it is still the
+    span stored first; only the first is kept."""
+    db = connect(tmp_path / "s.duckdb")
+    stats = CollectorStats()
+    writer = Writer(db, stats, queue_max_rows=100_000, batch_max_rows=50_000, batch_max_wait_s=0.001, retry_after_s=1)
+    writer.start()
+    preparer = Preparer(SpanNormalizer(Pricer()), ContentOptions(), 20 * 2**20)
+    body, _ = genai_request(4, 20)
+    moved = ExportTraceServiceRequest.FromString(body)
+    for resource in moved.resource_spans:
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                span.start_time_unix_nano -= 3_600 * 10**9
+                span.end_time_unix_nano -= 3_600 * 10**9
+    try:
+        _commit(writer, _job(preparer, body))
+        _commit(writer, _job(preparer, moved.SerializeToString()))
+    finally:
+        writer.close()
+    assert stats.get("callscope_calls_deduplicated_total") == 20
+    stored = db.execute("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM calls").fetchone()
+    db.close()
+    assert stored == (20, 20)
