@@ -28,8 +28,7 @@ MAX_TRACKED = 10_000  # names and addresses kept; more evicts the least recently
 @dataclass
 class _Failures:
     count: int
-    first: float
-    last: float
+    last: float  # when the latest failure was
 
 
 class SignInThrottle:
@@ -55,7 +54,7 @@ class SignInThrottle:
             for key in (("name", name), *((("address", address),) if address else ())):
                 entry = self._current(key, now)
                 if entry is None:
-                    entry = _Failures(0, now, now)
+                    entry = _Failures(0, now)
                 entry.count += 1
                 entry.last = now
                 self._failures[key] = entry

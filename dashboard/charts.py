@@ -113,12 +113,13 @@ def _back_to_zero(part: pl.DataFrame, step: timedelta) -> pl.DataFrame:
     missing = sorted({e for e in ends if e not in present})
     if not missing:
         return part
+    first = part.row(0, named=True)  # the group's own labels; its numbers are zero
     zeros = pl.DataFrame({"bucket": pl.Series(missing, dtype=part.schema["bucket"])}).with_columns(
-        *(pl.lit(value).alias(c) for c, value in part.row(0, named=True).items() if c != "bucket")
+        pl.lit(0 if kind.is_numeric() else first[c], dtype=kind).alias(c)
+        for c, kind in part.schema.items()
+        if c != "bucket"
     )
-    numeric = [c for c, t in part.schema.items() if c != "bucket" and t.is_numeric()]
-    zeros = zeros.with_columns(*(pl.lit(0, dtype=part.schema[c]).alias(c) for c in numeric)).select(part.columns)
-    return pl.concat([part, zeros]).sort("bucket")
+    return pl.concat([part, zeros.select(part.columns)]).sort("bucket")
 
 
 def _plus(moment: datetime, step: timedelta) -> datetime:

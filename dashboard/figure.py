@@ -205,11 +205,8 @@ class Figure:
 
     # -- output ---------------------------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"data": self.data, "layout": self.layout}
-
     def to_json(self) -> str:
-        return to_json(self.to_dict())
+        return to_json({"data": self.data, "layout": self.layout})
 
 
 def make_subplots(
