@@ -115,33 +115,48 @@ def launch(playwright):  # -> playwright Browser
 
 # What the wait looks at. The app's footer (dashboard/app.py) carries how many charts the run drew, so the wait
 # knows how many to expect; each must be a plotly plot with every visible trace drawn. Every table (Streamlit's
-# data grid) must have its canvas laid out with a size.
+# data grid) must have its canvas laid out with a size. With `screen`, only what lies on the first screen (the
+# viewport) must be drawn: the page's charts below it are drawn after it (dashboard/plotly_loader.js).
 EXPECTED = ".callscope-expect[data-charts]"
 PLOTLY = ".js-plotly-plot"
 TABLE = "[data-testid='stDataFrame']"
-_RENDERED_JS = """({running, expected, plotly, table}) => {
+_RENDERED_JS = """({running, expected, plotly, chart, table, screen}) => {
+    const onScreen = (e) => {  // an undrawn chart may have no height yet: it counts where it starts
+        const box = e.getBoundingClientRect();
+        return box.width > 0 && box.bottom >= 0 && box.top < window.innerHeight;
+    };
+    const counted = (e) => (screen ? onScreen(e) : e.getClientRects().length > 0);
     const state = {running: !!document.querySelector(running),
-                   skeletons: document.querySelectorAll('[data-testid="stSkeleton"]').length,
+                   skeletons: [...document.querySelectorAll('[data-testid="stSkeleton"]')].filter(
+                       (e) => !screen || onScreen(e)).length,
                    marks: document.querySelectorAll(expected).length, expected: null,
-                   plots: 0, drawn: 0, tables: 0, laid_out: 0};
+                   plots: 0, drawn: 0, tables: 0, laid_out: 0, mounted: document.querySelectorAll(chart).length};
     if (state.marks === 1) state.expected = Number(document.querySelector(expected).dataset.charts);
-    const plots = document.querySelectorAll(plotly);
-    state.plots = plots.length;
-    for (const p of plots) {
-        if (!p._fullData || !p._fullLayout) continue;
+    const drawn = (p) => {
+        if (!p._fullData || !p._fullLayout) return false;
         const visible = p._fullData.filter((t) => t.visible === true).length;
-        if (p.querySelectorAll('.main-svg g.trace').length >= visible) state.drawn += 1;
+        return p.querySelectorAll('.main-svg g.trace').length >= visible;
+    };
+    if (screen) {  // every chart the run drew is on the page; those on the screen are drawn
+        const shown = [...document.querySelectorAll(chart)].filter(onScreen);
+        state.plots = shown.length;
+        state.drawn = shown.filter((c) => drawn(c.closest(plotly) || c)).length;
+    } else {
+        const plots = document.querySelectorAll(plotly);
+        state.plots = plots.length;
+        state.drawn = [...plots].filter(drawn).length;
     }
     // A table in a hidden tab (display: none) is laid out when shown: only the tables on screen count.
-    const tables = [...document.querySelectorAll(table)].filter((t) => t.getClientRects().length > 0);
+    const tables = [...document.querySelectorAll(table)].filter(counted);
     state.tables = tables.length;
     for (const t of tables) {
         const canvas = t.querySelector('canvas');
         const box = t.getBoundingClientRect();
         if (canvas && canvas.width > 0 && canvas.height > 0 && box.height > 0) state.laid_out += 1;
     }
+    const charts = screen ? state.mounted >= state.expected : state.plots >= state.expected;
     state.done = !state.running && state.skeletons === 0 && state.marks === 1
-        && state.plots >= state.expected && state.drawn === state.plots && state.laid_out === state.tables;
+        && charts && state.drawn === state.plots && state.laid_out === state.tables;
     return state;
 }"""
 
@@ -150,40 +165,50 @@ class RenderTimeout(AssertionError):
     """The page did not finish rendering; the message says what was missing (e.g. a selector that found nothing)."""
 
 
-def render_state(page) -> dict:
-    """What the page shows now: charts expected by the app, plotly plots found and drawn, tables laid out."""
-    return page.evaluate(_RENDERED_JS, {"running": RUNNING, "expected": EXPECTED, "plotly": PLOTLY, "table": TABLE})
+def render_state(page, *, screen: bool = False) -> dict:
+    """What the page shows now: charts expected by the app, plotly plots found and drawn, tables laid out (with
+    `screen`, those on the first screen)."""
+    return page.evaluate(_RENDERED_JS, _args(screen))
 
 
-def wait_rendered(page, *, timeout_ms: float = 30_000) -> dict:
+def _args(screen: bool) -> dict:
+    return {
+        "running": RUNNING,
+        "expected": EXPECTED,
+        "plotly": PLOTLY,
+        "chart": CHART,
+        "table": TABLE,
+        "screen": screen,
+    }
+
+
+def wait_rendered(page, *, timeout_ms: float = 30_000, screen: bool = False) -> dict:
     """Until the script run is over and its output is on screen: the footer app.py draws last is there, no
     'Running' indicator or skeleton, as many plotly plots as the run drew charts, each with all its visible traces
-    drawn, and every table on screen (not in a hidden tab) laid out. Fails loudly, naming what was missing, when
-    that does not happen in `timeout_ms` (e.g. the app drew charts but the plotly selector finds none). Returns the
-    final state."""
+    drawn, and every table on screen (not in a hidden tab) laid out. With `screen`, until the first screen is
+    complete: every chart the run drew is on the page, and those in the viewport (and its tables and skeletons)
+    are drawn. Fails loudly, naming what was missing, when that does not happen in `timeout_ms` (e.g. the app drew
+    charts but the plotly selector finds none). Returns the final state."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     deadline = time.monotonic() + timeout_ms / 1000
     try:
         page.wait_for_selector(".st-key-rendered", timeout=timeout_ms)
         left = max(1.0, (deadline - time.monotonic()) * 1000)
-        page.wait_for_function(
-            f"(a) => ({_RENDERED_JS})(a).done",
-            arg={"running": RUNNING, "expected": EXPECTED, "plotly": PLOTLY, "table": TABLE},
-            timeout=left,
-            polling=25,
-        )
+        page.wait_for_function(f"(a) => ({_RENDERED_JS})(a).done", arg=_args(screen), timeout=left, polling=25)
     except PlaywrightTimeout as exc:
-        state = render_state(page)
+        state = render_state(page, screen=screen)
         raise RenderTimeout(
-            f"{page.url} not rendered after {timeout_ms / 1000:.0f} s: {_what_is_missing(state)}"
+            f"{page.url} not rendered after {timeout_ms / 1000:.0f} s: {_what_is_missing(state, screen)}"
         ) from exc
-    return render_state(page)
+    return render_state(page, screen=screen)
 
 
-def _what_is_missing(state: dict) -> str:
+def _what_is_missing(state: dict, screen: bool = False) -> str:
     if state["marks"] != 1:
         return f"the footer's chart count {EXPECTED!r} found {state['marks']} elements (need 1); state {state}"
-    if state["expected"] and state["plots"] == 0:
-        return f"the app drew {state['expected']} charts but {PLOTLY!r} finds nothing; state {state}"
+    if state["expected"] and (state["mounted"] if screen else state["plots"]) == 0:
+        return (
+            f"the app drew {state['expected']} charts but {CHART if screen else PLOTLY!r} finds nothing; state {state}"
+        )
     return f"state {state}"

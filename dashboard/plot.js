@@ -1,6 +1,7 @@
 // Draws a plotly figure with plotly.js "basic" (scatter, bar, pie: 1.2 MB, against the 4.7 MB full bundle
 // st.plotly_chart loads in every new tab), and reports clicks and box selections back as the "selection" state.
-// dashboard/plot.py puts plotly_loader.js (window.callscopeLoadPlotly) in front of this module.
+// dashboard/plot.py puts plotly_loader.js (window.callscopeLoadPlotly, window.callscopeDrawSoon) in front of this
+// module.
 function pointsOf(event) {
   return (event && event.points ? event.points : []).map((p) => ({
     x: p.x,
@@ -22,12 +23,15 @@ export default function (component) {
   }
   div.callscopeReport = setStateValue;
   const figure = JSON.parse(data.figure);
-  window.callscopeLoadPlotly(data.src).then((Plotly) => {
+  // The chart's height before it is drawn, so that the charts after it are known to be below the screen.
+  if (!div._fullLayout) div.style.minHeight = `${figure.layout.height || 450}px`;
+  window.callscopeLoadPlotly(data.src).then((Plotly) => window.callscopeDrawSoon(div, () => {
     // A redraw (new data or axis range on a rerun) may clear plotly's selection and fire plotly_deselect: that is
     // not the user deselecting, so it is not reported (the app keeps the selection it was told about).
     div.callscopeRedrawing = true;
     Plotly.react(div, figure.data, figure.layout, data.config).then(() => {
       div.callscopeRedrawing = false;
+      div.style.minHeight = "";
       // A chart drawn while hidden (an unselected st.tabs tab) gets plotly's default width; redraw it at its
       // real width when it is shown (config.responsive only follows the window's size).
       if (!div.callscopeResize && window.ResizeObserver) {
@@ -53,5 +57,5 @@ export default function (component) {
         if (!div.callscopeRedrawing) report(null);
       });
     });
-  });
+  }));
 }

@@ -12,3 +12,47 @@ window.callscopeLoadPlotly = window.callscopeLoadPlotly || function (src) {
   }
   return window.callscopePlotly;
 };
+
+// window.callscopeDrawSoon(div, draw): charts on the screen are drawn at once; a chart below it (or in a hidden
+// tab) waits until it scrolls into view or the page is idle, whichever comes first, one chart per idle moment.
+// Every chart is still drawn without scrolling; what a person sees first is drawn first. (A new tab runs
+// plotly.js cold: 50-300 ms per chart on a 2-core machine, so a page of eight charts would otherwise keep the
+// first screen waiting for the last.)
+window.callscopeDrawSoon = window.callscopeDrawSoon || (function () {
+  const waiting = new Map(); // div -> draw, in the order they were asked for
+  let idle = null;
+  const later = (callback) =>
+    window.requestIdleCallback ? window.requestIdleCallback(callback, { timeout: 1000 }) : setTimeout(callback, 50);
+  const observer = window.IntersectionObserver
+    ? new IntersectionObserver((entries) => {
+        for (const entry of entries) if (entry.isIntersecting) run(entry.target);
+      })
+    : null;
+  function run(div) {
+    const draw = waiting.get(div);
+    if (!draw) return;
+    waiting.delete(div);
+    if (observer) observer.unobserve(div);
+    draw();
+  }
+  function onIdle() {
+    idle = null;
+    const next = waiting.keys().next();
+    if (!next.done) run(next.value);
+    if (waiting.size) idle = later(onIdle);
+  }
+  function onScreen(div) {
+    const box = div.getBoundingClientRect();
+    return box.width > 0 && box.bottom > 0 && box.top < window.innerHeight;
+  }
+  return function (div, draw) {
+    if (div._fullLayout || onScreen(div)) {
+      waiting.delete(div); // a newer figure replaces one still waiting
+      draw();
+      return;
+    }
+    if (!waiting.has(div) && observer) observer.observe(div);
+    waiting.set(div, draw);
+    if (idle === null) idle = later(onIdle);
+  };
+})();

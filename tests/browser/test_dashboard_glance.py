@@ -38,13 +38,16 @@ pytestmark = pytest.mark.slow
 RANGE = ""  # the default view: the last 24 hours
 DEMO_CALLS = dataset.CALLS
 
-# Until the run is over and every chart is drawn: each plotly chart has its traces in the DOM (or, when it has
-# no data, its message), and no skeleton or "Running" indicator is left.
+# Until the run is over and every chart is drawn: as many charts as the footer says the run drew, each with its
+# traces in the DOM (or, when it has no data, its message), and no skeleton or "Running" indicator is left.
 RENDERED = """() => {
   if (!document.querySelector('.st-key-rendered')) return false;
   if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
   if (document.querySelectorAll('[data-testid="stSkeleton"]').length) return false;
-  for (const p of document.querySelectorAll('.callscope-plot')) {
+  const expected = document.querySelector('.callscope-expect[data-charts]');  // how many charts the run drew
+  const plots = document.querySelectorAll('.callscope-plot');
+  if (!expected || plots.length < Number(expected.dataset.charts)) return false;
+  for (const p of plots) {
     if (!p.data || !p.layout || !p.querySelector('.main-svg')) return false;
     const drawable = p.data.some(t => (t.y || t.x || []).some(v => v !== null));
     if (drawable && !p.querySelector('.scatterlayer .trace, .barlayer .trace')) return false;
@@ -107,10 +110,12 @@ def calls(up: UpProcess, **params: Any) -> int:
 
 
 def open_page(page: Page, url: str) -> list[dict[str, Any]]:
+    """The page's charts as data, read in the same moment the page is seen complete (a chart redrawn later, e.g.
+    below the screen, cannot be caught half-way)."""
     page.goto(url)
-    page.wait_for_function(RENDERED, timeout=60_000, polling=100)
+    figures = page.wait_for_function(f"() => ({RENDERED})() && ({FIGURES})()", timeout=60_000, polling=100).json_value()
     assert page.locator(EXCEPTION_BOX).count() == 0, url
-    return page.evaluate(FIGURES)
+    return figures
 
 
 def chart(figures: list[dict[str, Any]], title: str) -> dict[str, Any]:

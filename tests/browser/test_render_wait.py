@@ -79,3 +79,49 @@ def test_it_waits_for_tables_to_be_laid_out(page: Page) -> None:
     state = wait_rendered(page, timeout_ms=10_000)
     assert time.monotonic() - started >= 0.4
     assert (state["tables"], state["laid_out"]) == (1, 1)
+
+
+def test_the_first_screen_wait_needs_only_the_charts_on_the_screen(page: Page) -> None:
+    """screen=True: every announced chart is on the page and those in the viewport are drawn; a chart far below
+    that is never drawn holds the whole-page wait, not the first screen's."""
+    below = "<div class='callscope-plot' id='b' style='position: absolute; top: 5000px; height: 300px'></div>"
+    page.set_content(f"<div class='callscope-plot' id='a'></div>{below}{FOOTER.format(n=2)}")
+    page.add_script_tag(path=str(PLOTLY))
+    page.evaluate("() => setTimeout(() => Plotly.newPlot('a', [{x: [1, 2], y: [3, 4]}]), 400)")
+    started = time.monotonic()
+    state = wait_rendered(page, timeout_ms=10_000, screen=True)
+    assert time.monotonic() - started >= 0.3
+    assert (state["expected"], state["mounted"], state["plots"], state["drawn"]) == (2, 2, 1, 1)
+    with pytest.raises(RenderTimeout, match="not rendered"):
+        wait_rendered(page, timeout_ms=1_000)
+    # a chart the app announced but that is not on the page at all holds the first screen too
+    page.set_content(f"<div class='callscope-plot' id='a'></div>{FOOTER.format(n=2)}")
+    page.add_script_tag(path=str(PLOTLY))
+    page.evaluate("() => Plotly.newPlot('a', [{x: [1, 2], y: [3, 4]}])")
+    with pytest.raises(RenderTimeout, match="not rendered"):
+        wait_rendered(page, timeout_ms=1_000, screen=True)
+
+
+def test_charts_on_the_screen_are_drawn_first_and_the_rest_without_scrolling(page: Page) -> None:
+    """dashboard/plotly_loader.js's callscopeDrawSoon: a chart asked for first but below the screen is drawn after
+    the one on the screen, and still drawn without scrolling (when the page is idle)."""
+    page.set_content(
+        "<div id='below' style='position: absolute; top: 4000px; width: 400px; height: 300px'></div>"
+        "<div id='top' style='width: 400px; height: 300px'></div>"
+    )
+    page.add_script_tag(path=str(PLOTLY))
+    page.add_script_tag(path=str(ROOT / "dashboard" / "plotly_loader.js"))
+    order = page.evaluate(
+        """() => new Promise((resolve) => {
+            const order = [];
+            const draw = (id) => () => Plotly.newPlot(id, [{x: [1, 2], y: [1, 2]}]).then(() => {
+                order.push(id);
+                if (order.length === 2) resolve(order);
+            });
+            window.callscopeDrawSoon(document.getElementById('below'), draw('below'));
+            window.callscopeDrawSoon(document.getElementById('top'), draw('top'));
+        })"""
+    )
+    assert order == ["top", "below"]
+    assert page.evaluate("() => window.scrollY") == 0
+    assert page.locator("#below .main-svg g.trace").count() == 1
