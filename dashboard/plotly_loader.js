@@ -14,10 +14,11 @@ window.callscopeLoadPlotly = window.callscopeLoadPlotly || function (src) {
 };
 
 // window.callscopeDrawSoon(div, draw): charts on the screen are drawn at once; a chart below it (or in a hidden
-// tab) waits until it scrolls into view or the page is idle, whichever comes first, one chart per idle moment.
-// Every chart is still drawn without scrolling; what a person sees first is drawn first. (A new tab runs
-// plotly.js cold: 50-300 ms per chart on a 2-core machine, so a page of eight charts would otherwise keep the
-// first screen waiting for the last.)
+// tab) waits until it scrolls into view or the page is first idle, whichever comes first; from then on the rest
+// are drawn one per task, in page order, so the browser can paint and handle input between them. Every chart is
+// still drawn without scrolling; what a person sees first is drawn first. (A new tab runs plotly.js cold: 50-300
+// ms per chart on a 2-core machine, so a page of eight charts would otherwise keep the first screen waiting for
+// the last.)
 window.callscopeDrawSoon = window.callscopeDrawSoon || (function () {
   const waiting = new Map(); // div -> draw, in the order they were asked for
   let idle = null;
@@ -36,10 +37,10 @@ window.callscopeDrawSoon = window.callscopeDrawSoon || (function () {
     draw();
   }
   function onIdle() {
-    idle = null;
     const next = waiting.keys().next();
     if (!next.done) run(next.value);
-    if (waiting.size) idle = later(onIdle);
+    if (waiting.size) idle = setTimeout(onIdle, 0);
+    else idle = null;
   }
   function onScreen(div) {
     const box = div.getBoundingClientRect();
