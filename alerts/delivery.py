@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import duckdb
 import httpx
@@ -24,6 +25,7 @@ import httpx
 from alerts import email_render, outbox, smtp, webhook
 from alerts.outbox import OutboxRow
 from alerts.smtp import DeliveryError, SmtpSettings
+from core.store import WriteLock, held
 
 log = logging.getLogger("callscope.notify")
 
@@ -76,6 +78,28 @@ class DeliveryCounts:
         return self.sent + self.retrying + self.failed
 
 
+class SendLedger(Protocol):
+    """Where a shared store's sender records, in a few milliseconds, that a receiver accepted a message (a lake's
+    commit takes tens of them): a sender that dies before the store says `sent` is not followed by a second copy
+    from the next lease holder, which finds the acceptance here (core/catalog.py keeps it in the catalog)."""
+
+    def accepted(self, outbox_id: int, note: str | None) -> None: ...
+
+    def accepted_of(self, outbox_ids: list[int]) -> dict[int, str | None]: ...
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """How the worker shares the store with other nodes (a lake); the default: it does not (the embedded file).
+    `lock` is held around each write, `job_lock` around each claim (it raises when this node lost the job lease),
+    `claim` keeps a row from other senders while this one sends it."""
+
+    lock: WriteLock | None = None
+    job_lock: WriteLock | None = None
+    ledger: SendLedger | None = None
+    claim: timedelta | None = None
+
+
 class DeliveryWorker:
     def __init__(
         self,
@@ -83,11 +107,13 @@ class DeliveryWorker:
         senders: Mapping[str, Sender],
         policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sharing: Sharing | None = None,
     ) -> None:
         self._db = db
         self.senders = dict(senders)
         self.policy = policy or RetryPolicy()
         self._clock = clock
+        self.sharing = sharing or Sharing()
 
     def run_once(self, now: datetime | None = None, limit: int = 50) -> DeliveryCounts:
         """Send every due row (at most `limit`); never raises for a failed delivery."""
@@ -95,20 +121,50 @@ class DeliveryWorker:
         cur = self._db.cursor()
         try:
             cur.execute("SET TimeZone = 'UTC'")
-            for row in outbox.due(cur, now or self._clock(), limit):
+            rows = outbox.due(cur, now or self._clock(), limit)
+            rows = self._recorded_elsewhere(cur, rows, counts)
+            for row in rows:
                 self._deliver(cur, row, counts)
         finally:
             cur.close()
         return counts
 
+    def _write(self, what: Callable[[], object]) -> None:
+        with held(self.sharing.lock):
+            what()
+
+    def _recorded_elsewhere(
+        self, cur: duckdb.DuckDBPyConnection, rows: list[OutboxRow], counts: DeliveryCounts
+    ) -> list[OutboxRow]:
+        """Rows whose acceptance the ledger holds (their sender died before marking them) are marked sent, not sent
+        again; the rest are returned."""
+        ledger = self.sharing.ledger
+        if ledger is None or not rows:
+            return rows
+        done = ledger.accepted_of([r.id for r in rows])
+        for outbox_id, note in done.items():
+            self._write(lambda i=outbox_id, n=note: outbox.mark_sent(cur, i, self._clock(), n))
+            counts.sent += 1
+            log.info("notification %d was accepted before the node sending it stopped; marked sent", outbox_id)
+        return [r for r in rows if r.id not in done]
+
     def _deliver(self, cur: duckdb.DuckDBPyConnection, row: OutboxRow, counts: DeliveryCounts) -> None:
         started = self._clock()
-        outbox.record_attempt(cur, row.id, started)
+        sharing = self.sharing
+        if sharing.job_lock is None and sharing.claim is None:
+            outbox.record_attempt(cur, row.id, started)
+        else:
+            with held(sharing.job_lock):
+                hold = started + sharing.claim if sharing.claim is not None else None
+                if not outbox.claim(cur, row, started, hold):
+                    return  # another sender changed it since it was read
         attempts = row.attempts + 1
         delivered: list[str | None] = []
 
         def accepted(note: str | None) -> None:
-            outbox.mark_sent(cur, row.id, self._clock(), note)
+            if sharing.ledger is not None:
+                sharing.ledger.accepted(row.id, note)
+            self._write(lambda: outbox.mark_sent(cur, row.id, self._clock(), note))
             delivered.append(note)
 
         try:
@@ -128,12 +184,12 @@ class DeliveryWorker:
             gave_up = started - row.created_at >= self.policy.give_up
             if getattr(exc, "permanent", False) or gave_up:
                 reason = error if not gave_up else f"gave up after {attempts} attempts: {error}"
-                outbox.mark_failed(cur, row.id, reason)
+                self._write(lambda: outbox.mark_failed(cur, row.id, reason))
                 counts.failed += 1
                 log.error("notification %d to %s failed for good: %s", row.id, row.channel, reason)
             else:
                 retry_at = self._clock() + self.policy.delay(attempts)
-                outbox.mark_retry(cur, row.id, error, retry_at)
+                self._write(lambda: outbox.mark_retry(cur, row.id, error, retry_at))
                 counts.retrying += 1
                 log.warning(
                     "notification %d to %s failed (attempt %d), retrying at %s: %s",

@@ -4,19 +4,16 @@ nothing again."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
 
-import httpx
 import pytest
 
 from core import lake
 from core.migrations import MIGRATIONS
 from core.store import applied_migrations, connect
-from tests.helpers import ROOT, ServerProcess
-from tests.pg import lake_env
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.lake
 
@@ -76,25 +73,8 @@ def test_keyless_leaves_out_keys_and_sequences_only():
     assert lake.keyless("ALTER TABLE calls ADD COLUMN model VARCHAR") == "ALTER TABLE calls ADD COLUMN model VARCHAR"
 
 
-def test_a_node_without_its_lake_settings_or_with_alerts_says_why_and_exits_2(tmp_path, postgres):
+def test_a_node_without_its_lake_settings_says_why_and_exits_2(tmp_path):
     base = [sys.executable, "-m", "callscope.cli", "serve", "--data-dir", str(tmp_path), "--store", "lake"]
     missing = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2
     assert "lake_catalog" in missing.stderr and "lake_data_path" in missing.stderr
-    (tmp_path / "alerts.yaml").write_text("groups: []\n")
-    env = {**os.environ, **lake_env(postgres.new_database(), tmp_path / "lake")}
-    alerts = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
-    assert alerts.returncode == 2
-    assert "does not run alerts yet" in alerts.stderr and "alerts.yaml" in alerts.stderr
-
-
-def test_a_lake_node_refuses_alert_changes_with_the_reason_and_keeps_reads(tmp_path, postgres):
-    node = ServerProcess(tmp_path / "n", env=lake_env(postgres.new_database(), tmp_path / "lake")).start(timeout=90)
-    rule = {"name": "r1", "metric": "error_rate", "op": ">", "threshold": 0.1, "window": "5m"}
-    created = httpx.post(node.http_url + "/api/v1/alerts/rules", json=rule, timeout=30)
-    assert created.status_code == 409 and "does not run alerts yet" in created.text
-    silence = httpx.post(node.http_url + "/api/v1/alerts/silences", json={}, timeout=30)
-    assert silence.status_code == 409
-    assert httpx.get(node.http_url + "/api/v1/alerts/rules", timeout=30).status_code == 200
-    assert httpx.get(node.http_url + "/api/v1/stats", params={"last": "1h"}, timeout=30).status_code == 200
-    assert node.stop() == 0
