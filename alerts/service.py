@@ -221,6 +221,7 @@ class Alerting:
                 raise RuleConflict(f"a rule named {rule.name!r} exists; edit it with PUT")
             self._api_rules[rule.name] = rule
             self._version += 1
+            self._api_signature = None  # re-read at the next look: another node may change them too
         log.info("alerts: rule %r created through the API", rule.name)
         return rule
 
@@ -234,6 +235,7 @@ class Alerting:
                 raise RuleNotFound(f"no rule named {name!r}")
             self._api_rules[name] = rule
             self._version += 1
+            self._api_signature = None  # re-read at the next look: another node may change them too
         log.info("alerts: rule %r changed through the API", name)
         return rule
 
@@ -244,6 +246,7 @@ class Alerting:
                 raise RuleNotFound(f"no rule named {name!r}")
             self._api_rules.pop(name, None)
             self._version += 1
+            self._api_signature = None  # re-read at the next look: another node may change them too
         log.info("alerts: rule %r deleted through the API; its alerts resolve at the next tick", name)
 
     def _writable(self, name: str) -> None:

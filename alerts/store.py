@@ -307,9 +307,10 @@ class DuckStateStore(StateStore):
         return True
 
     def delete_api_rule(self, name: str) -> bool:
-        with self.transaction() as cur:
-            deleted = cur.execute("DELETE FROM alert_rules WHERE name = ? RETURNING name", [name]).fetchall()
-        return bool(deleted)
+        with self.transaction() as cur:  # no RETURNING: a lake's DELETE has none
+            found = cur.execute("SELECT count(*) FROM alert_rules WHERE name = ?", [name]).fetchone()[0]
+            cur.execute("DELETE FROM alert_rules WHERE name = ?", [name])
+        return found > 0
 
     # -- the rules file's last good copy ---------------------------------------------------------------------
 
