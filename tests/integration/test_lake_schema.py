@@ -4,6 +4,8 @@ nothing again."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import threading
@@ -13,7 +15,8 @@ import pytest
 from core import lake
 from core.migrations import MIGRATIONS
 from core.store import applied_migrations, connect
-from tests.helpers import ROOT
+from tests.helpers import ROOT, ServerProcess
+from tests.pg import lake_env
 
 pytestmark = pytest.mark.lake
 
@@ -78,3 +81,52 @@ def test_a_node_without_its_lake_settings_says_why_and_exits_2(tmp_path):
     missing = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2
     assert "lake_catalog" in missing.stderr and "lake_data_path" in missing.stderr
+
+
+def test_offline_commands_read_the_lake_or_refuse_it_saying_what_to_do(tmp_path, postgres):
+    """`callscope export` without --server reads the lake beside a running node (a lake takes any number of
+    processes); the commands that change a stopped store file refuse a lake and name the way that works."""
+    from datetime import UTC, datetime
+
+    from tests.alert_calls import calls_in_slot, export_calls, slot_start
+
+    env = lake_env(postgres.new_database(), tmp_path / "lake")
+    node = ServerProcess(tmp_path / "n", env=env).start(timeout=90)
+    try:
+        calls = calls_in_slot(slot_start(datetime.now(UTC)), [i % 4 == 0 for i in range(40)], service="exported")
+        export_calls(node.http_url, calls)
+        run_env = {**os.environ, **env}
+        cli = [sys.executable, "-m", "callscope.cli"]
+        out = subprocess.run(
+            [*cli, "export", "--data-dir", str(tmp_path / "elsewhere"), "--format", "jsonl"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=run_env,
+        )
+        assert out.returncode == 0, out.stderr
+        rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+        assert len(rows) == len(calls) and {r["service"] for r in rows} == {"exported"}
+        assert sum(r["status"] == "error" for r in rows) == sum(c.error for c in calls) == 10
+        assert not (tmp_path / "elsewhere" / "callscope.duckdb").exists()  # no embedded file was made
+        for argv, hint in (
+            (["users", "list"], "/api/v1/access/users"),
+            (["retention"], "POST /api/v1/retention/run"),
+            (["delete-user", "u1"], "DELETE /api/v1/users/"),
+            (["reprice", "--from", "2026-01-01T00:00:00Z"], "--server"),
+            (["demo", "bulk", "--calls", "10"], "callscope migrate"),
+        ):
+            done = subprocess.run(
+                [*cli, *argv, "--data-dir", str(tmp_path / "elsewhere")],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=run_env,
+            )
+            assert done.returncode == 2, (argv, done.stderr)
+            assert "store = lake" in done.stderr and hint in done.stderr, (argv, done.stderr)
+        assert not (tmp_path / "elsewhere" / "callscope.duckdb").exists()
+    finally:
+        node.stop()
