@@ -179,13 +179,14 @@ class LeaseLost(RuntimeError):
     """A once-per-store job tried to write after this node lost the job lease; nothing was written."""
 
 
-LEDGER = "callscope_ids.notify_accepted"
+LEDGER = "callscope.notify_accepted"  # beside the id sequences (core/ids.py)
 
 
 def prepare_ledger(catalog: Catalog) -> None:
     """The notification ledger's table (idempotent; the caller holds the migration lock): which outbox rows a
     receiver accepted, written the moment it did (alerts/delivery.py SendLedger). Rows older than a week are
     dropped here: by then the lake has long said `sent`."""
+    catalog.execute("CREATE SCHEMA IF NOT EXISTS callscope")
     catalog.execute(
         f"CREATE TABLE IF NOT EXISTS {LEDGER} (outbox_id BIGINT PRIMARY KEY, node TEXT NOT NULL,"
         " accepted_at TIMESTAMPTZ NOT NULL DEFAULT now(), note TEXT)"

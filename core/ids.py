@@ -2,7 +2,7 @@
 
 Embedded: the file's own DuckDB sequence (`nextval`), as the column's default always did. Lake: DuckLake has no
 sequences, and several nodes insert into the same tables, so the ids come from a PostgreSQL sequence of the same
-name in the lake's catalog database (schema `callscope_ids`): unique across nodes, increasing, never handed out
+name in the lake's catalog database (schema `callscope`): unique across nodes, increasing, never handed out
 twice (PostgreSQL's nextval is not rolled back, so a transaction that fails leaves a gap, as DuckDB's does).
 
 Callers pass the cursor of their transaction and how many ids they need; the store is told apart by the cursor's
@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-SCHEMA = "callscope_ids"
+SCHEMA = "callscope"  # the catalog database's schema for callscope's own objects (DuckLake's: callscope_lake)
 # sequence -> (table, column): the sequences of the embedded schema (core/migrations.py) that a lake draws from PG
 SEQUENCES = {
     "alert_history_id": ("alert_history", "id"),

@@ -335,3 +335,30 @@ def test_an_acceptance_in_the_ledger_is_marked_sent_and_not_sent_again(tmp_path,
     finally:
         node.stop()
         db.close()
+
+
+def test_the_lake_id_sequences_move_past_copied_ids_and_never_back(tmp_path, postgres):
+    """Rows copied in by `callscope migrate` keep their ids; the catalog's sequence moves past the largest, and a
+    second preparation (another node starting) never moves it back."""
+    from core import ids, lake
+    from core.catalog import Catalog
+
+    conninfo = postgres.new_database()
+    db = lake.connect(lake.LakeConfig(conninfo, str(tmp_path / "lake-data")))
+    try:
+        cur = db.cursor()
+        assert ids.take(cur, "audit_log_id", 3) == [1, 2, 3]
+        cur.execute(
+            "INSERT INTO audit_log (id, changed_at, actor, actor_kind, action, object_kind, object_id)"
+            " VALUES (500, now(), 'a', 'user', 'create', 'rule', 'r')"
+        )
+        with Catalog(conninfo) as catalog:
+            ids.prepare_lake(cur, catalog)
+            assert ids.take(cur, "audit_log_id", 2) == [501, 502]
+            ids.prepare_lake(cur, catalog)
+        assert ids.take(cur, "audit_log_id", 1) == [503]
+        assert ids.take(cur, "notify_outbox_id", 1) == [1]  # each table its own sequence
+        with pytest.raises(ValueError):
+            ids.take(cur, "calls", 1)
+    finally:
+        db.close()
