@@ -25,7 +25,7 @@ import httpx
 from alerts import email_render, outbox, smtp, webhook
 from alerts.outbox import OutboxRow
 from alerts.smtp import DeliveryError, SmtpSettings
-from core.store import WriteLock, held
+from core.store import WriteLock, held, transaction
 
 log = logging.getLogger("callscope.notify")
 
@@ -122,12 +122,35 @@ class DeliveryWorker:
         try:
             cur.execute("SET TimeZone = 'UTC'")
             rows = outbox.due(cur, now or self._clock(), limit)
-            rows = self._recorded_elsewhere(cur, rows, counts)
-            for row in rows:
-                self._deliver(cur, row, counts)
+            if self.sharing.ledger is None:
+                for row in rows:
+                    self._deliver(cur, row, counts)
+            else:
+                self._deliver_batch(cur, self._recorded_elsewhere(cur, rows, counts), counts)
         finally:
             cur.close()
         return counts
+
+    def _deliver_batch(self, cur: duckdb.DuckDBPyConnection, rows: list[OutboxRow], counts: DeliveryCounts) -> None:
+        """A shared store (a lake, whose commits take tens of ms): the due rows are claimed with one commit, sent one
+        at a time (each acceptance recorded in the ledger at once), and marked sent with one commit at the end. A
+        row whose claim ran out before its turn is left for the next pass (another sender may have it by then)."""
+        sharing = self.sharing
+        started = self._clock()
+        hold = started + (sharing.claim or timedelta(0))
+        with held(sharing.job_lock), transaction(self._db) as tx:
+            claimed = set(outbox.claim_many(tx, rows, started, hold))
+        sent: dict[int, tuple[datetime, str | None]] = {}
+        try:
+            for row in rows:
+                if row.id not in claimed:
+                    continue  # another sender changed it since it was read
+                if self._clock() >= hold:
+                    break
+                self._deliver(cur, row, counts, sent=sent)
+        finally:
+            if sent:
+                self._write(lambda: outbox.mark_sent_many(cur, sent))
 
     def _write(self, what: Callable[[], object]) -> None:
         with held(self.sharing.lock):
@@ -142,29 +165,36 @@ class DeliveryWorker:
         if ledger is None or not rows:
             return rows
         done = ledger.accepted_of([r.id for r in rows])
-        for outbox_id, note in done.items():
-            self._write(lambda i=outbox_id, n=note: outbox.mark_sent(cur, i, self._clock(), n))
-            counts.sent += 1
-            log.info("notification %d was accepted before the node sending it stopped; marked sent", outbox_id)
+        if done:
+            now = self._clock()
+            self._write(lambda: outbox.mark_sent_many(cur, {i: (now, note) for i, note in done.items()}))
+            counts.sent += len(done)
+            log.info("notification(s) %s were accepted before the node sending them stopped; marked sent", sorted(done))
         return [r for r in rows if r.id not in done]
 
-    def _deliver(self, cur: duckdb.DuckDBPyConnection, row: OutboxRow, counts: DeliveryCounts) -> None:
+    def _deliver(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        row: OutboxRow,
+        counts: DeliveryCounts,
+        sent: dict[int, tuple[datetime, str | None]] | None = None,
+    ) -> None:
+        """One row. `sent` (a claimed batch): the attempt is already recorded, and the acceptance goes to the ledger
+        and into `sent` (marked with the batch) instead of a commit of its own."""
         started = self._clock()
         sharing = self.sharing
-        if sharing.job_lock is None and sharing.claim is None:
+        if sent is None:
             outbox.record_attempt(cur, row.id, started)
-        else:
-            with held(sharing.job_lock):
-                hold = started + sharing.claim if sharing.claim is not None else None
-                if not outbox.claim(cur, row, started, hold):
-                    return  # another sender changed it since it was read
         attempts = row.attempts + 1
         delivered: list[str | None] = []
 
         def accepted(note: str | None) -> None:
-            if sharing.ledger is not None:
+            if sent is None:
+                outbox.mark_sent(cur, row.id, self._clock(), note)
+            else:
+                assert sharing.ledger is not None
                 sharing.ledger.accepted(row.id, note)
-            self._write(lambda: outbox.mark_sent(cur, row.id, self._clock(), note))
+                sent[row.id] = (self._clock(), note)
             delivered.append(note)
 
         try:

@@ -242,13 +242,58 @@ def claim(cur: duckdb.DuckDBPyConnection, row: OutboxRow, now: datetime, hold_un
     """record_attempt for a row still as `due` read it (unsent, its attempts unchanged): False when another
     sender got to it first. `hold_until`: no other sender takes the row before then (a lake's claim; a sender
     that dies mid-send leaves it to the next one after that)."""
-    changed = cur.execute(
-        "UPDATE notify_outbox SET attempts = attempts + 1, last_attempt_at = ?,"
-        " next_attempt_at = coalesce(?, next_attempt_at)"
-        " WHERE id = ? AND attempts = ? AND status IN (?, ?)",
-        [now, hold_until, row.id, row.attempts, *UNSENT],
-    ).fetchall()
-    return bool(changed and changed[0][0])
+    return claim_many(cur, [row], now, hold_until) == [row.id]
+
+
+_CLAIM_SCHEMA = pa.schema([("id", pa.int64()), ("attempts", pa.int32())])
+_SENT_SCHEMA = pa.schema([("id", pa.int64()), ("sent_at", pa.timestamp("us", tz="UTC")), ("note", pa.string())])
+
+
+def claim_many(
+    cur: duckdb.DuckDBPyConnection, rows: list[OutboxRow], now: datetime, hold_until: datetime | None = None
+) -> list[int]:
+    """`claim` for several rows with one statement (one commit on a lake); the ids claimed, in the rows' order.
+    The caller's transaction is serialised with the other senders' (a lake's commit lock): what it reads stays
+    true until it commits."""
+    if not rows:
+        return []
+    table = pa.Table.from_pylist([{"id": r.id, "attempts": r.attempts} for r in rows], schema=_CLAIM_SCHEMA)
+    cur.register("notify_claims", table)
+    try:
+        # the rows still as read (no RETURNING on a lake): read first, inside the caller's serialised transaction
+        taken = {
+            i
+            for (i,) in cur.execute(
+                "SELECT o.id FROM notify_outbox o JOIN notify_claims c ON o.id = c.id"
+                " WHERE o.attempts = c.attempts AND o.status IN (?, ?)",
+                UNSENT,
+            ).fetchall()
+        }
+        cur.execute(
+            "UPDATE notify_outbox SET attempts = notify_outbox.attempts + 1, last_attempt_at = ?,"
+            " next_attempt_at = coalesce(?, next_attempt_at) FROM notify_claims c"
+            " WHERE notify_outbox.id = c.id AND notify_outbox.attempts = c.attempts AND status IN (?, ?)",
+            [now, hold_until, *UNSENT],
+        )
+    finally:
+        cur.unregister("notify_claims")
+    return [r.id for r in rows if r.id in taken]
+
+
+def mark_sent_many(cur: duckdb.DuckDBPyConnection, sent: dict[int, tuple[datetime, str | None]]) -> None:
+    """`mark_sent` for several rows ({id: (sent_at, note)}) with one statement (one commit on a lake)."""
+    if not sent:
+        return
+    rows = [{"id": i, "sent_at": at, "note": note} for i, (at, note) in sent.items()]
+    cur.register("notify_sent", pa.Table.from_pylist(rows, schema=_SENT_SCHEMA))
+    try:
+        cur.execute(
+            "UPDATE notify_outbox SET status = ?, sent_at = s.sent_at, next_attempt_at = NULL, last_error = s.note"
+            " FROM notify_sent s WHERE notify_outbox.id = s.id",
+            [Status.SENT.value],
+        )
+    finally:
+        cur.unregister("notify_sent")
 
 
 def mark_sent(cur: duckdb.DuckDBPyConnection, outbox_id: int, now: datetime, note: str | None = None) -> None:

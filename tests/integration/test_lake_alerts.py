@@ -326,12 +326,16 @@ def test_an_acceptance_in_the_ledger_is_marked_sent_and_not_sent_again(tmp_path,
         assert second > first
         now = datetime.now(UTC) + timedelta(seconds=1)
         [due] = [r for r in outbox.due(db.cursor(), now) if r.id == second]
-        with sharing.job_lock():
-            assert outbox.claim(db.cursor(), due, now, now + timedelta(seconds=CLAIM_S))
-            assert not outbox.claim(db.cursor(), due, now, now + timedelta(seconds=CLAIM_S))  # taken
+        with sharing.job_lock(), transaction(db) as cur:
+            assert outbox.claim(cur, due, now, now + timedelta(seconds=CLAIM_S))
+        with sharing.job_lock(), transaction(db) as cur:
+            assert not outbox.claim(cur, due, now, now + timedelta(seconds=CLAIM_S))  # taken: its attempts moved on
         assert [r.id for r in outbox.due(db.cursor(), now)] == []
         later = now + timedelta(seconds=CLAIM_S + 1)
         assert worker.run_once(now=later).sent == 1 and sent == [second]
+        row = db.execute("SELECT status, attempts, last_error FROM notify_outbox WHERE id = ?", [second]).fetchall()
+        assert row == [("sent", 2, "202")]  # the claim that ran out, then the batch's; marked with the batch
+        assert node.ledger.accepted_of([second]) == {second: "202"}
     finally:
         node.stop()
         db.close()
