@@ -98,6 +98,7 @@ class Sharing:
     job_lock: WriteLock | None = None
     ledger: SendLedger | None = None
     claim: timedelta | None = None
+    still_held: Callable[[], bool] | None = None  # whether this node holds the job lease now (asked before each send)
 
 
 class DeliveryWorker:
@@ -146,6 +147,9 @@ class DeliveryWorker:
                 if row.id not in claimed:
                     continue  # another sender changed it since it was read
                 if self._clock() >= hold:
+                    break
+                if sharing.still_held is not None and not sharing.still_held():
+                    log.warning("the job lease is gone: the rest of this batch is left to the next holder")
                     break
                 self._deliver(cur, row, counts, sent=sent)
         finally:

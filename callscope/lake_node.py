@@ -68,6 +68,7 @@ class LakeNode:
             job_lock=self.job_commit,
             ledger=self.ledger,
             claim=timedelta(seconds=self.settings.lake_notify_claim_seconds),
+            still_held=lambda: self._lease is not None and self._lease.verify(),
         )
 
     # -- the job lease -----------------------------------------------------------------------------------------

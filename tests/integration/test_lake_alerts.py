@@ -283,10 +283,12 @@ def test_a_node_whose_lease_session_broke_writes_no_job_state(tmp_path, postgres
         wait_until(lambda: node.holds_lease, timeout=10, what="the lease")
         with node.job_commit():
             pass  # held: the job may write
+        assert node.sharing().still_held()
         with psycopg.connect(conninfo, autocommit=True) as pg:  # the lease's session breaks (as in a partition)
             pg.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'inproc'"
             ).fetchall()
+        assert not node.sharing().still_held()  # a delivery batch stops before its next send
         with pytest.raises(LeaseLost), node.job_commit():
             raise AssertionError("a job wrote after its node lost the lease")
     finally:
