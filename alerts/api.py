@@ -83,7 +83,8 @@ def _checked_rule(request: Request, alerting: Alerting, name: str, role: Role) -
 
 def _audit(request: Request, action: str, name: str, before: Rule | None, after: Rule | None) -> None:
     projects = rule_projects(after or before)  # type: ignore[arg-type]
-    with transaction(request.app.state.access.db) as cur:
+    alerting = _alerting(request)
+    with transaction(request.app.state.access.db, alerting.states.write_lock) as cur:
         audit.record(
             cur,
             principal_of(request),

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import duckdb
 import httpx
@@ -24,6 +25,7 @@ import httpx
 from alerts import email_render, outbox, smtp, webhook
 from alerts.outbox import OutboxRow
 from alerts.smtp import DeliveryError, SmtpSettings
+from core.store import WriteLock, held, transaction
 
 log = logging.getLogger("callscope.notify")
 
@@ -76,6 +78,29 @@ class DeliveryCounts:
         return self.sent + self.retrying + self.failed
 
 
+class SendLedger(Protocol):
+    """Where a shared store's sender records, in a few milliseconds, that a receiver accepted a message (a lake's
+    commit takes tens of them): a sender that dies before the store says `sent` is not followed by a second copy
+    from the next lease holder, which finds the acceptance here (core/catalog.py keeps it in the catalog)."""
+
+    def accepted(self, outbox_id: int, note: str | None) -> None: ...
+
+    def accepted_of(self, outbox_ids: list[int]) -> dict[int, str | None]: ...
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """How the worker shares the store with other nodes (a lake); the default: it does not (the embedded file).
+    `lock` is held around each write, `job_lock` around each claim (it raises when this node lost the job lease),
+    `claim` keeps a row from other senders while this one sends it."""
+
+    lock: WriteLock | None = None
+    job_lock: WriteLock | None = None
+    ledger: SendLedger | None = None
+    claim: timedelta | None = None
+    still_held: Callable[[], bool] | None = None  # whether this node holds the job lease now (asked before each send)
+
+
 class DeliveryWorker:
     def __init__(
         self,
@@ -83,11 +108,13 @@ class DeliveryWorker:
         senders: Mapping[str, Sender],
         policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sharing: Sharing | None = None,
     ) -> None:
         self._db = db
         self.senders = dict(senders)
         self.policy = policy or RetryPolicy()
         self._clock = clock
+        self.sharing = sharing or Sharing()
 
     def run_once(self, now: datetime | None = None, limit: int = 50) -> DeliveryCounts:
         """Send every due row (at most `limit`); never raises for a failed delivery."""
@@ -95,20 +122,83 @@ class DeliveryWorker:
         cur = self._db.cursor()
         try:
             cur.execute("SET TimeZone = 'UTC'")
-            for row in outbox.due(cur, now or self._clock(), limit):
-                self._deliver(cur, row, counts)
+            rows = outbox.due(cur, now or self._clock(), limit)
+            if self.sharing.ledger is None:
+                for row in rows:
+                    self._deliver(cur, row, counts)
+            else:
+                self._deliver_batch(cur, self._recorded_elsewhere(cur, rows, counts), counts)
         finally:
             cur.close()
         return counts
 
-    def _deliver(self, cur: duckdb.DuckDBPyConnection, row: OutboxRow, counts: DeliveryCounts) -> None:
+    def _deliver_batch(self, cur: duckdb.DuckDBPyConnection, rows: list[OutboxRow], counts: DeliveryCounts) -> None:
+        """A shared store (a lake, whose commits take tens of ms): the due rows are claimed with one commit, sent one
+        at a time (each acceptance recorded in the ledger at once), and marked sent with one commit at the end. A
+        row whose claim ran out before its turn is left for the next pass (another sender may have it by then)."""
+        sharing = self.sharing
         started = self._clock()
-        outbox.record_attempt(cur, row.id, started)
+        hold = started + (sharing.claim or timedelta(0))
+        with held(sharing.job_lock), transaction(self._db) as tx:
+            claimed = set(outbox.claim_many(tx, rows, started, hold))
+        sent: dict[int, tuple[datetime, str | None]] = {}
+        try:
+            for row in rows:
+                if row.id not in claimed:
+                    continue  # another sender changed it since it was read
+                if self._clock() >= hold:
+                    break
+                if sharing.still_held is not None and not sharing.still_held():
+                    log.warning("the job lease is gone: the rest of this batch is left to the next holder")
+                    break
+                self._deliver(cur, row, counts, sent=sent)
+        finally:
+            if sent:
+                self._write(lambda: outbox.mark_sent_many(cur, sent))
+
+    def _write(self, what: Callable[[], object]) -> None:
+        with held(self.sharing.lock):
+            what()
+
+    def _recorded_elsewhere(
+        self, cur: duckdb.DuckDBPyConnection, rows: list[OutboxRow], counts: DeliveryCounts
+    ) -> list[OutboxRow]:
+        """Rows whose acceptance the ledger holds (their sender died before marking them) are marked sent, not sent
+        again; the rest are returned."""
+        ledger = self.sharing.ledger
+        if ledger is None or not rows:
+            return rows
+        done = ledger.accepted_of([r.id for r in rows])
+        if done:
+            now = self._clock()
+            self._write(lambda: outbox.mark_sent_many(cur, {i: (now, note) for i, note in done.items()}))
+            counts.sent += len(done)
+            log.info("notification(s) %s were accepted before the node sending them stopped; marked sent", sorted(done))
+        return [r for r in rows if r.id not in done]
+
+    def _deliver(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        row: OutboxRow,
+        counts: DeliveryCounts,
+        sent: dict[int, tuple[datetime, str | None]] | None = None,
+    ) -> None:
+        """One row. `sent` (a claimed batch): the attempt is already recorded, and the acceptance goes to the ledger
+        and into `sent` (marked with the batch) instead of a commit of its own."""
+        started = self._clock()
+        sharing = self.sharing
+        if sent is None:
+            outbox.record_attempt(cur, row.id, started)
         attempts = row.attempts + 1
         delivered: list[str | None] = []
 
         def accepted(note: str | None) -> None:
-            outbox.mark_sent(cur, row.id, self._clock(), note)
+            if sent is None:
+                outbox.mark_sent(cur, row.id, self._clock(), note)
+            else:
+                assert sharing.ledger is not None
+                sharing.ledger.accepted(row.id, note)
+                sent[row.id] = (self._clock(), note)
             delivered.append(note)
 
         try:
@@ -128,12 +218,12 @@ class DeliveryWorker:
             gave_up = started - row.created_at >= self.policy.give_up
             if getattr(exc, "permanent", False) or gave_up:
                 reason = error if not gave_up else f"gave up after {attempts} attempts: {error}"
-                outbox.mark_failed(cur, row.id, reason)
+                self._write(lambda: outbox.mark_failed(cur, row.id, reason))
                 counts.failed += 1
                 log.error("notification %d to %s failed for good: %s", row.id, row.channel, reason)
             else:
                 retry_at = self._clock() + self.policy.delay(attempts)
-                outbox.mark_retry(cur, row.id, error, retry_at)
+                self._write(lambda: outbox.mark_retry(cur, row.id, error, retry_at))
                 counts.retrying += 1
                 log.warning(
                     "notification %d to %s failed (attempt %d), retrying at %s: %s",

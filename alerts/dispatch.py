@@ -27,7 +27,7 @@ from alerts import message, outbox, silences
 from alerts.inhibit import Inhibitor
 from alerts.model import Alert, alerts_for_notification
 from alerts.notify_config import Channel, NotifyConfig, Route
-from core.store import transaction
+from core.store import WriteLock, transaction
 
 log = logging.getLogger("callscope.notify")
 
@@ -164,8 +164,11 @@ class Dispatcher:
         *,
         external_url: str = "",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        job_lock: WriteLock | None = None,
     ) -> None:
+        """`job_lock`: held around each tick's transaction (a lake: the commit lock, and the job lease still held)."""
         self._db = db
+        self._job_lock = job_lock
         self.config = config
         self.external_url = external_url
         self._clock = clock
@@ -173,7 +176,7 @@ class Dispatcher:
     def tick(self, now: datetime | None = None) -> TickResult:
         """One pass; everything it decides is committed together (or not at all, when it raises)."""
         now = now or self._clock()
-        with transaction(self._db) as cur:
+        with transaction(self._db, self._job_lock) as cur:
             result, plan = self._decide(cur, now)
             result.enqueued = self._write_outbox(cur, plan, now)
             self._write_groups(cur, plan, now)
@@ -333,7 +336,9 @@ class Dispatcher:
                 cur,
                 "notify_new_log",
                 pa.Table.from_pylist(rows, schema=_LOG_SCHEMA),
-                "INSERT OR REPLACE INTO notify_log SELECT * FROM notify_new_log",
+                "MERGE INTO notify_log t USING notify_new_log s ON t.group_key = s.group_key AND t.channel = s.channel"
+                " WHEN MATCHED THEN UPDATE SET firing = s.firing, resolved = s.resolved, notified_at = s.notified_at,"
+                " outbox_id = s.outbox_id WHEN NOT MATCHED THEN INSERT BY NAME",
             )
         cur.execute("DELETE FROM notify_log WHERE notified_at < ?", [now - NFLOG_RETENTION])
         return sorted(ids.values())

@@ -74,7 +74,7 @@ def notify_routers(service: NotifyService) -> list[APIRouter]:
         actor = principal_of(request)
 
         def store() -> None:
-            with transaction(service.db) as cur:
+            with transaction(service.db, service.sharing.lock) as cur:
                 silences.insert(cur, silence)
                 audit.record(cur, actor, "create", "silence", silence.id, after=silence.as_dict(now))
 
@@ -85,7 +85,7 @@ def notify_routers(service: NotifyService) -> list[APIRouter]:
     def expire_silence(request: Request, silence_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
         now = datetime.now(UTC)
         try:
-            with transaction(service.db) as cur:
+            with transaction(service.db, service.sharing.lock) as cur:
                 before = silences.get(cur, silence_id)
                 silence = silences.expire(cur, silence_id, now)
                 if silence is not None and before is not None:

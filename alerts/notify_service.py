@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from alerts.delivery import DeliveryWorker, EmailSender, RetryPolicy, WebhookSender
+from alerts.delivery import DeliveryWorker, EmailSender, RetryPolicy, Sharing, WebhookSender
 from alerts.digest_schedule import DigestScheduler
 from alerts.dispatch import Dispatcher
 from alerts.notify_config import ConfigError, NotifyConfig, parse_notify_config
@@ -45,12 +45,18 @@ class NotifyService:
         settings,
         config: NotifyConfig | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sharing: Sharing | None = None,
     ) -> None:
+        """`sharing`: how a node of a shared store (a lake) serialises its writes with the other nodes and fences
+        the jobs of the job lease (alerts/delivery.py); None: the embedded store."""
         self.db = db
+        self.sharing = sharing or Sharing()
         self.config = config if config is not None else load_config(settings)
         self.smtp = SmtpSettings.from_settings(settings)
         self.interval_s = settings.notify_interval_seconds
-        self.dispatcher = Dispatcher(db, self.config, external_url=settings.dashboard_link, clock=clock)
+        self.dispatcher = Dispatcher(
+            db, self.config, external_url=settings.dashboard_link, clock=clock, job_lock=self.sharing.job_lock
+        )
         self.delivery = DeliveryWorker(
             db,
             {"email": EmailSender(self.smtp), "webhook": WebhookSender()},
@@ -60,8 +66,16 @@ class NotifyService:
                 timedelta(hours=settings.notify_give_up_hours),
             ),
             clock=clock,
+            sharing=self.sharing,
         )
-        self.digests = DigestScheduler(db, self.config.digests, settings.dashboard_link, clock=clock)
+        self.digests = DigestScheduler(
+            db,
+            self.config.digests,
+            settings.dashboard_link,
+            clock=clock,
+            lock=self.sharing.lock,
+            job_lock=self.sharing.job_lock,
+        )
         self.failures = {"dispatch": 0, "delivery": 0, "digests": 0}
         self._delivery_lock = threading.Lock()
         self.scheduler: BackgroundScheduler | None = None

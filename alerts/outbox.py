@@ -17,6 +17,8 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from core import ids
+
 
 class Status(StrEnum):
     PENDING = "pending"
@@ -113,6 +115,7 @@ _NEW_COLUMNS = (
 )
 _NEW_SCHEMA = pa.schema(
     [
+        ("id", pa.int64()),
         *((name, pa.string()) for name in _NEW_COLUMNS[:11]),
         ("created_at", pa.timestamp("us", tz="UTC")),
         ("attempts", pa.int32()),
@@ -138,11 +141,26 @@ class NewMessage:
 
 
 def enqueue_many(cur: duckdb.DuckDBPyConnection, messages: list[NewMessage], now: datetime) -> dict[str, int]:
-    """Queue messages with one statement; {dedup_key: id} of those queued now (not of keys queued before)."""
+    """Queue messages; {dedup_key: id} of those queued now (not of keys queued before, nor a key's second copy).
+    The keys already queued are left out by a join (a lake has no UNIQUE key to conflict on); the caller's
+    transaction is serialised with the store's other writers, so it sees every key queued before it."""
     if not messages:
         return {}
+    wanted = list({m.dedup_key: m for m in reversed(messages)}.values())[::-1]  # each key once, the first copy
+    keys = [m.dedup_key for m in wanted]
+    queued = {
+        k
+        for (k,) in cur.execute(
+            "SELECT dedup_key FROM notify_outbox WHERE list_contains(?, dedup_key)", [keys]
+        ).fetchall()
+    }
+    fresh = [m for m in wanted if m.dedup_key not in queued]
+    if not fresh:
+        return {}
+    row_ids = ids.take(cur, "notify_outbox_id", len(fresh))
     rows = [
         {
+            "id": row_id,
             "dedup_key": m.dedup_key,
             "kind": m.kind,
             "receiver": m.receiver,
@@ -158,18 +176,15 @@ def enqueue_many(cur: duckdb.DuckDBPyConnection, messages: list[NewMessage], now
             "attempts": 0,
             "next_attempt_at": now,
         }
-        for m in messages
+        for m, row_id in zip(fresh, row_ids, strict=True)
     ]
-    columns = ", ".join(_NEW_COLUMNS)
+    columns = ", ".join(("id", *_NEW_COLUMNS))
     cur.register("notify_new_outbox", pa.Table.from_pylist(rows, schema=_NEW_SCHEMA))
     try:
-        queued = cur.execute(
-            f"INSERT INTO notify_outbox ({columns}) SELECT {columns} FROM notify_new_outbox"  # noqa: S608
-            " ON CONFLICT DO NOTHING RETURNING dedup_key, id"
-        ).fetchall()
+        cur.execute(f"INSERT INTO notify_outbox ({columns}) SELECT {columns} FROM notify_new_outbox")  # noqa: S608
     finally:
         cur.unregister("notify_new_outbox")
-    return dict(queued)
+    return {m.dedup_key: row_id for m, row_id in zip(fresh, row_ids, strict=True)}
 
 
 def enqueue(cur: duckdb.DuckDBPyConnection, message: NewMessage, now: datetime) -> int | None:
@@ -221,6 +236,64 @@ def counts(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def record_attempt(cur: duckdb.DuckDBPyConnection, outbox_id: int, now: datetime) -> None:
     """Committed before the message goes out, so a crash during a send still shows as an attempt."""
     cur.execute("UPDATE notify_outbox SET attempts = attempts + 1, last_attempt_at = ? WHERE id = ?", [now, outbox_id])
+
+
+def claim(cur: duckdb.DuckDBPyConnection, row: OutboxRow, now: datetime, hold_until: datetime | None = None) -> bool:
+    """record_attempt for a row still as `due` read it (unsent, its attempts unchanged): False when another
+    sender got to it first. `hold_until`: no other sender takes the row before then (a lake's claim; a sender
+    that dies mid-send leaves it to the next one after that)."""
+    return claim_many(cur, [row], now, hold_until) == [row.id]
+
+
+_CLAIM_SCHEMA = pa.schema([("id", pa.int64()), ("attempts", pa.int32())])
+_SENT_SCHEMA = pa.schema([("id", pa.int64()), ("sent_at", pa.timestamp("us", tz="UTC")), ("note", pa.string())])
+
+
+def claim_many(
+    cur: duckdb.DuckDBPyConnection, rows: list[OutboxRow], now: datetime, hold_until: datetime | None = None
+) -> list[int]:
+    """`claim` for several rows with one statement (one commit on a lake); the ids claimed, in the rows' order.
+    The caller's transaction is serialised with the other senders' (a lake's commit lock): what it reads stays
+    true until it commits."""
+    if not rows:
+        return []
+    table = pa.Table.from_pylist([{"id": r.id, "attempts": r.attempts} for r in rows], schema=_CLAIM_SCHEMA)
+    cur.register("notify_claims", table)
+    try:
+        # the rows still as read (no RETURNING on a lake): read first, inside the caller's serialised transaction
+        taken = {
+            i
+            for (i,) in cur.execute(
+                "SELECT o.id FROM notify_outbox o JOIN notify_claims c ON o.id = c.id"
+                " WHERE o.attempts = c.attempts AND o.status IN (?, ?)",
+                UNSENT,
+            ).fetchall()
+        }
+        cur.execute(
+            "UPDATE notify_outbox SET attempts = notify_outbox.attempts + 1, last_attempt_at = ?,"
+            " next_attempt_at = coalesce(?, next_attempt_at) FROM notify_claims c"
+            " WHERE notify_outbox.id = c.id AND notify_outbox.attempts = c.attempts AND status IN (?, ?)",
+            [now, hold_until, *UNSENT],
+        )
+    finally:
+        cur.unregister("notify_claims")
+    return [r.id for r in rows if r.id in taken]
+
+
+def mark_sent_many(cur: duckdb.DuckDBPyConnection, sent: dict[int, tuple[datetime, str | None]]) -> None:
+    """`mark_sent` for several rows ({id: (sent_at, note)}) with one statement (one commit on a lake)."""
+    if not sent:
+        return
+    rows = [{"id": i, "sent_at": at, "note": note} for i, (at, note) in sent.items()]
+    cur.register("notify_sent", pa.Table.from_pylist(rows, schema=_SENT_SCHEMA))
+    try:
+        cur.execute(
+            "UPDATE notify_outbox SET status = ?, sent_at = s.sent_at, next_attempt_at = NULL, last_error = s.note"
+            " FROM notify_sent s WHERE notify_outbox.id = s.id",
+            [Status.SENT.value],
+        )
+    finally:
+        cur.unregister("notify_sent")
 
 
 def mark_sent(cur: duckdb.DuckDBPyConnection, outbox_id: int, now: datetime, note: str | None = None) -> None:

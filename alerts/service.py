@@ -83,6 +83,8 @@ class Alerting:
     dashboard_url: str
     clock: Clock = field(default=lambda: datetime.now(UTC))
     tick_seconds: float = 1.0
+    # Other processes change the API rules too (the nodes of a lake): the stored rules are re-read when they changed.
+    shared: bool = False
 
     def __post_init__(self) -> None:
         self.evaluator = Evaluator(StoreSource(self.cursor), self.states, self.dashboard_url)
@@ -98,11 +100,20 @@ class Alerting:
         self.tick_failures = 0
         self.last_cycle: dict[str, Any] | None = None  # the latest evaluation run: when, rules, queries, seconds
         self.scheduler: BackgroundScheduler | None = None
+        self._api_signature: tuple | None = None
 
     # -- rules -----------------------------------------------------------------------------------------------
 
     def load(self) -> None:
-        """At start: the API rules from the store, then the rules file (or its last good copy)."""
+        """At start (a lake: when this node takes the job lease): the API rules from the store, then the rules file
+        (or its last good copy); the alert state as the store holds it (another node may have evaluated)."""
+        self.states.forget()
+        self._load_api_rules()
+        self._last_eval = self.states.last_evaluated()
+        self.reload_file(force=True, starting=True)
+
+    def _load_api_rules(self) -> None:
+        signature = self.states.api_rules_signature()
         api_rules = {}
         for spec in self.states.api_rules():
             try:
@@ -112,11 +123,16 @@ class Alerting:
                 continue
             api_rules[rule.name] = rule
         with self._lock:
+            if api_rules != self._api_rules:
+                self._version += 1
             self._api_rules = api_rules
-        self._last_eval = self.states.last_evaluated()
-        self.reload_file(force=True, starting=True)
+            self._api_signature = signature
 
     def rules(self) -> list[Rule]:
+        if self.shared and self.states.api_rules_signature() != self._api_signature:
+            with self._lock:  # one reader re-reads them; the others wait for it
+                if self.states.api_rules_signature() != self._api_signature:
+                    self._load_api_rules()
         with self._lock:
             return [*self._file_rules, *self._api_rules.values()]
 
@@ -205,6 +221,7 @@ class Alerting:
                 raise RuleConflict(f"a rule named {rule.name!r} exists; edit it with PUT")
             self._api_rules[rule.name] = rule
             self._version += 1
+            self._api_signature = None  # re-read at the next look: another node may change them too
         log.info("alerts: rule %r created through the API", rule.name)
         return rule
 
@@ -218,6 +235,7 @@ class Alerting:
                 raise RuleNotFound(f"no rule named {name!r}")
             self._api_rules[name] = rule
             self._version += 1
+            self._api_signature = None  # re-read at the next look: another node may change them too
         log.info("alerts: rule %r changed through the API", name)
         return rule
 
@@ -228,6 +246,7 @@ class Alerting:
                 raise RuleNotFound(f"no rule named {name!r}")
             self._api_rules.pop(name, None)
             self._version += 1
+            self._api_signature = None  # re-read at the next look: another node may change them too
         log.info("alerts: rule %r deleted through the API; its alerts resolve at the next tick", name)
 
     def _writable(self, name: str) -> None:

@@ -22,6 +22,8 @@ import pyarrow as pa
 from alerts.evaluate import Changes, StateStore
 from alerts.machine import Instance
 from alerts.model import AlertState
+from core import ids
+from core.store import WriteLock, held
 
 _MAP = pa.map_(pa.string(), pa.string())
 _TS = pa.timestamp("us", tz="UTC")
@@ -61,6 +63,7 @@ _INSTANCE_SCHEMA = pa.schema(
 )
 _HISTORY_SCHEMA = pa.schema(
     [
+        ("id", pa.int64()),
         ("changed_at", _TS),
         ("rule_id", pa.string()),
         ("fingerprint", pa.string()),
@@ -82,13 +85,26 @@ _HEALTH_SCHEMA = pa.schema(
         ("series", pa.int32()),
     ]
 )
-_UPSERT_INSTANCES = (
-    "INSERT INTO alert_instances BY NAME SELECT * FROM new_instances ON CONFLICT (fingerprint) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in INSTANCE_COLUMNS if c != "fingerprint")
-)
-_UPSERT_HEALTH = (
-    "INSERT INTO alert_rule_status BY NAME SELECT * FROM new_health ON CONFLICT (rule_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _HEALTH_SCHEMA.names if c != "rule_id")
+
+
+def _merge(table: str, source: str, keys: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    """An upsert by `keys` as MERGE (not INSERT ... ON CONFLICT: a lake has no key to conflict on; both stores take
+    MERGE). The caller's transaction is serialised with the store's other writers, so it sees every earlier row."""
+    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    sets = ", ".join(f"{c} = s.{c}" for c in columns if c not in keys)
+    return (
+        f"MERGE INTO {table} t USING {source} s ON {on} WHEN MATCHED THEN UPDATE SET {sets}"
+        " WHEN NOT MATCHED THEN INSERT BY NAME"
+    )
+
+
+_UPSERT_INSTANCES = _merge("alert_instances", "new_instances", ("fingerprint",), INSTANCE_COLUMNS)
+_UPSERT_HEALTH = _merge("alert_rule_status", "new_health", ("rule_id",), tuple(_HEALTH_SCHEMA.names))
+_UPSERT_FILE = _merge(
+    "alert_rule_files",
+    "(SELECT ?::VARCHAR AS path, ?::VARCHAR AS content, ?::VARCHAR AS sha256, ?::TIMESTAMPTZ AS loaded_at)",
+    ("path",),
+    ("path", "content", "sha256", "loaded_at"),
 )
 _SELECT_INSTANCES = f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM alert_instances"
 
@@ -134,10 +150,26 @@ class DuckStateStore(StateStore):
     """Evaluation is the only writer of alert_instances (notification reads it), so the instances it loads each
     cycle come from a write-through copy in memory, filled from the table once and updated after each commit."""
 
-    def __init__(self, db: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self, db: duckdb.DuckDBPyConnection, lock: WriteLock | None = None, job_lock: WriteLock | None = None
+    ) -> None:
+        """`lock`: held around every write (a lake's commit lock: the API writes rules on any node); `job_lock`:
+        around evaluation's writes, which only the job lease's holder may make (it raises when the lease is gone)."""
         self._db = db
         self._lock = threading.Lock()
+        self._write_lock = lock
+        self._job_lock = job_lock if job_lock is not None else lock
         self._known: dict[str, Instance] | None = None
+
+    @property
+    def write_lock(self) -> WriteLock | None:
+        """What the API holds around its own writes beside the rules (their audit rows)."""
+        return self._write_lock
+
+    def forget(self) -> None:
+        """Drop the copy of alert_instances (read again at the next use): another node may have evaluated since."""
+        with self._lock:
+            self._known = None
 
     @contextmanager
     def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -149,8 +181,8 @@ class DuckStateStore(StateStore):
             cur.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._lock, self._cursor() as cur:
+    def transaction(self, lock: WriteLock | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        with held(lock or self._write_lock), self._lock, self._cursor() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
@@ -181,7 +213,7 @@ class DuckStateStore(StateStore):
     def save(self, changes: Changes) -> None:
         if not (changes.instances or changes.removed or changes.history or changes.health):
             return
-        with self.transaction() as cur:
+        with self.transaction(self._job_lock) as cur:
             if changes.removed:
                 cur.execute(
                     "DELETE FROM alert_instances WHERE list_contains($fps, fingerprint)", {"fps": changes.removed}
@@ -191,7 +223,9 @@ class DuckStateStore(StateStore):
                 cur.execute(_UPSERT_INSTANCES)
                 cur.unregister("new_instances")
             if changes.history:
-                cur.register("new_history", _history_table(changes))
+                cur.register(
+                    "new_history", _history_table(changes, ids.take(cur, "alert_history_id", len(changes.history)))
+                )
                 cur.execute("INSERT INTO alert_history BY NAME SELECT * FROM new_history")
                 cur.unregister("new_history")
             if changes.health:
@@ -248,6 +282,13 @@ class DuckStateStore(StateStore):
             rows = cur.execute("SELECT spec FROM alert_rules ORDER BY name").fetchall()
         return [orjson.loads(spec) for (spec,) in rows]
 
+    def api_rules_signature(self) -> tuple:
+        """Changes when an API rule is created, changed or deleted (by any node of a shared store)."""
+        with self._cursor() as cur:
+            return cur.execute(
+                "SELECT count(*), max(updated_at), bit_xor(hash(name, updated_at)) FROM alert_rules"
+            ).fetchone()
+
     def put_api_rule(self, name: str, spec: dict[str, Any], *, create: bool) -> bool:
         """Insert (create) or replace (edit) an API rule; False when it exists (create) or is missing (edit)."""
         now = datetime.now(UTC)
@@ -266,19 +307,16 @@ class DuckStateStore(StateStore):
         return True
 
     def delete_api_rule(self, name: str) -> bool:
-        with self.transaction() as cur:
-            deleted = cur.execute("DELETE FROM alert_rules WHERE name = ? RETURNING name", [name]).fetchall()
-        return bool(deleted)
+        with self.transaction() as cur:  # no RETURNING: a lake's DELETE has none
+            found = cur.execute("SELECT count(*) FROM alert_rules WHERE name = ?", [name]).fetchone()[0]
+            cur.execute("DELETE FROM alert_rules WHERE name = ?", [name])
+        return found > 0
 
     # -- the rules file's last good copy ---------------------------------------------------------------------
 
     def save_file(self, path: str, content: str, sha256: str) -> None:
         with self.transaction() as cur:
-            cur.execute(
-                "INSERT INTO alert_rule_files VALUES (?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
-                " content = excluded.content, sha256 = excluded.sha256, loaded_at = excluded.loaded_at",
-                [path, content, sha256, datetime.now(UTC)],
-            )
+            cur.execute(_UPSERT_FILE, [path, content, sha256, datetime.now(UTC)])
 
     def last_good_file(self, path: str) -> str | None:
         with self._cursor() as cur:
@@ -286,9 +324,10 @@ class DuckStateStore(StateStore):
         return rows[0][0] if rows else None
 
 
-def _history_table(changes: Changes) -> pa.Table:
+def _history_table(changes: Changes, row_ids: list[int]) -> pa.Table:
     rows = [
         {
+            "id": row_id,
             "changed_at": t.at,
             "rule_id": t.rule_id,
             "fingerprint": t.fingerprint,
@@ -299,7 +338,7 @@ def _history_table(changes: Changes) -> pa.Table:
             "threshold": t.threshold,
             "reason": t.reason,
         }
-        for t in changes.history
+        for t, row_id in zip(changes.history, row_ids, strict=True)
     ]
     return pa.Table.from_pylist(rows, schema=_HISTORY_SCHEMA)
 

@@ -185,8 +185,20 @@ def write_export(
 
 def export_from_store(db_path: Path, fmt: ExportFormat, window: dict[str, list[str]], out: BinaryIO) -> int:
     """Export a stopped store's calls in the window, with the same filters as the read API."""
-    from analytics.query import Params, parse_selection
     from core.store import connect
+
+    db = connect(db_path, read_only=True)
+    try:
+        return export_from_db(db, fmt, window, out)
+    finally:
+        db.close()
+
+
+def export_from_db(
+    db: duckdb.DuckDBPyConnection, fmt: ExportFormat, window: dict[str, list[str]], out: BinaryIO
+) -> int:
+    """Export the calls of an open store (a stopped file, or a lake) in the window, with the read API's filters."""
+    from analytics.query import Params, parse_selection
 
     dims = {k: v for k, v in window.items() if k not in ("from", "to", "last", "tz", "meta", "q")}
     selection, _ = parse_selection(
@@ -200,11 +212,7 @@ def export_from_store(db_path: Path, fmt: ExportFormat, window: dict[str, list[s
     )
     params = Params()
     where = selection.where(params)
-    db = connect(db_path, read_only=True)
-    try:
-        return write_export(db, fmt, out, where=where, params=params.values)
-    finally:
-        db.close()
+    return write_export(db, fmt, out, where=where, params=params.values)
 
 
 def _one(window: dict[str, list[str]], key: str) -> str | None:

@@ -65,6 +65,17 @@ def _setup_logging(level: str) -> None:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
+def _refused_on_lake(settings: Settings, command: str, instead: str) -> bool:
+    """A command that opens the embedded file itself has no meaning with store = lake: say so and what to do."""
+    if settings.store != "lake":
+        return False
+    print(
+        f"callscope {command}: store = lake, and this command works on the embedded store file only; {instead}",
+        file=sys.stderr,
+    )
+    return True
+
+
 def _run_server(args: argparse.Namespace, main: Callable[[Settings], Coroutine[Any, Any, None]]) -> int:
     """Run `main` (serve, or up) until it stops; a server that cannot start says why and exits 2."""
     from callscope.server import StartupError
@@ -89,6 +100,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from callscope.up import run_up
 
+    if args.demo and _refused_on_lake(
+        _settings(args), "up --demo", "the demo fills an embedded store; start `callscope up` without --demo"
+    ):
+        return 2
     return _run_server(args, functools.partial(run_up, demo=args.demo))
 
 
@@ -125,6 +140,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from analytics.errors import QueryError
     from analytics.export import ExportFormat, export_from_store
     from callscope.export_client import export_from_server
+    from callscope.lake_cli import export_from_lake
+    from core.lake import LakeError
     from core.store import StoreLockedError, StoreVersionError
 
     settings = _settings(args)
@@ -135,9 +152,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         with out_path.open("wb") if out_path else contextlib.nullcontext(sys.stdout.buffer) as out:
             if args.server:
                 n = export_from_server(args.server, fmt, window, out, read_key=settings.dashboard_read_key)
+            elif settings.store == "lake":  # any number of processes may read a lake: no server needed
+                n = export_from_lake(settings, fmt, window, out)
             else:
                 n = export_from_store(settings.db_path, fmt, window, out)
-    except (FileNotFoundError, StoreLockedError, StoreVersionError, QueryError, ConnectionError) as exc:
+    except (FileNotFoundError, StoreLockedError, StoreVersionError, QueryError, ConnectionError, LakeError) as exc:
         print(f"callscope export: {exc}", file=sys.stderr)
         return 2
     print(f"exported {n} calls", file=sys.stderr)
@@ -152,6 +171,10 @@ def cmd_reprice(args: argparse.Namespace) -> int:
     from core.store import StoreLockedError
 
     settings = _settings(args)
+    if not args.server and _refused_on_lake(
+        settings, "reprice", "run it against a node: add --server http://NODE:4318"
+    ):
+        return 2
     params = _export_window(args)
     try:
         if args.server:
@@ -178,6 +201,13 @@ def cmd_demo_bulk(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
+    if _refused_on_lake(
+        settings,
+        "demo bulk",
+        "send demo traffic to a node over OTLP (callscope demo), or fill an"
+        " embedded store and copy it in with `callscope migrate`",
+    ):
+        return 2
     try:
         db = connect(settings.db_path)
     except StoreLockedError as exc:
@@ -262,6 +292,10 @@ def cmd_alerts_test(args: argparse.Namespace) -> int:
     from core.store import StoreLockedError
 
     settings = _settings(args)
+    if not args.server and _refused_on_lake(
+        settings, "alerts test", "replay through a node: add --server http://NODE:4318"
+    ):
+        return 2
     try:
         start, end = parse_time(args.start, "--from"), parse_time(args.end, "--to")
         if end <= start:
@@ -287,6 +321,8 @@ def cmd_digest_send(args: argparse.Namespace) -> int:
     from callscope.digest_cli import send_now
 
     settings = _settings(args)
+    if not args.server and _refused_on_lake(settings, "digest send", "ask a node: add --server http://NODE:4318"):
+        return 2
     try:
         return send_now(settings, args.name or [], args.server)
     except ConfigError as exc:
@@ -297,7 +333,14 @@ def cmd_digest_send(args: argparse.Namespace) -> int:
 def cmd_users(args: argparse.Namespace) -> int:
     from callscope.users_cli import run
 
-    return run(_settings(args), args)
+    settings = _settings(args)
+    if _refused_on_lake(
+        settings,
+        "users",
+        "manage users through a node's API (/api/v1/access/users) or the dashboard's Access page as an admin",
+    ):
+        return 2
+    return run(settings, args)
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
@@ -309,6 +352,13 @@ def cmd_retention(args: argparse.Namespace) -> int:
     from core.store import StoreLockedError, connect
 
     settings = _settings(args)
+    if _refused_on_lake(
+        settings,
+        "retention",
+        "the lease holder applies the policy every retention_interval_seconds;"
+        " ask a node now with POST /api/v1/retention/run?dry_run=true",
+    ):
+        return 2
     policy = retention.Policy.from_settings(settings)
     now = datetime.fromisoformat(args.now).astimezone(UTC) if args.now else None
     try:
@@ -340,6 +390,8 @@ def cmd_delete_user(args: argparse.Namespace) -> int:
     from core.store import StoreLockedError, connect
 
     settings = _settings(args)
+    if _refused_on_lake(settings, "delete-user", "ask a node: DELETE /api/v1/users/<id>"):
+        return 2
     try:
         db = connect(settings.db_path)
     except StoreLockedError as exc:

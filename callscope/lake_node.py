@@ -13,14 +13,16 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import duckdb
 import psycopg
 
+from alerts.delivery import Sharing
 from core import lake
-from core.catalog import COMMIT_LOCK, JOB_LEASE, Catalog, Lease
+from core.catalog import COMMIT_LOCK, JOB_LEASE, Catalog, Lease, LeaseLost, NotifyLedger
 from core.settings import Settings
 
 log = logging.getLogger("callscope.lake")
@@ -33,6 +35,7 @@ class LakeNode:
         self._db = db
         self._catalog = Catalog(_named(settings.lake_catalog or "", self.name + "/commit"))
         self._info = Catalog(_named(settings.lake_catalog or "", self.name + "/info"))
+        self.ledger = NotifyLedger(_named(settings.lake_catalog or "", self.name + "/ledger"), self.name)
         self._lease: Lease | None = None
         self._stop_jobs: list[Callable[[], None]] = []
         self._jobs_lock = threading.Lock()
@@ -42,8 +45,31 @@ class LakeNode:
         self.last_maintenance: dict[str, int] | None = None
 
     def commit_lock(self) -> contextlib.AbstractContextManager[None]:
-        """The writer holds this around each transaction (see collector/writer.py)."""
+        """The writer holds this around each transaction (see collector/writer.py); so do the alert and
+        notification writes (rules, silences, the outbox: alerts/), which any node may make."""
         return self._catalog.locked(COMMIT_LOCK)
+
+    @contextlib.contextmanager
+    def job_commit(self) -> Iterator[None]:
+        """The commit lock for a write of a once-per-store job (alert evaluation, the dispatcher, a delivery's claim,
+        digests), taken only while this node holds the job lease, checked with PostgreSQL inside the lock: a node
+        whose lease session broke writes nothing more, even before its lease thread notices (LeaseLost). The lease
+        cannot move while the check's answer is used: another node's job writes wait for this lock, and its claim
+        of a row then sees this one's."""
+        with self.commit_lock():
+            if self._lease is None or not self._lease.verify():
+                raise LeaseLost(f"node {self.name} no longer holds the job lease")
+            yield
+
+    def sharing(self) -> Sharing:
+        """How this node's alerting and notification share the lake (alerts/delivery.py)."""
+        return Sharing(
+            lock=self.commit_lock,
+            job_lock=self.job_commit,
+            ledger=self.ledger,
+            claim=timedelta(seconds=self.settings.lake_notify_claim_seconds),
+            still_held=lambda: self._lease is not None and self._lease.verify(),
+        )
 
     # -- the job lease -----------------------------------------------------------------------------------------
 
@@ -75,6 +101,7 @@ class LakeNode:
             self._lease.stop()  # stops the jobs (if held), then closes the session: the lease is free at once
         self._catalog.close()
         self._info.close()
+        self.ledger.close()
 
     @property
     def holds_lease(self) -> bool:

@@ -7,7 +7,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from core import lake
+from core import ids, lake
+from core.catalog import Catalog
 from core.lake_copy import CopyError, copy_store
 from core.settings import Settings, load_settings
 from core.store import StoreLockedError, StoreVersionError, connect
@@ -51,6 +52,9 @@ def run(args: argparse.Namespace, source: Settings) -> int:
             total=lambda n: setattr(bar, "total", n),
             progress=bar.update,
         )
+        # the copied rows keep their ids: the lake's id sequences move past them (core/ids.py)
+        with Catalog(target.lake_catalog or "") as catalog, catalog.locked(lake.MIGRATE_LOCK):
+            ids.prepare_lake(db, catalog)
     except CopyError as exc:
         print(f"callscope migrate: {exc}", file=sys.stderr)
         return 2

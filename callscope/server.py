@@ -18,7 +18,6 @@ from datetime import timedelta
 
 import grpc
 import uvicorn
-from fastapi import APIRouter, Depends, HTTPException
 from genai_prices import data_snapshot
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -222,14 +221,18 @@ def build(
         sync_config_budgets(db, [parse_budget(b, source="config") for b in settings.budgets_config])
     except QueryError as exc:
         raise StartupError(f"config file [[budgets]]: {exc}") from None
-    alerting = Alerting(DuckStateStore(db), read_api.cursor, settings.alerts_path, settings.dashboard_link)
-    notify = NotifyService(db, settings, notify_config)  # alerts' dispatcher, delivery, digests and their routes
+    # On a lake every node writes rules, silences and one-off digests, and the lease holder's jobs write the alert
+    # state and the outbox: each under the commit lock, the jobs' only while this node holds the lease.
+    sharing = node.sharing() if node is not None else None
+    states = DuckStateStore(db) if sharing is None else DuckStateStore(db, sharing.lock, sharing.job_lock)
+    alerting = Alerting(states, read_api.cursor, settings.alerts_path, settings.dashboard_link, shared=node is not None)
+    # alerts' dispatcher, delivery, digests and their routes
+    notify = NotifyService(db, settings, notify_config, sharing=sharing)
     access = access_for(settings, db)
     notify_read, notify_write = notify_routers(notify)
-    alert_writes = [alerts_write_router, notify_write]
-    if node is not None:  # alerts do not run on a lake yet: their changes are refused with the reason (409)
-        alert_writes = [_refused_on_lake(r) for r in alert_writes]
-    api = create_app(read_api, __version__, access, routers=[alerts_router, notify_read, *alert_writes])
+    api = create_app(
+        read_api, __version__, access, routers=[alerts_router, notify_read, alerts_write_router, notify_write]
+    )
     api.state.alerting = alerting
     routes = [
         *receiver.routes(),
@@ -256,8 +259,6 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
             pool.start()  # the workers import and warm up while the store opens
             down.callback(pool.close)
         lake_mode = settings.store == "lake"
-        if lake_mode:
-            _check_lake_scope(settings)
         try:
             db = await asyncio.to_thread(open_store, settings)
         except LakeError as exc:
@@ -280,6 +281,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
             for stop_job in await asyncio.to_thread(_start_once_per_store_jobs, settings, db, parts):
                 down.push_async_callback(asyncio.to_thread, stop_job)
         else:  # only on the node holding the job lease; `node.stop` (above) stops them
+            await asyncio.to_thread(parts.alerting.load)  # every node lists the rules (file and API) in its API
             node.start_lease(lambda: _start_once_per_store_jobs(settings, db, parts))
         _reload_rules_on_sighup(parts.alerting)
         grpc_target = await _start_grpc(settings, parts, down)
@@ -298,35 +300,6 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         await stop.wait()
         log.info("shutting down: finishing in-flight requests and committing the queue")
     log.info("stopped cleanly")
-
-
-def _lake_refuses_alert_changes() -> None:
-    raise HTTPException(
-        409, "store = lake does not run alerts yet: alert rules, silences and notifications cannot be changed"
-    )
-
-
-def _refused_on_lake(router: APIRouter) -> APIRouter:
-    """`router`'s routes (their own access requirements kept) behind a dependency that answers 409 with the reason."""
-    wrapper = APIRouter(dependencies=[Depends(_lake_refuses_alert_changes)])
-    wrapper.include_router(router)
-    return wrapper
-
-
-def _check_lake_scope(settings: Settings) -> None:
-    """What does not run on a lake yet is refused at start, not failed at every run: alert evaluation and
-    notification keep their state in tables with keys and sequences, which DuckLake lacks (README: Running on
-    several machines)."""
-    used = []
-    if settings.alerts_path.exists():
-        used.append(f"alert rules ({settings.alerts_path})")
-    if settings.alerts_config.get("receivers") or settings.digests_config:
-        used.append("notification receivers or digests ([alerts]/[[digests]] in the config file)")
-    if used:
-        raise StartupError(
-            f"store = lake does not run alerts yet, but {' and '.join(used)} are configured: remove them, or keep"
-            " the embedded store"
-        )
 
 
 def _close_store(db, *, checkpoint: bool = True) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from core import ids
 from core.access import Principal
 
 COLUMNS = (
@@ -48,10 +49,12 @@ def record(
     at: datetime | None = None,
 ) -> None:
     """One audit row for one change (action: create, update, delete, expire, ...)."""
+    [row_id] = ids.take(cur, "audit_log_id", 1)  # the file's sequence, or a lake's in its catalog (core/ids.py)
     cur.execute(
-        "INSERT INTO audit_log (changed_at, actor, actor_kind, action, object_kind, object_id, project, before, after)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_log (id, changed_at, actor, actor_kind, action, object_kind, object_id, project, before,"
+        " after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
+            row_id,
             at or datetime.now(UTC),
             actor.name,
             actor.kind,

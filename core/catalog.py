@@ -35,7 +35,7 @@ class Catalog:
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
         self._conn: psycopg.Connection | None = None
-        self._mutex = threading.Lock()
+        self._mutex = threading.RLock()  # re-entered by execute() inside locked()
 
     def __enter__(self) -> Catalog:
         self.open()
@@ -53,6 +53,19 @@ class Catalog:
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
+
+    def execute(self, sql: str, params: list | None = None) -> psycopg.Cursor:
+        """One statement on this connection (autocommit), e.g. the id sequences (core/ids.py)."""
+        with self._mutex:
+            try:
+                self.open()
+                assert self._conn is not None
+                return self._conn.execute(sql, params)
+            except psycopg.OperationalError:  # broken since its last use: reopened once
+                self.close()
+                self.open()
+                assert self._conn is not None
+                return self._conn.execute(sql, params)
 
     @contextlib.contextmanager
     def locked(self, key: int) -> Iterator[None]:
@@ -125,6 +138,22 @@ class Lease:
                 self._conn = None
             self._stop.wait(self._interval)
 
+    def verify(self) -> bool:
+        """Whether this node holds the lease now, asked of PostgreSQL (not of the last try): a session that broke
+        since has lost it, whether or not the lease thread noticed yet."""
+        conn = self._conn
+        if not self.held or conn is None or conn.closed:
+            return False
+        try:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()"
+                " AND classid = 0 AND objid = %s AND objsubid = 1",
+                [self._key],
+            ).fetchone()
+        except psycopg.Error:
+            return False
+        return bool(row and row[0])
+
     def _step(self) -> None:
         if self._conn is None or self._conn.closed:
             self._conn = open_connection(self._conninfo)
@@ -144,3 +173,46 @@ class Lease:
             self._on_loss()
         except Exception:
             log.exception("job lease: stopping the jobs failed")
+
+
+class LeaseLost(RuntimeError):
+    """A once-per-store job tried to write after this node lost the job lease; nothing was written."""
+
+
+LEDGER = "callscope.notify_accepted"  # beside the id sequences (core/ids.py)
+
+
+def prepare_ledger(catalog: Catalog) -> None:
+    """The notification ledger's table (idempotent; the caller holds the migration lock): which outbox rows a
+    receiver accepted, written the moment it did (alerts/delivery.py SendLedger). Rows older than a week are
+    dropped here: by then the lake has long said `sent`."""
+    catalog.execute("CREATE SCHEMA IF NOT EXISTS callscope")
+    catalog.execute(
+        f"CREATE TABLE IF NOT EXISTS {LEDGER} (outbox_id BIGINT PRIMARY KEY, node TEXT NOT NULL,"
+        " accepted_at TIMESTAMPTZ NOT NULL DEFAULT now(), note TEXT)"
+    )
+    catalog.execute(f"DELETE FROM {LEDGER} WHERE accepted_at < now() - interval '7 days'")  # noqa: S608
+
+
+class NotifyLedger:
+    """The ledger on a connection of its own (its writes are single autocommit statements of ~1 ms)."""
+
+    def __init__(self, conninfo: str, node: str) -> None:
+        self._catalog = Catalog(conninfo)
+        self._node = node
+
+    def accepted(self, outbox_id: int, note: str | None) -> None:
+        self._catalog.execute(
+            f"INSERT INTO {LEDGER} (outbox_id, node, note) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",  # noqa: S608
+            [outbox_id, self._node, note],
+        )
+
+    def accepted_of(self, outbox_ids: list[int]) -> dict[int, str | None]:
+        rows = self._catalog.execute(
+            f"SELECT outbox_id, note FROM {LEDGER} WHERE outbox_id = ANY(%s)",  # noqa: S608
+            [outbox_ids],
+        ).fetchall()
+        return {int(r[0]): r[1] for r in rows}
+
+    def close(self) -> None:
+        self._catalog.close()

@@ -23,7 +23,8 @@ from typing import Any
 import duckdb
 import psycopg
 
-from core.catalog import Catalog
+from core import ids
+from core.catalog import Catalog, prepare_ledger
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,8 @@ def connect(config: LakeConfig, *, threads: int | None = None) -> duckdb.DuckDBP
             raise LakeError(f"cannot open the lake (catalog or data path): {_without_secrets(str(exc))}") from None
         db.execute("USE lake")
         migrate(db)
+        ids.prepare_lake(db, catalog)
+        prepare_ledger(catalog)
     return LakeConnection(db)  # type: ignore[return-value]  (quacks like the connection it wraps)
 
 

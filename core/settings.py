@@ -618,6 +618,14 @@ SETTINGS: tuple[Setting, ...] = (
         "store = lake: snapshots older than this are expired by maintenance (time travel reaches back this far).",
         _positive_float,
     ),
+    Setting(
+        "lake_notify_claim_seconds",
+        120.0,
+        "store = lake: a notification the lease holder starts sending is claimed for this long; another node sends"
+        " it only after the claim ran out (the holder died mid-send). Keep it above smtp_timeout_seconds and the"
+        " webhooks' timeouts.",
+        _positive_float,
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -705,6 +713,7 @@ class Settings:
     lake_lease_seconds: float
     lake_maintenance_seconds: float
     lake_snapshot_keep_hours: float
+    lake_notify_claim_seconds: float
     # The config file's [[budgets]] (analytics/budgets.py), synced into the store when the server starts.
     budgets_config: tuple[Any, ...] = ()
     # The config file's [alerts] table (receivers, routes, inhibit rules) and [[digests]], parsed by

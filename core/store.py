@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -107,9 +107,27 @@ def migrate(db: duckdb.DuckDBPyConnection) -> list[str]:
     return newly
 
 
+# How a writer serialises its transactions with the other writers of a shared store: a context manager held from
+# before BEGIN until after COMMIT (a lake's commit lock, callscope/lake_node.py). None: nothing to serialise with
+# (the embedded file, whose transactions DuckDB isolates itself).
+WriteLock = Callable[[], contextlib.AbstractContextManager[None]]
+
+
+def held(lock: WriteLock | None) -> contextlib.AbstractContextManager[None]:
+    """The lock's block, or nothing to hold."""
+    return lock() if lock is not None else contextlib.nullcontext()
+
+
 @contextlib.contextmanager
-def transaction(db: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A cursor of its own (UTC) inside one transaction: committed when the block ends, rolled back if it raises."""
+def transaction(db: duckdb.DuckDBPyConnection, lock: WriteLock | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of its own (UTC) inside one transaction: committed when the block ends, rolled back if it raises.
+    `lock`: held around the whole transaction, so it begins after every commit made under the lock before it."""
+    with held(lock), _transaction(db) as cur:
+        yield cur
+
+
+@contextlib.contextmanager
+def _transaction(db: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     cur = db.cursor()
     try:
         cur.execute("SET TimeZone = 'UTC'")

@@ -3,6 +3,7 @@ receiver that answers with a scripted sequence of status codes and keeps every r
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -46,6 +47,33 @@ class _Inbox:
             self.messages.append(msg)  # type: ignore[arg-type]
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 OK"
+
+
+class StallingInbox(_Inbox):
+    """An inbox that holds the first message's DATA unanswered until `release` is set, then accepts it only if the
+    client is still connected (as a server that had not committed the message when the client vanished): a
+    sender can be killed at a known point mid-send, before any server accepted the message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalled = threading.Event()  # the first message's DATA has arrived and is being held
+        self.release = threading.Event()
+        self.dropped = 0  # held messages whose client was gone when released
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        if not self.stalled.is_set():
+            self.stalled.set()
+            try:
+                while not self.release.is_set():
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.2)  # the kernel has told the server about a killed client by now
+            except asyncio.CancelledError:  # aiosmtpd ends the session's handler when its client is gone
+                self.dropped += 1
+                raise
+            if server.transport is None or server.transport.is_closing():
+                self.dropped += 1
+                return "451 client gone"
+        return await super().handle_DATA(server, session, envelope)
 
 
 @dataclass

@@ -4,12 +4,12 @@ nothing again."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 
-import httpx
 import pytest
 
 from core import lake
@@ -76,25 +76,57 @@ def test_keyless_leaves_out_keys_and_sequences_only():
     assert lake.keyless("ALTER TABLE calls ADD COLUMN model VARCHAR") == "ALTER TABLE calls ADD COLUMN model VARCHAR"
 
 
-def test_a_node_without_its_lake_settings_or_with_alerts_says_why_and_exits_2(tmp_path, postgres):
+def test_a_node_without_its_lake_settings_says_why_and_exits_2(tmp_path):
     base = [sys.executable, "-m", "callscope.cli", "serve", "--data-dir", str(tmp_path), "--store", "lake"]
     missing = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2
     assert "lake_catalog" in missing.stderr and "lake_data_path" in missing.stderr
-    (tmp_path / "alerts.yaml").write_text("groups: []\n")
-    env = {**os.environ, **lake_env(postgres.new_database(), tmp_path / "lake")}
-    alerts = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
-    assert alerts.returncode == 2
-    assert "does not run alerts yet" in alerts.stderr and "alerts.yaml" in alerts.stderr
 
 
-def test_a_lake_node_refuses_alert_changes_with_the_reason_and_keeps_reads(tmp_path, postgres):
-    node = ServerProcess(tmp_path / "n", env=lake_env(postgres.new_database(), tmp_path / "lake")).start(timeout=90)
-    rule = {"name": "r1", "metric": "error_rate", "op": ">", "threshold": 0.1, "window": "5m"}
-    created = httpx.post(node.http_url + "/api/v1/alerts/rules", json=rule, timeout=30)
-    assert created.status_code == 409 and "does not run alerts yet" in created.text
-    silence = httpx.post(node.http_url + "/api/v1/alerts/silences", json={}, timeout=30)
-    assert silence.status_code == 409
-    assert httpx.get(node.http_url + "/api/v1/alerts/rules", timeout=30).status_code == 200
-    assert httpx.get(node.http_url + "/api/v1/stats", params={"last": "1h"}, timeout=30).status_code == 200
-    assert node.stop() == 0
+def test_offline_commands_read_the_lake_or_refuse_it_saying_what_to_do(tmp_path, postgres):
+    """`callscope export` without --server reads the lake beside a running node (a lake takes any number of
+    processes); the commands that change a stopped store file refuse a lake and name the way that works."""
+    from datetime import UTC, datetime
+
+    from tests.alert_calls import calls_in_slot, export_calls, slot_start
+
+    env = lake_env(postgres.new_database(), tmp_path / "lake")
+    node = ServerProcess(tmp_path / "n", env=env).start(timeout=90)
+    try:
+        calls = calls_in_slot(slot_start(datetime.now(UTC)), [i % 4 == 0 for i in range(40)], service="exported")
+        export_calls(node.http_url, calls)
+        run_env = {**os.environ, **env}
+        cli = [sys.executable, "-m", "callscope.cli"]
+        out = subprocess.run(
+            [*cli, "export", "--data-dir", str(tmp_path / "elsewhere"), "--format", "jsonl"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=run_env,
+        )
+        assert out.returncode == 0, out.stderr
+        rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+        assert len(rows) == len(calls) and {r["service"] for r in rows} == {"exported"}
+        assert sum(r["status"] == "error" for r in rows) == sum(c.error for c in calls) == 10
+        assert not (tmp_path / "elsewhere" / "callscope.duckdb").exists()  # no embedded file was made
+        for argv, hint in (
+            (["users", "list"], "/api/v1/access/users"),
+            (["retention"], "POST /api/v1/retention/run"),
+            (["delete-user", "u1"], "DELETE /api/v1/users/"),
+            (["reprice", "--from", "2026-01-01T00:00:00Z"], "--server"),
+            (["demo", "bulk", "--calls", "10"], "callscope migrate"),
+        ):
+            done = subprocess.run(
+                [*cli, *argv, "--data-dir", str(tmp_path / "elsewhere")],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=run_env,
+            )
+            assert done.returncode == 2, (argv, done.stderr)
+            assert "store = lake" in done.stderr and hint in done.stderr, (argv, done.stderr)
+        assert not (tmp_path / "elsewhere" / "callscope.duckdb").exists()
+    finally:
+        node.stop()
