@@ -139,38 +139,41 @@ def save_budget(
     """Insert (or replace the budget named `replace_name`) in one transaction, with its audit row when `actor`
     (a person or key) made the change (the config file's budgets are synced without one)."""
     with transaction(db) as cur:
-        before = None
-        if replace_name is not None:
-            found = cur.execute("SELECT budget_id, source FROM budgets WHERE name = ?", [replace_name]).fetchall()
-            before = next((b.as_dict() for b in load_budgets(cur) if b.name == replace_name), None)
-            if not found:
-                raise LookupError(f"no budget {replace_name!r}")
-            if found[0][1] == "config" and budget.source != "config":
-                raise QueryError(f"budget {replace_name!r} comes from the config file: change it there")
-            cur.execute("DELETE FROM budgets WHERE name = ?", [replace_name])
-        elif cur.execute("SELECT count(*) FROM budgets WHERE name = ?", [budget.name]).fetchone()[0]:  # type: ignore[index]
-            raise QueryError(f"a budget named {budget.name!r} exists already")
-        (budget_id,) = cur.execute("SELECT coalesce(max(budget_id), 0) + 1 FROM budgets").fetchone()  # type: ignore[misc]
-        spec = {"dims": {k: list(v) for k, v in budget.filters.items()}, "meta": list(budget.meta)}
-        cur.execute(
-            "INSERT INTO budgets VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [
-                budget_id,
-                budget.name,
-                budget.source,
-                orjson.dumps(spec).decode(),
-                budget.period,
-                budget.days,
-                budget.tz,
-                budget.amount_usd,
-            ],
-        )
-        if actor is not None:
-            after = Budget(**{**budget.__dict__, "budget_id": budget_id}).as_dict()
-            action = "update" if replace_name is not None else "create"
-            audit.record(
-                cur, actor, action, "budget", budget.name, before=before, after=after, project=_project(budget)
-            )
+        return _save(cur, budget, replace_name, actor)
+
+
+def _save(cur: duckdb.DuckDBPyConnection, budget: Budget, replace_name: str | None, actor: Principal | None) -> Budget:
+    """save_budget's work inside the caller's transaction."""
+    before = None
+    if replace_name is not None:
+        found = cur.execute("SELECT budget_id, source FROM budgets WHERE name = ?", [replace_name]).fetchall()
+        before = next((b.as_dict() for b in load_budgets(cur) if b.name == replace_name), None)
+        if not found:
+            raise LookupError(f"no budget {replace_name!r}")
+        if found[0][1] == "config" and budget.source != "config":
+            raise QueryError(f"budget {replace_name!r} comes from the config file: change it there")
+        cur.execute("DELETE FROM budgets WHERE name = ?", [replace_name])
+    elif cur.execute("SELECT count(*) FROM budgets WHERE name = ?", [budget.name]).fetchone()[0]:  # type: ignore[index]
+        raise QueryError(f"a budget named {budget.name!r} exists already")
+    (budget_id,) = cur.execute("SELECT coalesce(max(budget_id), 0) + 1 FROM budgets").fetchone()  # type: ignore[misc]
+    spec = {"dims": {k: list(v) for k, v in budget.filters.items()}, "meta": list(budget.meta)}
+    cur.execute(
+        "INSERT INTO budgets VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
+        [
+            budget_id,
+            budget.name,
+            budget.source,
+            orjson.dumps(spec).decode(),
+            budget.period,
+            budget.days,
+            budget.tz,
+            budget.amount_usd,
+        ],
+    )
+    if actor is not None:
+        after = Budget(**{**budget.__dict__, "budget_id": budget_id}).as_dict()
+        action = "update" if replace_name is not None else "create"
+        audit.record(cur, actor, action, "budget", budget.name, before=before, after=after, project=_project(budget))
     return Budget(**{**budget.__dict__, "budget_id": budget_id})
 
 
@@ -194,10 +197,12 @@ def _project(budget: Budget) -> str | None:
 
 
 def sync_config_budgets(db: duckdb.DuckDBPyConnection, configured: list[Budget]) -> None:
-    """The config file's [[budgets]] replace the stored config budgets (API budgets are kept)."""
-    db.execute("DELETE FROM budgets WHERE source = 'config'")
-    for budget in configured:
-        save_budget(db, budget)
+    """The config file's [[budgets]] replace the stored config budgets (API budgets are kept), in one transaction:
+    nodes of a lake starting together each replace the whole set, one after the other (never both halves)."""
+    with transaction(db) as cur:
+        cur.execute("DELETE FROM budgets WHERE source = 'config'")
+        for budget in configured:
+            _save(cur, budget, None, None)
 
 
 # ---- evaluation --------------------------------------------------------------------------------------------------

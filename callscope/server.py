@@ -60,7 +60,7 @@ from core.lake import LakeError
 from core.pricebook import PriceBookError
 from core.settings import Settings
 from core.storage import render_metrics as render_storage
-from core.store import open_store
+from core.store import open_store, serialise_writes
 
 log = logging.getLogger("callscope.server")
 
@@ -267,6 +267,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         node = LakeNode(settings, db) if lake_mode else None
         if node is not None:
             down.callback(node.stop)
+            serialise_writes(node.commit_lock)  # every store transaction without a lock of its own
+            down.callback(serialise_writes, None)
         filled = await asyncio.to_thread(model_names.backfill, db, ModelNames(data_snapshot.get_snapshot()))
         if filled:
             log.info("named the models of stored calls (%d distinct model names)", filled)

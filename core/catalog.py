@@ -35,7 +35,8 @@ class Catalog:
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
         self._conn: psycopg.Connection | None = None
-        self._mutex = threading.RLock()  # re-entered by execute() inside locked()
+        self._mutex = threading.RLock()  # re-entered by execute() and by a nested locked() of the same thread
+        self._held: dict[int, int] = {}  # advisory lock -> how deeply the thread holding _mutex holds it
 
     def __enter__(self) -> Catalog:
         self.open()
@@ -69,8 +70,16 @@ class Catalog:
 
     @contextlib.contextmanager
     def locked(self, key: int) -> Iterator[None]:
-        """Hold advisory lock `key` for the block (waiting for it). A broken connection is reopened once."""
+        """Hold advisory lock `key` for the block (waiting for it). A broken connection is reopened once.
+        Re-entrant: a block of the thread already holding it holds it on (a write inside a job's locked block)."""
         with self._mutex:
+            if self._held.get(key):
+                self._held[key] += 1
+                try:
+                    yield
+                finally:
+                    self._held[key] -= 1
+                return
             try:
                 self.open()
                 assert self._conn is not None
@@ -80,9 +89,11 @@ class Catalog:
                 self.open()
                 assert self._conn is not None
                 self._conn.execute("SELECT pg_advisory_lock(%s)", [key])
+            self._held[key] = 1
             try:
                 yield
             finally:
+                self._held.pop(key, None)
                 try:
                     self._conn.execute("SELECT pg_advisory_unlock(%s)", [key])
                 except psycopg.Error:

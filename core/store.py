@@ -113,6 +113,18 @@ def migrate(db: duckdb.DuckDBPyConnection) -> list[str]:
 WriteLock = Callable[[], contextlib.AbstractContextManager[None]]
 
 
+_store_lock: WriteLock | None = None
+
+
+def serialise_writes(lock: WriteLock | None) -> None:
+    """Make every transaction() of this process without a lock of its own hold `lock`: a lake node's commit lock
+    (set by `callscope serve`), so budgets, users, sessions and keys written on several nodes are serialised like
+    the collector's and the alerts' writes (DuckLake let two concurrent transactions update the same row and both
+    commit). The callers pass cursors as often as connections, hence the process, not the connection, holds it."""
+    global _store_lock
+    _store_lock = lock
+
+
 def held(lock: WriteLock | None) -> contextlib.AbstractContextManager[None]:
     """The lock's block, or nothing to hold."""
     return lock() if lock is not None else contextlib.nullcontext()
@@ -121,8 +133,9 @@ def held(lock: WriteLock | None) -> contextlib.AbstractContextManager[None]:
 @contextlib.contextmanager
 def transaction(db: duckdb.DuckDBPyConnection, lock: WriteLock | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A cursor of its own (UTC) inside one transaction: committed when the block ends, rolled back if it raises.
-    `lock`: held around the whole transaction, so it begins after every commit made under the lock before it."""
-    with held(lock), _transaction(db) as cur:
+    `lock`: held around the whole transaction, so it begins after every commit made under the lock before it;
+    by default the process's (serialise_writes: a lake node's commit lock; none on the embedded file)."""
+    with held(lock if lock is not None else _store_lock), _transaction(db) as cur:
         yield cur
 
 
@@ -130,6 +143,12 @@ def transaction(db: duckdb.DuckDBPyConnection, lock: WriteLock | None = None) ->
 def _transaction(db: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     cur = db.cursor()
     try:
+        if isinstance(db, duckdb.DuckDBPyConnection):
+            # A cursor's own cursor starts in DuckDB's default database, not the one its parent USEs (a lake's
+            # cursors USE the lake, core/lake.py): the transaction works where the caller's cursor does.
+            (database,) = db.execute("SELECT current_database()").fetchone()  # type: ignore[misc]
+            if cur.execute("SELECT current_database()").fetchone() != (database,):
+                cur.execute(f"USE {_identifier(database)}")
         cur.execute("SET TimeZone = 'UTC'")
         cur.execute("BEGIN TRANSACTION")
         try:
@@ -140,3 +159,7 @@ def _transaction(db: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
             raise
     finally:
         cur.close()
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
