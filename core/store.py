@@ -139,16 +139,18 @@ def transaction(db: duckdb.DuckDBPyConnection, lock: WriteLock | None = None) ->
         yield cur
 
 
+_IS_LAKE = "SELECT 1 FROM duckdb_databases() WHERE database_name = 'lake' AND type = 'ducklake'"
+
+
 @contextlib.contextmanager
 def _transaction(db: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     cur = db.cursor()
     try:
-        if isinstance(db, duckdb.DuckDBPyConnection):
-            # A cursor's own cursor starts in DuckDB's default database, not the one its parent USEs (a lake's
-            # cursors USE the lake, core/lake.py): the transaction works where the caller's cursor does.
-            (database,) = db.execute("SELECT current_database()").fetchone()  # type: ignore[misc]
-            if cur.execute("SELECT current_database()").fetchone() != (database,):
-                cur.execute(f"USE {_identifier(database)}")
+        # A cursor's own cursor starts in DuckDB's default database, not the one its parent USEs: on a lake (attached
+        # as `lake`, whose cursors USE it: core/lake.py) the transaction must work in the lake whatever it was given.
+        # Asked on the new cursor only: `db` may be the connection other threads use.
+        if cur.execute(_IS_LAKE).fetchall():
+            cur.execute("USE lake")
         cur.execute("SET TimeZone = 'UTC'")
         cur.execute("BEGIN TRANSACTION")
         try:
@@ -159,7 +161,3 @@ def _transaction(db: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
             raise
     finally:
         cur.close()
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
