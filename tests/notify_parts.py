@@ -24,6 +24,33 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from tests.helpers import free_port
 
 
+def notify_toml(webhook_url: str, *, group_interval: str = "2s", extra: str = "") -> str:
+    """callscope.toml for a server that notifies fast: plain SMTP, one receiver "oncall" with an e-mail address and
+    the webhook at `webhook_url`/hook, alerts grouped by rule and service; `extra`: more top-level settings."""
+    return f"""
+smtp_security = "none"
+smtp_from = "callscope@example.org"
+dashboard_url = "http://dash.example"
+notify_interval_seconds = 0.2
+notify_retry_seconds = 0.3
+notify_retry_max_seconds = 1
+ingest_workers = 0
+{extra}
+
+[alerts.route]
+receiver = "oncall"
+group_by = ["alertname", "service"]
+group_wait = "1s"
+group_interval = "{group_interval}"
+repeat_interval = "4h"
+
+[[alerts.receivers]]
+name = "oncall"
+email_configs = [{{ to = ["oncall@example.com"] }}]
+webhook_configs = [{{ url = "{webhook_url}/hook" }}]
+"""
+
+
 def wait_until(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:

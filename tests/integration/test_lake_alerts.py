@@ -24,7 +24,7 @@ import pytest
 
 from tests.alert_calls import calls_in_slot, export_calls, slot_start
 from tests.helpers import ServerProcess
-from tests.notify_parts import SmtpSink, StallingInbox, WebhookReceiver, wait_until
+from tests.notify_parts import SmtpSink, StallingInbox, WebhookReceiver, notify_toml, wait_until
 from tests.pg import lake_env
 
 pytestmark = [pytest.mark.lake, pytest.mark.slow]
@@ -54,29 +54,7 @@ CLEAR = [False] * 56  # then 3 of 80: 3.75% <= 5%, resolved
 def _config(data: Path, webhook_url: str) -> None:
     data.mkdir(parents=True, exist_ok=True)
     (data / "alerts.yaml").write_text(RULES)
-    (data / "callscope.toml").write_text(
-        f"""
-smtp_security = "none"
-smtp_from = "callscope@example.org"
-dashboard_url = "http://dash.example"
-notify_interval_seconds = 0.2
-notify_retry_seconds = 0.3
-notify_retry_max_seconds = 1
-ingest_workers = 0
-
-[alerts.route]
-receiver = "oncall"
-group_by = ["alertname", "service"]
-group_wait = "1s"
-group_interval = "2s"
-repeat_interval = "4h"
-
-[[alerts.receivers]]
-name = "oncall"
-email_configs = [{{ to = ["oncall@example.com"] }}]
-webhook_configs = [{{ url = "{webhook_url}/hook" }}]
-"""
-    )
+    (data / "callscope.toml").write_text(notify_toml(webhook_url))
 
 
 def _nodes(tmp_path: Path, conninfo: str, count: int, smtp_port: int, webhook_url: str) -> list[ServerProcess]:

@@ -26,7 +26,7 @@ import pytest
 from callscope.cli import main
 from tests.alert_calls import SentCall, calls_in_slot, export_calls, slot_start
 from tests.helpers import ServerProcess, free_port
-from tests.notify_parts import SmtpSink, WebhookReceiver, html_part, text_part, wait_until
+from tests.notify_parts import SmtpSink, WebhookReceiver, html_part, notify_toml, text_part, wait_until
 
 # aiosmtpd warns that it allows AUTH without TLS: the test server speaks plain SMTP on 127.0.0.1
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")]
@@ -61,29 +61,7 @@ def write_config(data: Path, webhook_url: str, *, group_interval: str = "2s", ex
     data.mkdir(parents=True, exist_ok=True)
     (data / "alerts.yaml").write_text(RULES)  # the default alerts_file: <data-dir>/alerts.yaml
     (data / "callscope.toml").write_text(
-        f"""
-smtp_security = "none"
-smtp_user = "alerts"
-smtp_from = "callscope@example.org"
-dashboard_url = "http://dash.example"
-notify_interval_seconds = 0.2
-notify_retry_seconds = 0.3
-notify_retry_max_seconds = 1
-ingest_workers = 0
-{extra}
-
-[alerts.route]
-receiver = "oncall"
-group_by = ["alertname", "service"]
-group_wait = "1s"
-group_interval = "{group_interval}"
-repeat_interval = "4h"
-
-[[alerts.receivers]]
-name = "oncall"
-email_configs = [{{ to = ["oncall@example.com"] }}]
-webhook_configs = [{{ url = "{webhook_url}/hook" }}]
-"""
+        notify_toml(webhook_url, group_interval=group_interval, extra='smtp_user = "alerts"\n' + extra)
     )
 
 
