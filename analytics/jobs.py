@@ -70,9 +70,24 @@ class Jobs:
                 next_run_time=now + timedelta(seconds=min(60.0, retention_interval_s)),
             )
         if drift is not None:
+            first = self._first_drift_run(drift, timedelta(seconds=drift_interval_s), now)
             self.scheduler.add_job(
-                self.detect_drift, "interval", seconds=drift_interval_s, id="drift", next_run_time=now
+                self.detect_drift, "interval", seconds=drift_interval_s, id="drift", next_run_time=first
             )
+
+    def _first_drift_run(self, config: DriftConfig, interval: timedelta, now: datetime) -> datetime:
+        cur = self._db.cursor()
+        try:
+            cur.execute("SET TimeZone = 'UTC'")
+            first = drift_job.first_run_at(cur, config, interval, now)
+        except Exception:
+            log.exception("drift: could not read the last run; running now")
+            return now
+        finally:
+            cur.close()
+        if first > now:
+            log.info("drift: the stored run of this hour stands; the next run at %s", first.strftime("%H:%M:%S UTC"))
+        return first
 
     def _run(self, name: str, work: Callable[[duckdb.DuckDBPyConnection], str | None]) -> None:
         """One run of a detection job on its own cursor; a failure is logged and counted, never raised."""

@@ -444,7 +444,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "drift_interval_seconds",
         3600.0,
-        "How often the drift job compares the current window with the reference, per service and model.",
+        "How often the drift job compares the current window with the reference, per service and model. A restart"
+        " keeps the schedule: when the newest stored run already compared this hour's windows, the next run comes"
+        " one interval after it (a changed drift_tests or drift_baselines shows from that run on).",
         _positive_float,
     ),
     Setting("drift_current_hours", 24.0, "The drift job's current window: the last this many hours.", _positive_float),

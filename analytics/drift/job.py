@@ -57,6 +57,24 @@ def plan(db: duckdb.DuckDBPyConnection, config: DriftConfig, end: datetime) -> l
     return [(default_windows(end, config), Scope(exclude_services=services)), *pinned]
 
 
+def first_run_at(db: duckdb.DuckDBPyConnection, config: DriftConfig, interval: timedelta, now: datetime) -> datetime:
+    """When the first run after a start is due: at once, unless the store's newest run already compared the windows
+    a run now would compare (the same whole hour, the same window lengths); then one interval after that run, as if
+    the server had not stopped. A restart does not redo work the Drift page already shows (seconds of CPU over a
+    large store) while the first visitors wait for their pages."""
+    row = db.execute(
+        "SELECT computed_at, current_from, current_to, reference_from, reference_to"
+        " FROM drift_runs ORDER BY run_id DESC LIMIT 1"
+    ).fetchall()
+    if not row:
+        return now
+    computed_at, *stored = row[0]
+    due = default_windows(whole_hour(now), config)
+    if stored != [due.current.start, due.current.end, due.reference.start, due.reference.end]:
+        return now
+    return max(now, computed_at + interval)
+
+
 def run_once(db: duckdb.DuckDBPyConnection, config: DriftConfig, *, now: datetime | None = None) -> results.Run:
     """Compare, store, prune; return the run."""
     started = time.perf_counter()

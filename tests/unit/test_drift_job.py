@@ -187,3 +187,37 @@ def test_a_failing_detection_run_is_logged_and_the_next_one_runs(tmp_path: Path,
         assert jobs.failures == {"drift": 1} and results.latest_run_id(store) == 1
     finally:
         store.close()
+
+
+def test_a_restart_keeps_the_schedule_when_the_stored_run_compared_this_hours_windows(tmp_path: Path) -> None:
+    from analytics.jobs import Jobs
+
+    store = connect(tmp_path / "callscope.duckdb")
+    config, hour = DriftConfig(), timedelta(hours=1)
+    now = datetime.now(UTC)
+    try:
+        assert job.first_run_at(store, config, hour, now) == now  # nothing stored: at once
+        ran = max(job.whole_hour(now), now - timedelta(minutes=5))
+        results.save(
+            store,
+            [],
+            job.default_windows(job.whole_hour(now), config),
+            computed_at=ran,
+            seconds=2.0,
+            retention=timedelta(days=90),
+        )
+        assert job.first_run_at(store, config, hour, now) == ran + hour  # as if the server had not stopped
+        later = job.whole_hour(now) + hour + timedelta(minutes=1)  # the next hour's windows: at once
+        assert job.first_run_at(store, config, hour, later) == later
+        longer = DriftConfig(current=timedelta(hours=48))  # other window lengths (settings changed): at once
+        assert job.first_run_at(store, longer, hour, now) == now
+        assert job.first_run_at(store, config, timedelta(minutes=1), now + timedelta(minutes=10)) == now + timedelta(
+            minutes=10
+        )  # a short interval already passed: at once
+
+        jobs = Jobs(store, rollup_interval_s=3600, rollup_lag_s=0, drift=config, drift_interval_s=3600)
+        assert jobs.scheduler.get_job("drift").next_run_time == ran + hour
+        fresh = Jobs(store, rollup_interval_s=3600, rollup_lag_s=0, drift=longer, drift_interval_s=3600)
+        assert fresh.scheduler.get_job("drift").next_run_time <= datetime.now(UTC)
+    finally:
+        store.close()
