@@ -59,6 +59,12 @@ def warm_up() -> None:
     charts.small_multiples(frame, "g", {"calls": "calls"}, "calls", "warm-up").to_json()
     charts.series(frame, "calls", "calls", "warm-up", group="g", kind="bar").to_json()
     frame.with_columns(pl.col("calls").cast(pl.Int64)).to_arrow()
+    # The process's first element checks, once, whether it runs in a Python REPL by walking the whole stack with
+    # inspect.stack(), which reads the source of every frame (0.05-0.1 s of the first visitor's run). It does not.
+    from streamlit import delta_generator
+
+    if hasattr(delta_generator, "_use_warning_has_been_displayed"):
+        delta_generator._use_warning_has_been_displayed = True
 
 
 def main() -> None:
