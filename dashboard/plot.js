@@ -29,8 +29,11 @@ export default function (component) {
     // A redraw (new data or axis range on a rerun) may clear plotly's selection and fire plotly_deselect: that is
     // not the user deselecting, so it is not reported (the app keeps the selection it was told about).
     div.callscopeRedrawing = true;
-    Plotly.react(div, figure.data, figure.layout, data.config).then(() => {
+    const margin = figure.layout.margin || {};
+    const layout = data.key ? { ...figure.layout, margin: window.callscopeMargins.seed(data.key, margin) } : figure.layout;
+    Plotly.react(div, figure.data, layout, data.config).then(() => {
       div.callscopeRedrawing = false;
+      if (data.key) window.callscopeMargins.remember(data.key, margin, div._fullLayout);
       div.style.minHeight = "";
       // A chart drawn while hidden (an unselected st.tabs tab) gets plotly's default width; redraw it at its
       // real width when it is shown (config.responsive only follows the window's size).

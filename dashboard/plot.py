@@ -50,6 +50,7 @@ def draw(fig: Figure, key: str, *, select: str | tuple[str, ...] | None = None) 
             "config": CONFIG,
             "select": bool(modes),
             "src": _src(),
+            "key": key,  # the chart's margins are remembered by it (plotly_loader.js callscopeMargins)
         },
         default={"selection": None},
         on_selection_change=lambda: None,
