@@ -15,6 +15,7 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard import margins
 from dashboard.figure import Figure, to_json
 
 PLOTLY_JS = "plotly-basic-4.1.1.min.js"
@@ -38,7 +39,6 @@ def draw(fig: Figure, key: str, *, select: str | tuple[str, ...] | None = None) 
     current selection as st.plotly_chart would."""
     modes = (select,) if isinstance(select, str) else tuple(select or ())
     st.session_state[_DRAWN] = st.session_state.get(_DRAWN, 0) + 1
-    fig.update_layout(font=FONT, autosize=True)
     if "box" in modes:
         fig.update_layout(dragmode="select", selectdirection="h")
     elif modes:
@@ -46,7 +46,7 @@ def draw(fig: Figure, key: str, *, select: str | tuple[str, ...] | None = None) 
     result = _component(
         key=key,
         data={
-            "figure": to_json({"data": fig.data, "layout": {**fig.layout, "template": TEMPLATE}}),
+            "figure": figure_json(fig),
             "config": CONFIG,
             "select": bool(modes),
             "src": _src(),
@@ -58,6 +58,13 @@ def draw(fig: Figure, key: str, *, select: str | tuple[str, ...] | None = None) 
     if not modes:
         return None
     return {"selection": result.selection} if result.selection else None
+
+
+def figure_json(fig: Figure) -> str:
+    """The figure as plotly.js gets it: the dashboard's font and look, and margins its labels will likely need
+    (dashboard/margins.py)."""
+    fig.update_layout(font=FONT, autosize=True, margin=margins.start_margin(fig))
+    return to_json({"data": fig.data, "layout": {**fig.layout, "template": TEMPLATE}})
 
 
 def begin_run() -> None:

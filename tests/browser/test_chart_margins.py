@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import streamlit
 
 from bench.stack import CHROMIUM, launch
 from tests.helpers import ROOT
@@ -50,18 +51,26 @@ def draw(page: Page, key: str, scale: float) -> dict:
     return page.evaluate(DRAW, [key, scale, OWN])
 
 
+# The dashboard's charts are drawn in Streamlit's font (Source Sans, shipped with Streamlit): label widths depend on it.
+FONT = next((Path(streamlit.__file__).parent / "static" / "static" / "media").glob("SourceSansVF-Upright*.woff2"))
+PAGE = """<html><head><style>@font-face {font-family: "Source Sans"; src: url(/font.woff2) format("woff2");}</style>
+</head><body></body></html>"""
+
+
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[Page]:
-    (tmp_path / "index.html").write_text("<html><body></body></html>")
+    (tmp_path / "index.html").write_text(PAGE)
     with sync_playwright() as playwright:
         browser = launch(playwright)
         context = browser.new_context()
-        # a page with an origin (localStorage needs one), served from a file URL is not enough: route a fake one
-        context.route("http://callscope.test/**", lambda route: route.fulfill(path=str(tmp_path / "index.html")))
+        # a page with an origin (localStorage needs one; a file URL has none): a made-up one, answered here
+        context.route("http://callscope.test/font.woff2", lambda route: route.fulfill(path=str(FONT)))
+        context.route("http://callscope.test/cost", lambda route: route.fulfill(path=str(tmp_path / "index.html")))
         page = context.new_page()
         page.goto("http://callscope.test/cost")
         page.add_script_tag(path=str(PLOTLY))
         page.add_script_tag(path=str(LOADER))
+        assert page.evaluate("""async () => (await document.fonts.load('13px "Source Sans"')).length""") == 1
         yield page
         browser.close()
 
@@ -98,3 +107,66 @@ def test_unreadable_storage_is_ignored(page: Page) -> None:
     assert drawn["given"] == OWN and drawn["stored"]["l"] >= drawn["size"]["l"]
     page.evaluate('() => localStorage.setItem(`callscope-margins:${location.pathname}:spend`, \'{"l": "x"}\')')
     assert draw(page, "spend", 1_000)["given"] == OWN
+
+
+def _figures() -> list[tuple[str, object]]:
+    """Charts as dashboard/charts.py builds them, over values of every magnitude the units see."""
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+    import polars as pl
+
+    from dashboard import charts
+
+    rng = np.random.default_rng(7)
+    start = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    buckets = [start + timedelta(hours=h) for h in range(24)]
+    out = []
+    for unit, scales in {
+        "USD": (3e-4, 0.02, 7.0, 450.0, 61_000.0),
+        "calls": (3, 180, 7_900, 2.4e6),
+        "ms": (35.0, 900.0, 61_234.0, 3.3e6),
+        "ratio": (0.004, 0.21, 1.0),
+    }.items():
+        for scale in scales:
+            groups = ["a", "b", "c"]
+            frame = pl.DataFrame(
+                {
+                    "bucket": [b for b in buckets for _ in groups],
+                    "g": groups * len(buckets),
+                    "v": (rng.random(len(buckets) * len(groups)) * scale).tolist(),
+                }
+            )
+            stacked = unit in ("USD", "calls")
+            kind = "bar" if stacked else "line"
+            fig = charts.series(frame, "v", unit, "t", group="g", kind=kind, stacked=stacked)
+            out.append((f"{unit} {scale:g}", fig))
+    for length in (3, 12, 30):
+        names = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz-0123456789"), length)) for _ in range(8)]
+        frame = pl.DataFrame({"who": names, "v": (rng.random(8) * 900).tolist()})
+        out.append((f"ranking {length}", charts.ranking(frame, "who", "v", "USD", "t")))
+    return out
+
+
+def test_the_first_drawing_of_a_single_axis_chart_needs_no_second_one(page: Page) -> None:
+    """The estimated starting margins (dashboard/margins.py) already hold each chart's labels: plotly keeps them."""
+    from dashboard import plot
+
+    missed = []
+    for name, fig in _figures():
+        size = page.evaluate(
+            """async (figure) => {
+                const fig = JSON.parse(figure);
+                const div = document.createElement('div');
+                div.style.width = '700px';
+                document.body.appendChild(div);
+                await Plotly.react(div, fig.data, fig.layout);
+                const s = div._fullLayout._size;
+                div.remove();
+                return {given: fig.layout.margin, size: {l: s.l, r: s.r, t: s.t, b: s.b}};
+            }""",
+            plot.figure_json(fig),
+        )
+        if size["size"] != size["given"]:
+            missed.append((name, size))
+    assert not missed, missed
