@@ -7,7 +7,6 @@ signed-out page.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,18 +14,16 @@ import httpx
 import pytest
 
 from bench.oidc_provider import Client, Provider
-from bench.stack import CHROMIUM, EXCEPTION_BOX, UpProcess, launch, wait_rendered
+from bench.stack import EXCEPTION_BOX, UpProcess, launch, wait_rendered
 from core.access import Role
 from tests.access_parts import PASSWORD, seed_users, send_calls, server_env, sign_in
+from tests.browser import require_chromium
 from tests.helpers import ROOT
 
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
 IDP_USERS = {"olivia@example.com": "olivia-idp-password"}
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+require_chromium()
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 

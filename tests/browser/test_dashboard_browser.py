@@ -8,7 +8,6 @@ tests/artifacts/browser/ (ignored by git) for a person to look at.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,8 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from bench.stack import CHART, CHROMIUM, EXCEPTION_BOX, PAGES, UpProcess, launch, wait_rendered
+from bench.stack import CHART, EXCEPTION_BOX, PAGES, UpProcess, launch, wait_rendered
+from tests.browser import require_chromium
 from tests.dashboard_seed import AGENT_TRACE, CHILD_SPANS, seed
 from tests.helpers import ROOT
 
@@ -29,10 +29,7 @@ DEMO_CALLS = 40_000
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
 TITLES = {"overview": "Overview", "cost": "Cost", "latency": "Latency", "errors": "Errors", "calls": "Calls"}
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+require_chromium()
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402

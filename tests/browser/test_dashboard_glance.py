@@ -12,7 +12,6 @@ The range is the default one (the last 24 hours): the demo's incidents all lie i
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,16 +21,14 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.stack import CHROMIUM, EXCEPTION_BOX, UpProcess, launch
+from bench.stack import EXCEPTION_BOX, UpProcess, launch
 from sample_data import dataset
 from sample_data.script import Script, Window
+from tests.browser import require_chromium
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+require_chromium()
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

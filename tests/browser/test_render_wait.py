@@ -4,23 +4,19 @@ drawn with their traces, and fails loudly (naming what is missing) when its sele
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from bench.stack import CHROMIUM, RenderTimeout, launch, wait_rendered
+from bench.stack import RenderTimeout, launch, wait_rendered
+from tests.browser import require_chromium
 from tests.helpers import ROOT
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+require_chromium()
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 pytestmark = pytest.mark.slow
 PLOTLY = next((ROOT / "dashboard" / "static").glob("plotly-basic-*.min.js"))
