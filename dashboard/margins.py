@@ -106,16 +106,17 @@ def _nice_step(rough: float) -> float:
     return next(m * magnitude for m in (1, 2, 5, 10) if rough <= m * magnitude)
 
 
-def _y_values(traces: Iterable[dict[str, Any]], *, stacked: bool) -> list[float]:
-    series = [[v for v in (t.get("y") or []) if isinstance(v, int | float)] for t in traces]
+def _y_values(traces: Sequence[dict[str, Any]], *, stacked: bool) -> list[float]:
+    """Every y value, or with stacked bars the positive stack totals per x (when there are any)."""
+    values = [v for t in traces for v in (t.get("y") or []) if isinstance(v, int | float)]
     if not stacked:
-        return [v for s in series for v in s]
+        return values
     totals: dict[Any, float] = {}
     for t in traces:
         for xv, yv in zip(t.get("x") or [], t.get("y") or [], strict=False):
             if isinstance(yv, int | float) and yv > 0:
                 totals[xv] = totals.get(xv, 0.0) + yv
-    return list(totals.values()) or [v for s in series for v in s]
+    return list(totals.values()) or values
 
 
 def _has_legend(fig: Figure) -> bool:
