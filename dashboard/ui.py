@@ -15,7 +15,7 @@ import streamlit as st
 from dashboard import alert_rows, auth, charts, data, fmt, plot, tables
 from dashboard.api_client import ApiError
 from dashboard.figure import Figure
-from dashboard.filters import ViewFilters
+from dashboard.filters import ViewFilters, query_dict
 
 OTLP_HINT = """\
 export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
@@ -58,6 +58,25 @@ def kpi_row(row: dict[str, Any], kpis: Sequence[Kpi], *, compare: bool = True, c
 
 
 NO_EARLIER = "no earlier data"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A tab of a page drawn only when it is open: what it asks the API (`loaders(filters)`, asked together with
+    the page's own questions) and how it draws the answers (`draw(filters, *answers)`)."""
+
+    loaders: Callable[[ViewFilters], list[Callable[[], Any]]]
+    draw: Callable[..., None]
+
+
+def open_tab(key: str, labels: Sequence[str]) -> str:
+    """The tab of `st.tabs(labels, key=key, bind="query-params")` this run will show, known before the tabs are
+    drawn (so its data is asked together with the rest of the page): the session's, else the URL's, else the
+    first."""
+    chosen = st.session_state.get(key)
+    if chosen is None:
+        chosen = next(iter(query_dict(st.query_params).get(key, [])), None)
+    return chosen if chosen in labels else next(iter(labels))
 
 
 def show_api_error(exc: ApiError) -> None:

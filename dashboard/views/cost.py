@@ -33,22 +33,88 @@ def month_to_date(filters) -> float | None:
     return data.totals(replace(filters, range="custom", start=iso(first), end=None), ("cost_usd",))["cost_usd"]
 
 
+def top_spenders(filters, top_user: pl.DataFrame, top_session: pl.DataFrame, top_tag: pl.DataFrame) -> None:
+    whose = (("user", "Users", top_user), ("session", "Sessions", top_session), ("tag", "Features (tags)", top_tag))
+    for col, (who, title, top) in zip(st.columns(3), whose, strict=True):
+        with col:
+            ui.chart(
+                charts.ranking(top.filter(pl.col(who).is_not_null()), who, "cost_usd", "USD", f"Top {title.lower()}"),
+                f"top_{who}",
+                empty=f"No calls with a {who} in this range.",
+            )
+
+
+def unpriced_calls(filters, unpriced: pl.DataFrame, over_time: pl.DataFrame) -> None:
+    unpriced = unpriced.filter(pl.col("unpriced_calls") > 0)
+    if unpriced.height == 0:
+        st.success("Every call in this view has a price.")
+        return
+    left, right = st.columns([2, 1])
+    with left:
+        ui.chart(
+            charts.series(
+                over_time.filter(pl.col("unpriced_calls") > 0),
+                "unpriced_calls",
+                "calls",
+                "Unpriced calls over time by model",
+                group="model",
+                kind="bar",
+                stacked=True,
+            ),
+            "unpriced_series",
+            filters=filters,
+        )
+    with right:
+        ui.table(
+            unpriced,
+            "unpriced",
+            units={"unpriced_token_share": "ratio", "provider": "text"},
+            column_config={
+                "provider": "Provider",
+                "model": "Model",
+                "unpriced_calls": st.column_config.NumberColumn("Unpriced calls", format="localized"),
+                "calls": st.column_config.NumberColumn("Calls", format="localized"),
+                "unpriced_token_share": "Share of tokens",
+            },
+        )
+
+
+def what_if(filters, models: list[str]) -> None:
+    whatif_panel.render(filters.api_params(), [m for m in models if m])
+
+
+TOP = ("cost_usd", "calls")
+SECTIONS = {
+    "Top spenders": ui.Section(
+        lambda f: [
+            lambda who=who: data.stats(f, TOP, group_by=(who,), order_by="cost_usd", limit=10)
+            for who in ("user", "session", "tag")
+        ],
+        top_spenders,
+    ),
+    "Unpriced calls": ui.Section(
+        lambda f: [
+            lambda: data.stats(f, UNPRICED, group_by=("provider", "model"), order_by="unpriced_calls", limit=50),
+            lambda: data.stats(f, ("unpriced_calls",), group_by=("model",), bucket="auto", top_groups=6),
+        ],
+        unpriced_calls,
+    ),
+    "What if": ui.Section(lambda f: [lambda: data.values(f, "model", 50)], what_if),
+}
+
+
 filters = sidebar.current()
 st.title("Cost")
 st.caption(f"Spend of priced calls in the {filters.describe()}, in USD.")
 # The breakdown picker is drawn below the tiles; its value from the last run is known already.
 dim = st.session_state.get("cost_by") or "model"
-top_metrics = ("cost_usd", "calls")
+section = ui.open_tab("section", SECTIONS)
 loaded = ui.load(
     filters,
     lambda: data.compare(filters, [k.metric for k in KPIS]),
     lambda: month_to_date(filters),
     lambda: data.stats(filters, ("cost_usd",), group_by=(dim,), bucket="auto", top_groups=8),
     lambda: data.stats(filters, PER_GROUP, group_by=(dim,), order_by="cost_usd", limit=20),
-    lambda: data.stats(filters, top_metrics, group_by=("user",), order_by="cost_usd", limit=10),
-    lambda: data.stats(filters, top_metrics, group_by=("session",), order_by="cost_usd", limit=10),
-    lambda: data.stats(filters, top_metrics, group_by=("tag",), order_by="cost_usd", limit=10),
-    lambda: data.stats(filters, UNPRICED, group_by=("provider", "model"), order_by="unpriced_calls", limit=50),
     lambda: data.stats(
         filters,
         ("cost_per_call", "input_tokens_per_call", "output_tokens_per_call"),
@@ -58,13 +124,11 @@ loaded = ui.load(
         top_by="cost_usd",
     ),
     lambda: data.stats(filters, ("input_tokens_per_call", "output_tokens_per_call"), bucket="auto"),
-    lambda: data.stats(filters, ("unpriced_calls",), group_by=("model",), bucket="auto", top_groups=6),
     lambda: data.anomalies(filters),
+    *SECTIONS[section].loaders(filters),
 )
 if loaded is not None:
-    kpis, mtd, series, per, top_user, top_session, top_tag, unpriced, per_service, tokens, unpriced_series, marks = (
-        loaded
-    )
+    kpis, mtd, series, per, per_service, tokens, marks, *section_data = loaded
     row = kpis.row(0, named=True)
     # the four tiles and the month so far in one row (a fifth tile alone on a line reads as a different thing)
     tiles = st.columns(len(KPIS) + 1)
@@ -157,56 +221,17 @@ if loaded is not None:
             filters=filters,
         )
 
-    st.subheader("Top spenders")
-    cols = st.columns(3)
-    for col, (who, title) in zip(
-        cols, (("user", "Users"), ("session", "Sessions"), ("tag", "Features (tags)")), strict=True
-    ):
-        top = {"user": top_user, "session": top_session, "tag": top_tag}[who]
-        with col:
-            ui.chart(
-                charts.ranking(top.filter(pl.col(who).is_not_null()), who, "cost_usd", "USD", f"Top {title.lower()}"),
-                f"top_{who}",
-                empty=f"No calls with a {who} in this range.",
-            )
-
-    st.subheader("Unpriced calls")
-    unpriced = unpriced.filter(pl.col("unpriced_calls") > 0)
+    st.subheader("Top spenders, unpriced calls, other models")
     share = row.get("unpriced_call_share")
-    if unpriced.height == 0:
-        st.success("Every call in this view has a price.")
-    else:
+    if share:
         st.warning(
-            f"{fmt.pct(share)} of calls have no known price and are not in the spend above. Add prices for these "
-            "models in callscope.toml (`[[prices]]`)."
+            f"{fmt.pct(share)} of calls have no known price and are not in the spend above: see Unpriced calls. "
+            "Add prices for these models in callscope.toml (`[[prices]]`)."
         )
-        left, right = st.columns([2, 1])
-        with left:
-            ui.chart(
-                charts.series(
-                    unpriced_series.filter(pl.col("unpriced_calls") > 0),
-                    "unpriced_calls",
-                    "calls",
-                    "Unpriced calls over time by model",
-                    group="model",
-                    kind="bar",
-                    stacked=True,
-                ),
-                "unpriced_series",
-                filters=filters,
-            )
-        with right:
-            ui.table(
-                unpriced,
-                "unpriced",
-                units={"unpriced_token_share": "ratio", "provider": "text"},
-                column_config={
-                    "provider": "Provider",
-                    "model": "Model",
-                    "unpriced_calls": st.column_config.NumberColumn("Unpriced calls", format="localized"),
-                    "calls": st.column_config.NumberColumn("Calls", format="localized"),
-                    "unpriced_token_share": "Share of tokens",
-                },
-            )
-
-whatif_panel.render(filters.api_params(), [m for m in data.values(filters, "model", 50) if m])
+    # Drawn only when chosen (the tab is in the URL): the charts above answer at a glance; these are for reading on.
+    for tab, (label, shown) in zip(
+        st.tabs(list(SECTIONS), key="section", bind="query-params"), SECTIONS.items(), strict=True
+    ):
+        if tab.open:
+            with tab:
+                shown.draw(filters, *(section_data if label == section else data.parallel(*shown.loaders(filters))))

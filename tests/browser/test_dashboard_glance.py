@@ -284,7 +284,17 @@ def test_cost_and_prompt_length_changes_on_the_cost_page(
     assert mean(outputs, script.release + timedelta(hours=1), script.release + day) < 1.2 * mean(
         outputs, script.release - day, script.release
     )  # the prompt grew, not the answer
-    # the model genai-prices does not price yet, from its first day
+    # the model genai-prices does not price yet: the page says so at once; its calls are one click away, in a tab
+    # drawn only when chosen (and named in the URL, so the tab can be linked)
+    assert "of calls have no known price" in page.locator("[data-testid='stAlert']").inner_text()
+    assert not [f for f in figures if f["title"].startswith("Unpriced calls")]
+    page.get_by_role("tab", name="Unpriced calls").click()
+    figures = page.wait_for_function(
+        f"() => ({RENDERED})() && ({FIGURES})().some(f => f.title.startsWith('Unpriced calls')) && ({FIGURES})()",
+        timeout=60_000,
+        polling=100,
+    ).json_value()
+    assert "section=Unpriced+calls" in page.url or "section=Unpriced%20calls" in page.url, page.url
     unpriced = chart(figures, "Unpriced calls over time by model")
     points = series(unpriced, "deepseek-v4-preview")
     assert points and min(t for t, _ in points) >= script.unpriced_from - timedelta(hours=1)

@@ -155,6 +155,10 @@ def test_cost_page_numbers_and_unpriced_models(api: str) -> None:
     assert shown["Cost per 1k tokens"] == fmt.usd(want["cost_per_1k_tokens"])
     assert shown["Unpriced calls"] == fmt.pct(want["unpriced_call_share"])
     assert fmt.pct(want["unpriced_call_share"]) in at.warning[0].value
+    # the unpriced models' table is in a tab, asked for and drawn only when chosen
+    assert not [f for f in at.dataframe if "unpriced_calls" in f.value.columns]
+    at.session_state["section"] = "Unpriced calls"
+    at.run()
     unpriced = table(at, "unpriced_calls")
     assert list(unpriced["model"]) == ["acme-large"]
     # A breakdown by provider: the spend chart has one series per provider that has a price.
