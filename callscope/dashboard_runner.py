@@ -6,6 +6,11 @@ table or component), the dashboard's own modules). This runner imports them and 
 figure of each kind the charts use before Streamlit starts serving, then hands over to Streamlit's own command line,
 in the same process.
 
+It also serves Streamlit's page with the server's address written in (`frontend_with_base_url`): otherwise the
+browser, opening a page such as /cost, first asks /cost/_stcore/health and /cost/_stcore/host-config (in case the
+app is served under /cost), gets two 404s, and only then asks the root: a round trip and a retry on every visit of
+every page but the Overview, before the page can connect.
+
 Only modules that call no Streamlit function at import are imported here: dashboard.data's st.cache_data and
 dashboard.plot's component would otherwise be created before Streamlit's runtime exists (bound to a stand-in
 cache, with a warning per function). They are cheap themselves; what they import is imported here.
@@ -14,8 +19,11 @@ cache, with a warning per function). They are cheap themselves; what they import
 from __future__ import annotations
 
 import ast
+import atexit
 import importlib
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 # dashboard modules that create Streamlit objects at import: left to the first run, with every module that
@@ -67,8 +75,39 @@ def warm_up() -> None:
         delta_generator._use_warning_has_been_displayed = True
 
 
+# The page's own directory (where its relative "./static/..." URLs already resolve: the root, or the base URL path
+# behind a proxy) is where the server is; Streamlit's frontend reads window.__streamlit once, as it loads.
+BASE_URL_HINT = (
+    "<script>window.__streamlit = "
+    '{...window.__streamlit, BACKEND_BASE_URL: new URL(".", window.location.href).href};</script>'
+)
+
+
+def frontend_with_base_url(streamlit_static: Path, into: Path) -> Path:
+    """Streamlit's static directory, linked file by file into `into`, with BASE_URL_HINT in its index.html."""
+    index = (streamlit_static / "index.html").read_text()
+    marker = '<script type="module"'
+    if marker not in index:  # another Streamlit's page: serve it as it is
+        return streamlit_static
+    for entry in streamlit_static.iterdir():
+        if entry.name != "index.html":
+            (into / entry.name).symlink_to(entry)
+    (into / "index.html").write_text(index.replace(marker, BASE_URL_HINT + "\n    " + marker, 1))
+    return into
+
+
+def serve_frontend_with_base_url() -> None:
+    from streamlit import file_util
+
+    into = Path(tempfile.mkdtemp(prefix="callscope-frontend-"))
+    atexit.register(shutil.rmtree, into, ignore_errors=True)
+    static = frontend_with_base_url(Path(file_util.get_static_dir()), into)
+    file_util.get_static_dir = lambda: str(static)
+
+
 def main() -> None:
     warm_up()
+    serve_frontend_with_base_url()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", *sys.argv[1:]]

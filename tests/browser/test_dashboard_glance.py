@@ -171,6 +171,9 @@ def test_every_page_reads_well(stack: UpProcess, browser_page: tuple[Page, list[
     assert cut == [], (path, cut)
     foreign = [u for u in requested if not u.startswith((stack.dashboard_url, "data:", "blob:", "about:"))]
     assert foreign == [], foreign
+    # the page knows where the server is: no /cost/_stcore/health (a 404) before /_stcore/health
+    guessed = [u for u in requested if "/_stcore/" in u and not u.startswith(f"{stack.dashboard_url}/_stcore/")]
+    assert guessed == [], guessed
 
 
 def test_the_call_page_names_the_model_as_the_list_does(stack: UpProcess, browser_page: tuple[Page, list[str]]) -> None:
