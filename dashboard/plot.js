@@ -19,6 +19,9 @@ export default function (component) {
     div = document.createElement("div");
     div.className = "callscope-plot";
     div.style.width = "100%";
+    // plotly measures its tick labels and legend while drawing (getBoundingClientRect): with the chart's layout
+    // contained, what it changes inside is laid out again without the rest of the page.
+    div.style.contain = "layout style";
     parentElement.appendChild(div);
   }
   div.callscopeReport = setStateValue;
