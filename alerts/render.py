@@ -24,6 +24,9 @@ _PAGES = {
     "errors": ("errors", "error_rate", "rate_limited"),
     "cost": ("cost", "unpriced", "priced", "reported_cost", "tokens", "input_", "output_", "cache_", "reasoning_"),
 }
+# The Cost page's tab that draws the unpriced calls (dashboard/views/cost.py SECTIONS, bound to ?section=; a test
+# checks both stay in step): an alert on an unpriced share opens it.
+UNPRICED_SECTION = ("section", "Unpriced calls")
 _VAR = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*}}")
 
 
@@ -50,6 +53,8 @@ def dashboard_link(base_url: str, rule: Rule, group: Mapping[str, str | None], s
             params += [(dim, v) for v in rule.filter_spec.get(dim, ())]
     if "q" in rule.filter_spec:
         params.append(("q", rule.filter_spec["q"][0]))
+    if rule.metric.startswith("unpriced"):
+        params.append(UNPRICED_SECTION)
     return f"{base_url.rstrip('/')}/{page_for(rule.metric)}?{urlencode(params)}"
 
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from alerts.render import DASHBOARD_DIMS, dashboard_link, format_value, page_for
+from alerts.render import DASHBOARD_DIMS, UNPRICED_SECTION, dashboard_link, format_value, page_for
 from alerts.rulefile import parse_text
 from alerts.rules import NoData, Op, Relative, RuleError, Severity, parse_rule
 from analytics.metrics import METRICS
@@ -215,6 +215,14 @@ def test_dashboard_links_use_the_dashboards_url_parameters():
         "",
         "errors",
     )
+    # an unpriced share opens the Cost page on its tab (a label the Cost page binds to ?section=)
+    unpriced = parse_rule(FULL | {"metric": "unpriced_call_share", "filters": {}})
+    link = urlparse(dashboard_link("http://dash:8501", unpriced, {}, start, end))
+    assert link.path == "/cost" and parse_qs(link.query)["section"] == [UNPRICED_SECTION[1]]
+    assert "section" not in parse_qs(urlparse(dashboard_link("http://dash:8501", rule, {}, start, end)).query)
+    cost_page = (Path(__file__).resolve().parents[2] / "dashboard" / "views" / "cost.py").read_text()
+    assert f'    "{UNPRICED_SECTION[1]}": ui.Section(' in cost_page
+    assert 'key="section", bind="query-params"' in cost_page
 
 
 def test_values_read_in_their_unit():
