@@ -94,7 +94,12 @@ def series(
             fig.add_trace(Scatter(mode=_mode(part.height), connectgaps=False, **common))
     if kind == "bar":
         fig.update_layout(barmode="stack" if stacked else "group")
-    return _layout(fig, title, unit)
+    fig = _layout(fig, title, unit)
+    if unit == "calls" and frame.height:  # a few calls: whole-number ticks (never "500m" calls)
+        per_bucket = frame.group_by("bucket").agg(pl.col(metric).sum()) if stacked else frame
+        if (per_bucket[metric].max() or 0) <= 5:
+            fig.update_yaxes(dtick=1, tickformat="d")
+    return fig
 
 
 def _shortest_gap(buckets: pl.Series) -> timedelta | None:

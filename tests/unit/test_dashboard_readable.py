@@ -62,6 +62,21 @@ def test_an_empty_chart_says_why() -> None:
     assert charts.with_message(fig, "No data").layout.annotations[0].text == "No data"
 
 
+def test_a_few_calls_get_whole_number_ticks() -> None:
+    hours = [datetime(2026, 12, 1, h, tzinfo=UTC) for h in (0, 0, 1, 2)]
+    few = pl.DataFrame({"bucket": hours, "model": ["a", "b", "a", "b"], "unpriced_calls": [2, 3, 1, 1]})
+    # stacked, the first hour holds 2 + 3 = 5 calls: ticks 0, 1, 2, ... (plotly's own would be 0, 500m, 1, ...)
+    stacked = charts.series(few, "unpriced_calls", "calls", "t", group="model", kind="bar", stacked=True)
+    assert (stacked.layout.yaxis.dtick, stacked.layout.yaxis.tickformat) == (1, "d")
+    more = few.with_columns(pl.col("unpriced_calls") * 2)  # 10 calls in the first hour: plotly's ticks again
+    stacked = charts.series(more, "unpriced_calls", "calls", "t", group="model", kind="bar", stacked=True)
+    assert stacked.layout.yaxis.dtick is None and stacked.layout.yaxis.tickformat == ",~s"
+    side_by_side = charts.series(more, "unpriced_calls", "calls", "t", group="model", kind="bar")
+    assert side_by_side.layout.yaxis.dtick is None  # 6 calls in the tallest bar
+    ratio = charts.series(few.with_columns(pl.col("unpriced_calls") / 10), "unpriced_calls", "ratio", "t")
+    assert ratio.layout.yaxis.dtick is None and ratio.layout.yaxis.tickformat == ".1%"
+
+
 def _compare(rows: list[dict], dim: str) -> pl.DataFrame:
     """What /stats?compare=true answers per group, computed here from plain per-call rows with numpy."""
     out = []
