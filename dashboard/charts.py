@@ -38,6 +38,11 @@ NULL_LABEL = "(none)"
 COLORS = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC")
 
 
+# Dollars on an axis to three significant digits: $0.00015 and $0.0002 stay apart on a panel of cheap calls (four
+# decimals wrote both as $0.0002), and $1,250 keeps its last digits.
+USD_TICKS = ",.3~r"
+
+
 def _layout(fig: Figure, title: str, unit: str, *, height: int = 320) -> Figure:
     fig.update_layout(
         title={"text": title, "x": 0, "y": 0.98, "yanchor": "top", "font": {"size": 15}},
@@ -50,7 +55,7 @@ def _layout(fig: Figure, title: str, unit: str, *, height: int = 320) -> Figure:
     if unit == "ratio":
         fig.update_yaxes(tickformat=".1%")
     elif unit == "USD":
-        fig.update_yaxes(tickprefix="$", tickformat=",.4~f")
+        fig.update_yaxes(tickprefix="$", tickformat=USD_TICKS)
     else:
         fig.update_yaxes(tickformat=",~s" if unit in ("calls", "tokens") else ",~f")
     return fig
@@ -186,7 +191,7 @@ def ranking(frame: pl.DataFrame, dim: str, metric: str, unit: str, title: str) -
     fig.update_layout(yaxis_title=None, xaxis_title=AXIS_TITLES.get(unit, unit))
     fig.update_yaxes(tickprefix="", tickformat="", type="category")  # labels, not amounts
     if unit == "USD":
-        fig.update_xaxes(tickprefix="$", tickformat=",.4~f")
+        fig.update_xaxes(tickprefix="$", tickformat=USD_TICKS)
     return fig
 
 

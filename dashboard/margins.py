@@ -77,8 +77,8 @@ def tick_labels(values: Sequence[float], tickformat: str | None) -> list[str]:
 
 
 def format_tick(value: float, tickformat: str | None) -> str:
-    """d3-format's rendering of the formats the dashboard's axes use (",~s", ",~f", "+,~f", ",.4~f", ".1%", ".0%",
-    "d"); plotly's own (no format) approximated by the shortest general form."""
+    """d3-format's rendering of the formats the dashboard's axes use (",~s", ",~f", "+,~f", ",.4~f", ",.3~r", ".1%",
+    ".0%", "d"); plotly's own (no format) approximated by the shortest general form."""
     if tickformat and tickformat.endswith("%"):
         digits = tickformat.removesuffix("%").removesuffix("~").lstrip(",.") or "0"
         text = f"{value * 100:,.{int(digits)}f}"
@@ -92,6 +92,12 @@ def format_tick(value: float, tickformat: str | None) -> str:
         digits = tickformat.lstrip("+,").removesuffix("~f").lstrip(".") or "6"
         sign = "+" if tickformat.startswith("+") and value > 0 else ""
         return sign + _trim(f"{value:,.{int(digits)}f}")
+    if tickformat and tickformat.endswith("~r"):  # significant digits, never an exponent
+        digits = int(tickformat.lstrip(",").removesuffix("~r").lstrip(".") or "6")
+        if value == 0:
+            return "0"
+        places = digits - 1 - math.floor(math.log10(abs(value)))  # negative: rounded to tens, hundreds, ...
+        return _trim(f"{round(value, places):,.{max(0, places)}f}")
     if tickformat == "d":
         return f"{round(value)}"
     return f"{value:g}"

@@ -163,6 +163,19 @@ def test_every_page_reads_well(stack: UpProcess, browser_page: tuple[Page, list[
         assert has_data or any(n.startswith("No ") for n in fig["notes"]), (path, fig["title"])
     for title in [f["title"] for f in figures]:
         assert title, path
+    # no two ticks of a value axis read the same (a panel of cheap calls once read "$0.0002" twice)
+    repeated = page.evaluate(
+        """() => [...document.querySelectorAll('.callscope-plot')].flatMap(p => {
+            const byAxis = {};
+            for (const t of p.querySelectorAll('g[class^="y"][class$="tick"] > text')) {
+              const axis = t.parentNode.getAttribute('class');
+              (byAxis[axis] = byAxis[axis] || []).push(t.textContent);
+            }
+            return Object.entries(byAxis).filter(([, texts]) => new Set(texts).size < texts.length)
+              .map(([axis, texts]) => [(p.layout.title && p.layout.title.text) || '', axis, texts]);
+          })"""
+    )
+    assert repeated == [], (path, repeated)
     # KPI titles fit their tile (no "Time to first t..."): the label's text is not wider than its box
     cut = page.evaluate(
         """() => [...document.querySelectorAll('[data-testid="stMetricLabel"] p')]
