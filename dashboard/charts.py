@@ -100,11 +100,16 @@ def series(
     if kind == "bar":
         fig.update_layout(barmode="stack" if stacked else "group")
     fig = _layout(fig, title, unit)
-    if unit == "calls" and frame.height:  # a few calls: whole-number ticks (never "500m" calls)
+    if unit == "calls" and frame.height:
         per_bucket = frame.group_by("bucket").agg(pl.col(metric).sum()) if stacked else frame
-        if (per_bucket[metric].max() or 0) <= 5:
-            fig.update_yaxes(dtick=1, tickformat="d")
+        _whole_ticks_for_few(fig, per_bucket[metric].max() or 0)
     return fig
+
+
+def _whole_ticks_for_few(fig: Figure, top: float, **cell: int) -> None:
+    """Counts whose tallest value is a few calls get whole-number ticks (plotly would write 0, 500m, 1, ...)."""
+    if top <= 5:
+        fig.update_yaxes(dtick=1, tickformat="d", **cell)
 
 
 def _shortest_gap(buckets: pl.Series) -> timedelta | None:
@@ -330,14 +335,13 @@ def small_multiples(
     # a small panel reads well with a few ticks, and each tick label is text the browser measures and draws
     # (4 instead of plotly's ~7 per axis: a nine-panel chart draws ~30% faster)
     fig.update_yaxes(nticks=4)
-    if unit == "calls":  # counts: whole-number ticks on a panel of a few (never "500m" calls)
+    if unit == "calls":
         for i, value in enumerate(values):
             part = frame.filter(_eq(group, value))
             top = max((part[m].max() or 0 for m in metrics), default=0)
             if kind in ("bar", "steps"):
                 top = part.select(sum(pl.col(m).fill_null(0) for m in metrics)).max().item() or 0
-            if top <= 5:
-                fig.update_yaxes(dtick=1, tickformat="d", row=i // columns + 1, col=i % columns + 1)
+            _whole_ticks_for_few(fig, top, row=i // columns + 1, col=i % columns + 1)
     # the legend (the lines' names) above the panels' titles, on the left, so it covers no panel
     fig.update_layout(
         yaxis_title=None,

@@ -110,9 +110,18 @@ def open_page(page: Page, url: str) -> list[dict[str, Any]]:
     """The page's charts as data, read in the same moment the page is seen complete (a chart redrawn later, e.g.
     below the screen, cannot be caught half-way)."""
     page.goto(url)
-    figures = page.wait_for_function(f"() => ({RENDERED})() && ({FIGURES})()", timeout=60_000, polling=100).json_value()
+    figures = figures_when(page)
     assert page.locator(EXCEPTION_BOX).count() == 0, url
     return figures
+
+
+def figures_when(page: Page, condition: str = "true") -> list[dict[str, Any]]:
+    """The page's charts as data once it is complete and `condition` (over `figures`) holds."""
+    wait = (
+        f"() => {{ if (!({RENDERED})()) return false; const figures = ({FIGURES})(); "
+        f"return ({condition}) && figures; }}"
+    )
+    return page.wait_for_function(wait, timeout=60_000, polling=100).json_value()
 
 
 def chart(figures: list[dict[str, Any]], title: str) -> dict[str, Any]:
@@ -305,11 +314,7 @@ def test_cost_and_prompt_length_changes_on_the_cost_page(
     assert "of calls have no known price" in page.locator("[data-testid='stAlert']").inner_text()
     assert not [f for f in figures if f["title"].startswith("Unpriced calls")]
     page.get_by_role("tab", name="Unpriced calls").click()
-    figures = page.wait_for_function(
-        f"() => ({RENDERED})() && ({FIGURES})().some(f => f.title.startsWith('Unpriced calls')) && ({FIGURES})()",
-        timeout=60_000,
-        polling=100,
-    ).json_value()
+    figures = figures_when(page, "figures.some(f => f.title.startsWith('Unpriced calls'))")
     assert "section=Unpriced+calls" in page.url or "section=Unpriced%20calls" in page.url, page.url
     unpriced = chart(figures, "Unpriced calls over time by model")
     points = series(unpriced, "deepseek-v4-preview")
