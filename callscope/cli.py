@@ -255,8 +255,10 @@ def cmd_demo_send(args: argparse.Namespace) -> int:
         if args.like_dataset and not args.dataset:
             table = table.slice(0, 0)
     else:
-        world = World.make(script_for(datetime.now(UTC), args.days), n_users=args.users, n_models=args.models)
-        table = generate(world, np.random.default_rng(args.seed), args.calls)
+        now = datetime.now(UTC)
+        world = World.make(script_for(now, args.days), n_users=args.users, n_models=args.models)
+        received_by = int(now.timestamp() * 1_000_000)  # no call from the future: the last traces are cut at now
+        table = generate(world, np.random.default_rng(args.seed), args.calls, received_by=received_by)
     try:
         if table.num_rows:
             print(f"demo: sending {table.num_rows} calls to {endpoint}", file=sys.stderr, flush=True)

@@ -48,6 +48,7 @@ def write_calls(
     if n_calls < 0:
         raise ValueError("n_calls must not be negative")
     world = World.make(script_for(end, days), n_users=n_users, n_models=n_models)
+    received_by = sc.to_us(world.script.end)  # the store holds what a collector had received by `end`
     chunks_plan = plan_chunks(n_calls, sc.to_us(world.script.start), sc.to_us(world.script.end))
     chunks: queue.Queue[pa.Table | BaseException | None] = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -58,7 +59,7 @@ def write_calls(
                 if stop.is_set():
                     return
                 rng = np.random.default_rng([seed, i])
-                chunks.put(generate(world, rng, size, start_us=lo_us, end_us=hi_us))
+                chunks.put(generate(world, rng, size, start_us=lo_us, end_us=hi_us, received_by=received_by))
             chunks.put(None)
         except BaseException as exc:
             chunks.put(exc)

@@ -239,10 +239,21 @@ def _batch_times(rng: np.random.Generator, n: int, start_us: int, end_us: int) -
 
 
 def generate(
-    world: World, rng: np.random.Generator, n_calls: int, *, start_us: int | None = None, end_us: int | None = None
+    world: World,
+    rng: np.random.Generator,
+    n_calls: int,
+    *,
+    start_us: int | None = None,
+    end_us: int | None = None,
+    received_by: int | None = None,
 ) -> pa.Table:
-    """n_calls rows of `calls` (CALL_COLUMNS order) with start times in [start_us, end_us) (default: the script's
-    window). Deterministic for a given generator state."""
+    """n_calls rows of `calls` (CALL_COLUMNS order) whose traces start in [start_us, end_us) (default: the script's
+    window). Deterministic for a given generator state.
+
+    A trace's later calls (an agent's steps) and the time until a span is sent can fall after end_us. With
+    `received_by` only the calls received by then are kept, as a collector would hold them at that moment: a
+    store filled up to now then holds no call from the future, which a range ending now would miss. Without it
+    (the live trickle, whose calls are sent as they come) every call is kept."""
     s_us, e_us = world.script.start, world.script.end
     start_us = sc.to_us(s_us) if start_us is None else start_us
     end_us = sc.to_us(e_us) if end_us is None else end_us
@@ -251,6 +262,9 @@ def generate(
     n_traces = int(n_calls / 1.35) + 16
     while True:
         cols = _generate(world, rng, n_traces, start_us, end_us)
+        if received_by is not None:
+            kept = _received_us(cols) <= received_by
+            cols = {k: v[kept] for k, v in cols.items()}
         if len(cols["start"]) >= n_calls:
             break
         n_traces *= 2
@@ -425,6 +439,15 @@ def _generate(world: World, rng: np.random.Generator, nt: int, start_us: int, en
     }
 
 
+def _end_us(c: dict[str, np.ndarray]) -> np.ndarray:
+    return c["start"] + (c["duration"] * 1000).astype(np.int64)
+
+
+def _received_us(c: dict[str, np.ndarray]) -> np.ndarray:
+    """When the collector receives each call: its span ends, then the exporter's batch delay."""
+    return _end_us(c) + (c["received_lag"] * 1000).astype(np.int64)
+
+
 def _in(t_us: np.ndarray, window: sc.Window) -> np.ndarray:
     lo, hi = window.us()
     return (t_us >= lo) & (t_us < hi)
@@ -501,7 +524,7 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
     ok = kind == len(cat.ERRORS)
     n_models = len(cat.MODELS)
 
-    end = c["start"] + (c["duration"] * 1000).astype(np.int64)
+    end = _end_us(c)
     tok_null = ~ok
 
     def tokens(a: np.ndarray) -> pa.Array:
@@ -592,7 +615,7 @@ def _to_arrow(world: World, c: dict[str, np.ndarray]) -> pa.Table:
         "span_name": _take(names, name_codes),
         "input_content": pa.nulls(n, pa.string()),
         "output_content": pa.nulls(n, pa.string()),
-        "received_at": _ts(end + (c["received_lag"] * 1000).astype(np.int64)),
+        "received_at": _ts(_received_us(c)),
         "error_message": _take(err_messages, np.where(ok, -1, kind)),
         "provider_source": _take(
             [ProviderSource.CLIENT.value, ProviderSource.INFERRED.value],
