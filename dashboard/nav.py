@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import streamlit as st
+
+from dashboard.filters import ViewFilters
 
 OVERVIEW = "views/overview.py"
 COST = "views/cost.py"
@@ -42,3 +46,9 @@ def pages(admin: bool = False) -> list[st.Page]:
         st.Page(CALL, title="Call and trace", icon=":material/account_tree:"),
         *([st.Page(ACCESS, title="Access", icon=":material/admin_panel_settings:")] if admin else []),
     ]
+
+
+def call_link(filters: ViewFilters, trace_id: str, span_id: str) -> str:
+    """The address of a call's page, with the filters of the page linking to it, relative to that page (so it
+    holds under a base URL path): what a link in a table points to."""
+    return "call?" + urlencode({**filters.to_query(), "trace": trace_id, "span": span_id}, doseq=True)

@@ -36,6 +36,8 @@ CELL: dict[str, Callable[[Any], str]] = {
     "ms+": lambda v: fmt.DASH if v is None else f"{v:+,.0f}",
 }
 
+NUMERIC_UNITS = frozenset(u for u in CELL if u not in ("text", "time"))  # cells that read as numbers (right-aligned)
+
 
 def readable(frame: pl.DataFrame, units: Mapping[str, str] | None = None) -> pl.DataFrame:
     """The columns of `frame` as a person reads them: `units` names each numeric column's unit (USD, ms, count,

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import streamlit as st
 
-from dashboard import alert_rows, auth, charts, data, fmt, plot, tables
+from dashboard import alert_rows, auth, charts, data, fmt, plot, static_table, tables
 from dashboard.api_client import ApiError
 from dashboard.figure import Figure
 from dashboard.filters import ViewFilters, query_dict
@@ -234,12 +234,27 @@ def table(
     units: dict[str, str] | None = None,
     rows: int | None = None,
     max_rows: int = tables.MAX_ROWS_SHOWN,
+    links: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """st.dataframe as people read it: missing values as a dash (never "None"), the `units` columns formatted by
-    unit (dashboard/tables.py), tall enough for `rows` rows (default: all of them, up to a limit)."""
+    """A table as people read it: missing values as a dash (never "None"), the `units` columns formatted by unit
+    (dashboard/tables.py), tall enough for `rows` rows (default: all of them, up to a limit).
+
+    A table only read is plain HTML (dashboard/static_table.py: no data grid to load, about 0.2 s of a new tab),
+    with `links` (one address per row) as its first column; one people pick rows from (`on_select`) is
+    st.dataframe, and its selection is returned."""
     shown = tables.readable(frame, units) if units else frame
     height = tables.height_for(frame.height if rows is None else rows, max_rows)
+    if "on_select" not in kwargs:
+        numeric = [c for c, unit in (units or {}).items() if unit in tables.NUMERIC_UNITS]
+        st.html(
+            static_table.render(
+                shown, column_config=column_config, numeric=numeric, max_height=height, links=links, label=key
+            )
+        )
+        return None
+    if links is not None:
+        raise ValueError("links are for read-only tables; a table with on_select opens what is picked itself")
     return st.dataframe(
         shown,
         column_config=column_config,

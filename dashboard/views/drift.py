@@ -182,11 +182,14 @@ else:
 
     if drifted:
         st.subheader("Drifted cells")
-        st.dataframe(
+        ui.table(
             pl.DataFrame(drifted).select("service", "model", "metric", "test", "score", "threshold", "n_current"),
-            hide_index=True,
-            placeholder="\u2014",
-            key="drifted_cells",
+            "drifted_cells",
+            column_config={
+                "score": st.column_config.NumberColumn("Score", format="%.3f"),
+                "threshold": st.column_config.NumberColumn("Threshold", format="%.3f"),
+                "n_current": st.column_config.NumberColumn("Calls now", format="localized"),
+            },
         )
 
 st.subheader("Recent anomalies")

@@ -114,7 +114,7 @@ if loaded is not None:
         sidebar.drill_down(nav.CALLS, filters.with_window(*window), status="error")
 
     st.subheader("Recent errors")
-    st.caption(f"The latest {recent.height:,} of {fmt.count(total)} failed calls.")
+    st.caption(f"The latest {recent.height:,} of {fmt.count(total)} failed calls; open one for its trace and request.")
     if recent.height:
         ui.table(
             recent.select(RECENT),
@@ -133,4 +133,5 @@ if loaded is not None:
                 "trace_id": "Trace",
                 "span_id": "Span",
             },
+            links=[nav.call_link(filters, r["trace_id"], r["span_id"]) for r in recent.iter_rows(named=True)],
         )

@@ -177,7 +177,8 @@ if loaded is not None:
         show_what_changed(filters, *picked)
 
     st.subheader("Slowest calls")
-    selection = ui.table(
+    st.caption("Open a call for its trace, timings and cost.")
+    ui.table(
         slow.select(
             "duration_ms",
             "ttft_ms",
@@ -204,12 +205,5 @@ if loaded is not None:
             "trace_id": "Trace",
             "span_id": "Span",
         },
-        on_select="rerun",
-        selection_mode="single-row",
+        links=[nav.call_link(filters, r["trace_id"], r["span_id"]) for r in slow.iter_rows(named=True)],
     )
-    rows = selection.selection.rows if selection else []
-    if rows:
-        chosen = slow.row(rows[0], named=True)
-        st.switch_page(
-            nav.CALL, query_params={**filters.to_query(), "trace": chosen["trace_id"], "span": chosen["span_id"]}
-        )

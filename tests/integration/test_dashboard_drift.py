@@ -20,6 +20,7 @@ from core.store import connect
 from dashboard import fmt
 from dashboard.filters import query_dict
 from sample_data.bulk import write_calls
+from tests.dashboard_tables import all_tables
 from tests.helpers import ROOT, ServerProcess
 
 APP = ROOT / "dashboard" / "app.py"
@@ -81,7 +82,7 @@ def test_matrix_and_counts_are_the_latest_run(api: str, page: AppTest) -> None:
     assert sum(len(trace["x"]) for trace in matrix["data"]) == len(rows)  # one square per verdict
     outlined = sum(w == 3 for trace in matrix["data"] for w in trace["marker"]["line"]["width"])
     assert outlined == len(drifted)
-    table = next(d.value for d in page.dataframe if "threshold" in d.value.columns)
+    table = next(t for t in all_tables(page) if "threshold" in t.columns)
     assert len(table) == len(drifted)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import fmt
 from dashboard.filters import query_dict
 from tests.dashboard_seed import AGENT_TRACE, CHILD_SPANS, seed
+from tests.dashboard_tables import all_tables, table
 from tests.helpers import ROOT, ServerProcess, free_port
 
 APP = ROOT / "dashboard" / "app.py"
@@ -64,15 +66,6 @@ def api_get(api: str, path: str, **params: Any) -> dict[str, Any]:
 def url(at: AppTest, name: str) -> list[str]:
     """A query parameter of the app's URL, as a list (AppTest keeps single values as plain strings)."""
     return query_dict(at.query_params).get(name, [])
-
-
-def table(at: AppTest, *columns: str) -> Any:
-    """The first st.dataframe that has these columns (read-only tables carry no user key in AppTest)."""
-    for frame in at.dataframe:
-        value = frame.value
-        if all(c in value.columns for c in columns):
-            return value
-    raise AssertionError(f"no table with columns {columns}")
 
 
 def widget(widgets: Any, label: str) -> Any:
@@ -156,7 +149,7 @@ def test_cost_page_numbers_and_unpriced_models(api: str) -> None:
     assert shown["Unpriced calls"] == fmt.pct(want["unpriced_call_share"])
     assert fmt.pct(want["unpriced_call_share"]) in at.warning[0].value
     # the unpriced models' table is in a tab, asked for and drawn only when chosen
-    assert not [f for f in at.dataframe if "unpriced_calls" in f.value.columns]
+    assert not [f for f in all_tables(at) if "unpriced_calls" in f.columns]
     at.session_state["section"] = "Unpriced calls"
     at.run()
     unpriced = table(at, "unpriced_calls")
@@ -189,6 +182,16 @@ def test_latency_page_percentiles_histogram_and_slowest(api: str, store: tuple[s
     assert list(slowest["ttft_ms"]) == [
         fmt.DASH if streamed[v] is None else f"{streamed[v]:,.0f}" for v in want_slowest
     ]
+    # Each row opens its call's page, keeping the page's filters.
+    slowest_call = max(in_window(store[1], service="summarizer"), key=lambda r: r["duration_ms"])
+    link = urlsplit(slowest.attrs["links"][0])
+    assert link.path == "call" and len(slowest.attrs["links"]) == len(slowest)
+    assert parse_qs(link.query) == {
+        **{k: [v] for k, v in WINDOW.items()},
+        "service": ["summarizer"],
+        "trace": [slowest_call["trace_id"].hex()],
+        "span": [slowest_call["span_id"].hex()],
+    }
 
 
 def test_errors_page(api: str, store: tuple[str, list[dict[str, Any]]]) -> None:
@@ -205,6 +208,11 @@ def test_errors_page(api: str, store: tuple[str, list[dict[str, Any]]]) -> None:
     by_span = {r["span_id"].hex(): r for r in errors}
     assert all(
         by_span[s]["error_message"] == m for s, m in zip(recent["span_id"], recent["error_message"], strict=True)
+    )
+    # Each row opens its call's page.
+    opened = [parse_qs(urlsplit(link).query) for link in recent.attrs["links"]]
+    assert [(q["trace"][0], q["span"][0]) for q in opened] == list(
+        zip(recent["trace_id"], recent["span_id"], strict=True)
     )
 
 
