@@ -48,7 +48,6 @@ def render(
     max_height: int | None = None,
     links: Sequence[str] | None = None,
     link_label: str = "Call",
-    label: str | None = None,
 ) -> str:
     """`frame` (cells already readable, see dashboard/tables.py) as an HTML table. `column_config`: what
     st.dataframe takes (a label, or a st.column_config.* with label, help, width and a number format); `numeric`:
@@ -82,9 +81,8 @@ def render(
         span = len(head)
         body.append(f'<tr><td colspan="{span}">No rows.</td></tr>')
     box = f' style="max-height: {int(max_height)}px"' if max_height else ""
-    aria = f' aria-label="{html.escape(label)}"' if label else ""
     return (
-        f'{STYLE}<div class="{CLASS}"{box}><table{aria}><thead><tr>{"".join(head)}</tr></thead>'
+        f'{STYLE}<div class="{CLASS}"{box}><table><thead><tr>{"".join(head)}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 

@@ -248,9 +248,7 @@ def table(
     if "on_select" not in kwargs:
         numeric = [c for c, unit in (units or {}).items() if unit in tables.NUMERIC_UNITS]
         st.html(
-            static_table.render(
-                shown, column_config=column_config, numeric=numeric, max_height=height, links=links, label=key
-            )
+            static_table.render(shown, column_config=column_config, numeric=numeric, max_height=height, links=links)
         )
         return None
     if links is not None:

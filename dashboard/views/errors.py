@@ -114,7 +114,9 @@ if loaded is not None:
         sidebar.drill_down(nav.CALLS, filters.with_window(*window), status="error")
 
     st.subheader("Recent errors")
-    st.caption(f"The latest {recent.height:,} of {fmt.count(total)} failed calls; open one for its trace and request.")
+    st.caption(
+        f"The latest {recent.height:,} of {fmt.count(total)} failed calls; open one for its trace and every field."
+    )
     if recent.height:
         ui.table(
             recent.select(RECENT),
