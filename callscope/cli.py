@@ -239,7 +239,7 @@ def cmd_demo_send(args: argparse.Namespace) -> int:
     import numpy as np
 
     from sample_data import dataset
-    from sample_data.script import script_for
+    from sample_data.script import script_for, to_us
     from sample_data.send import SendError, live, peak_rate, send_table
     from sample_data.traffic import World, generate
 
@@ -257,8 +257,8 @@ def cmd_demo_send(args: argparse.Namespace) -> int:
     else:
         now = datetime.now(UTC)
         world = World.make(script_for(now, args.days), n_users=args.users, n_models=args.models)
-        received_by = int(now.timestamp() * 1_000_000)  # no call from the future: the last traces are cut at now
-        table = generate(world, np.random.default_rng(args.seed), args.calls, received_by=received_by)
+        # No call from the future: the last traces are cut at now, as a collector would have them.
+        table = generate(world, np.random.default_rng(args.seed), args.calls, received_by=to_us(now))
     try:
         if table.num_rows:
             print(f"demo: sending {table.num_rows} calls to {endpoint}", file=sys.stderr, flush=True)
