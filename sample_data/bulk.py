@@ -49,7 +49,7 @@ def write_calls(
         raise ValueError("n_calls must not be negative")
     world = World.make(script_for(end, days), n_users=n_users, n_models=n_models)
     received_by = sc.to_us(world.script.end)  # the store holds what a collector had received by `end`
-    chunks_plan = plan_chunks(n_calls, sc.to_us(world.script.start), sc.to_us(world.script.end))
+    chunks_plan = plan_chunks(n_calls, sc.to_us(world.script.start), received_by)
     chunks: queue.Queue[pa.Table | BaseException | None] = queue.Queue(maxsize=2)
     stop = threading.Event()
 

@@ -14,6 +14,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.access_parts import PASSWORD, PEOPLE, seed_users, send_calls, server_env, sign_in
+from tests.dashboard_tables import table
 from tests.helpers import ROOT, ServerProcess
 
 APP = ROOT / "dashboard" / "app.py"
@@ -151,20 +152,15 @@ def test_the_access_page_shows_admins_their_projects_users_and_audit_log(api: st
         timeout=30,
     ).json()
     admin = as_user(api, "admin_a", "views/access.py")
-    users = {row["name"]: row["roles"] for row in _table(admin, "roles").to_dict("records")}
+    users = {row["name"]: row["roles"] for row in table(admin, "roles").to_dict("records")}
     assert users["admin_a"] == "admin on A" and users["viewer_a"] == "viewer on A"
     assert users["root"] == "admin on every project" and "viewer_b" not in users
-    log = _table(admin, "after")
+    log = table(admin, "after")
     assert set(log["project"]) == {"A"}  # the audit rows of the projects this admin administers
     assert list(log["what"]).count(f"key {made['id']}") == 1 and made["key"] not in log.to_csv()
     for who in ("editor_a", "viewer_b"):  # not admins: the page is not even in their navigation
         with pytest.raises(ValueError, match="Could not find a navigation page"):
             as_user(api, who).switch_page("views/access.py")
-
-
-def _table(at: AppTest, column: str) -> Any:
-    """A table of the page, found by a column only it has (AppTest knows read-only tables by their columns)."""
-    return next(frame.value for frame in at.dataframe if column in frame.value.columns)
 
 
 def test_a_throttled_sign_in_says_how_long_to_wait(api: str) -> None:
