@@ -46,7 +46,7 @@ class ApiConfig:
 
 
 @functools.cache
-def _tls_context() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     """One verifying TLS context for every client of the process: building one reads the CA bundle (~25 ms), and the
     sign-in check makes a client per new browser tab."""
     return httpx.create_ssl_context()  # httpx's own default (certifi, or SSL_CERT_FILE / SSL_CERT_DIR)
@@ -59,7 +59,7 @@ class ApiClient(MoneyApi):
         self.config = config
         headers = {"authorization": f"Bearer {config.key}"} if config.key else {}
         self._http = httpx.Client(
-            base_url=config.url.rstrip("/"), headers=headers, timeout=config.timeout_s, verify=_tls_context()
+            base_url=config.url.rstrip("/"), headers=headers, timeout=config.timeout_s, verify=tls_context()
         )
 
     def close(self) -> None:

@@ -1,17 +1,20 @@
 """`callscope serve` starting where it cannot: a clear message (no traceback), exit code 2, and what it had
-started taken down again on the same path as a clean stop (the store released for the next process)."""
+started taken down again on the same path as a clean stop (the store released for the next process). Starting where
+it can: what a first request would otherwise wait for is done at start."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import sys
+import time
 
+import httpx
 import pytest
 
 from bench.stack import free_port
 from core.store import connect
-from tests.helpers import ROOT
+from tests.helpers import ROOT, ServerProcess
 
 
 @pytest.mark.parametrize("taken", ["http", "grpc"])
@@ -33,3 +36,16 @@ def test_a_taken_port_is_a_clear_error_that_leaves_nothing_behind(tmp_path, take
     assert f"cannot listen for {wanted}" in err
     assert "Traceback" not in err
     connect(tmp_path / "callscope.duckdb").close()
+
+
+def test_the_store_size_is_measured_at_start_not_at_the_first_request(tmp_path):
+    # /metrics answers the last measurement and measures in the background when it has none: without the start's
+    # warm-up, the first /metrics after a start has no size.
+    server = ServerProcess(tmp_path).start()
+    try:
+        time.sleep(1)  # an empty store measures in milliseconds
+        first = httpx.get(server.http_url + "/metrics", timeout=5).text
+    finally:
+        server.stop()
+    assert "callscope_store_file_bytes " in first
+    assert 'callscope_store_table_rows{table="calls"} 0' in first
