@@ -48,7 +48,13 @@ def pages(admin: bool = False) -> list[st.Page]:
     ]
 
 
+def link(url_path: str, filters: ViewFilters, **page_params: str) -> str:
+    """The address of a page with `filters` and its own parameters, relative to the page linking to it (so it
+    holds under a base URL path): what a link in a table points to. Opening it is a new session, and a new session
+    takes its filters from the URL."""
+    return f"{url_path}?" + urlencode({**filters.to_query(), **page_params}, doseq=True)
+
+
 def call_link(filters: ViewFilters, trace_id: str, span_id: str) -> str:
-    """The address of a call's page, with the filters of the page linking to it, relative to that page (so it
-    holds under a base URL path): what a link in a table points to."""
-    return "call?" + urlencode({**filters.to_query(), "trace": trace_id, "span": span_id}, doseq=True)
+    """The address of a call's page, keeping the filters of the page linking to it."""
+    return link("call", filters, trace=trace_id, span=span_id)

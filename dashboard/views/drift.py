@@ -68,6 +68,20 @@ def _series_params(focus: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _anomaly_label(anomaly: dict[str, Any]) -> str:
+    name = anomaly["service"] if anomaly["scope"] == "service" else anomaly["model"]
+    hour = _parse(anomaly["hour"]).strftime("%Y-%m-%d %H:%M")
+    return f"{hour} UTC · {anomaly['scope']} {name} · {anomaly['metric']} (score {anomaly['score']:.1f})"
+
+
+def _calls_of(anomaly: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    """The filters (the anomaly's hour, its service) and Calls page parameters (its model) of an anomaly's calls."""
+    link = anomaly["calls_filter"]
+    target = filters.with_window(_parse(link["from"]), _parse(link["to"]))
+    target = target.with_dim("service", [link["service"]] if "service" in link else [])
+    return target, ({"request_model": link["request_model"]} if "request_model" in link else {})
+
+
 # The page's independent questions at once (each waits ~0.1-0.5 s on 10M calls), not one after the other.
 pending_drift = data.background(lambda: data.detection("drift", by_service))
 pending_anomalies = data.background(_anomalies)
@@ -197,23 +211,23 @@ found = pending_anomalies.result()
 anomalies = found["anomalies"]
 st.caption(
     "Hours whose spend, calls, p95 latency, error rate or 429 share left their seasonal baseline (same hour of the "
-    "week, robust median and spread), per service and per model, in the last 7 days. Select a row for its series."
+    "week, robust median and spread), per service and per model, in the last 7 days. Open a row's calls, or pick a "
+    "row below for its series."
 )
 if not anomalies:
     st.info("No anomalies in the last 7 days.")
 else:
-    table = pl.DataFrame(anomalies, infer_schema_length=None).select(ANOMALY_COLUMNS)
-    chosen = st.dataframe(
-        table,
+    ui.table(
+        pl.DataFrame(anomalies, infer_schema_length=None).select(ANOMALY_COLUMNS),
+        "anomaly_table",
         column_config={"hour": "Hour (UTC)", "score": st.column_config.NumberColumn("Score", format="%.1f")},
-        hide_index=True,
-        placeholder="\u2014",
-        key="anomaly_table",
-        on_select="rerun",
-        selection_mode="single-row",
+        links=[nav.link("calls", target, **params) for target, params in map(_calls_of, anomalies)],
+        link_label="Calls",
     )
-    selected = chosen.selection.rows if chosen else []
-    focus = anomalies[selected[0]] if selected else anomalies[0]
+    picked_row = st.selectbox(
+        "Series of", range(len(anomalies)), format_func=lambda i: _anomaly_label(anomalies[i]), key="anomaly_pick"
+    )
+    focus = anomalies[picked_row]
     series_key = ("service", focus["service"]) if focus["scope"] == "service" else ("model", focus["model"])
     hour = _parse(focus["hour"])
     series = data.detection("anomaly_series", _series_params(focus))
@@ -232,9 +246,6 @@ else:
         ),
         "anomaly_series",
     )
-    link = focus["calls_filter"]
     if st.button(f"Calls of {focus['scope']} {series_key[1]} at {focus['hour']}", key="anomaly_calls"):
-        target = filters.with_window(_parse(link["from"]), _parse(link["to"]))
-        target = target.with_dim("service", [link["service"]] if "service" in link else [])
-        model_param = {"request_model": link["request_model"]} if "request_model" in link else {}
-        sidebar.drill_down(nav.CALLS, target, **model_param)
+        target, params = _calls_of(focus)
+        sidebar.drill_down(nav.CALLS, target, **params)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from core.store import connect
 from dashboard import fmt
 from dashboard.filters import query_dict
 from sample_data.bulk import write_calls
-from tests.dashboard_tables import all_tables
+from tests.dashboard_tables import all_tables, table
 from tests.helpers import ROOT, ServerProcess
 
 APP = ROOT / "dashboard" / "app.py"
@@ -172,9 +173,19 @@ def test_recent_anomalies_and_their_calls(api: str, monkeypatch: pytest.MonkeyPa
     page.run()
     page.switch_page("views/drift.py").run()
     assert not page.exception
-    table = next(d.value for d in page.dataframe if "baseline" in d.value.columns)
-    assert len(table) == len(anomalies)
-    assert list(table["score"]) == pytest.approx([a["score"] for a in anomalies])
+    shown = table(page, "baseline", "score")
+    assert list(shown["score"]) == [f"{a['score']:.1f}" for a in anomalies]
+    # each row opens the calls of its hour, of its service or model
+    assert len(shown.attrs["links"]) == len(anomalies)
+    for address, anomaly in zip(shown.attrs["links"], anomalies, strict=True):
+        link, opened = anomaly["calls_filter"], urlsplit(address)
+        assert opened.path == "calls"
+        assert parse_qs(opened.query) == {
+            "from": [link["from"]],
+            "to": [link["to"]],
+            **({"service": [link["service"]]} if "service" in link else {}),
+            **({"request_model": [link["request_model"]]} if "request_model" in link else {}),
+        }
     series = next(f for f in figures(page) if [t["name"] for t in f["data"]] == ["baseline", "value", "anomaly"])
     assert anomalies[0]["hour"].replace("Z", "") in [x.replace(" ", "T")[:19] for x in series["data"][2]["x"]]
     # release markers of the series' service (every service for a model's series) in its 4 days, as dashed lines
@@ -189,8 +200,23 @@ def test_recent_anomalies_and_their_calls(api: str, monkeypatch: pytest.MonkeyPa
     assert sorted(a["text"] for a in series["layout"].get("annotations", [])) == sorted(
         f"{m['service']} {m['release']}" for m in markers
     )
+    # another row's series, and its calls
+    other = next(
+        (
+            i
+            for i, a in enumerate(anomalies)
+            if (a["scope"], a["service"], a["model"]) != (first["scope"], first["service"], first["model"])
+        ),
+        len(anomalies) - 1,
+    )
+    page.selectbox(key="anomaly_pick").set_value(other).run()
+    series = next(f for f in figures(page) if [t["name"] for t in f["data"]] == ["baseline", "value", "anomaly"])
+    picked = anomalies[other]
+    name = picked["service"] if picked["scope"] == "service" else picked["model"]
+    assert series["layout"]["title"]["text"].startswith(f"{picked['metric']} of {picked['scope']} {name}")
+    assert picked["hour"].replace("Z", "") in [x.replace(" ", "T")[:19] for x in series["data"][2]["x"]]
     page.button(key="anomaly_calls").click().run()
-    link = anomalies[0]["calls_filter"]
+    link = anomalies[other]["calls_filter"]
     params = query_dict(page.query_params)
     assert params["from"] == [link["from"]] and params["to"] == [link["to"]]
     assert params.get("request_model", []) == ([link["request_model"]] if "request_model" in link else [])
