@@ -178,28 +178,6 @@ def lines(frame: pl.DataFrame, metrics: Sequence[str], unit: str, title: str, na
     return _layout(fig, title, unit)
 
 
-def ranking(frame: pl.DataFrame, dim: str, metric: str, unit: str, title: str) -> Figure:
-    """Horizontal bars, largest on top."""
-    part = frame.filter(pl.col(metric).is_not_null()).sort(metric)
-    labels = [_label(v) for v in part[dim].to_list()]
-    hover = HOVER_FORMATS.get(unit, "%{x}").replace("%{y", "%{x")
-    fig = Figure(
-        Bar(
-            x=part[metric].to_list(),
-            y=labels,
-            orientation="h",
-            marker={"color": COLORS[0]},
-            hovertemplate=f"<b>%{{y}}</b><br>{hover}<extra></extra>",
-        )
-    )
-    fig = _layout(fig, title, unit, height=max(220, 28 * len(labels) + 80))
-    fig.update_layout(yaxis_title=None, xaxis_title=AXIS_TITLES.get(unit, unit))
-    fig.update_yaxes(tickprefix="", tickformat="", type="category")  # labels, not amounts
-    if unit == "USD":
-        fig.update_xaxes(tickprefix="$", tickformat=USD_TICKS)
-    return fig
-
-
 def histogram(frame: pl.DataFrame, title: str, log_x: bool = True) -> Figure:
     """Calls per duration bin; bars span their bins exactly (lo..hi), on a log axis for log bins."""
     lo, hi, n = frame["lo"].to_list(), frame["hi"].to_list(), frame["calls"].to_list()

@@ -11,7 +11,7 @@ import polars as pl
 import streamlit as st
 
 from dashboard import charts, data, fmt, nav, sidebar, ui, whatif_panel
-from dashboard.filters import iso
+from dashboard.filters import FILTER_DIMS, iso
 
 BREAKDOWNS = {"model": "Model", "provider": "Provider", "service": "Service", "user": "User", "tag": "Tag"}
 PER_GROUP = ("cost_usd", "calls", "cost_per_call", "cost_per_1k_tokens", "total_tokens")
@@ -34,13 +34,36 @@ def month_to_date(filters) -> float | None:
 
 
 def top_spenders(filters, top_user: pl.DataFrame, top_session: pl.DataFrame, top_tag: pl.DataFrame) -> None:
-    whose = (("user", "Users", top_user), ("session", "Sessions", top_session), ("tag", "Features (tags)", top_tag))
-    for col, (who, title, top) in zip(st.columns(3), whose, strict=True):
+    """The ten biggest spenders of each kind as tables (names and amounts are what is read here; a bar chart each
+    cost a new tab ~0.05 s); a user's or a tag's row opens its calls."""
+    whose = (
+        ("user", "Top users", "User", top_user),
+        ("session", "Top sessions", "Session", top_session),
+        ("tag", "Top features (tags)", "Tag", top_tag),
+    )
+    for col, (who, title, label, top) in zip(st.columns(3), whose, strict=True):
         with col:
-            ui.chart(
-                charts.ranking(top.filter(pl.col(who).is_not_null()), who, "cost_usd", "USD", f"Top {title.lower()}"),
+            st.markdown(f"**{title}**")
+            top = top.filter(pl.col(who).is_not_null() & pl.col("cost_usd").is_not_null()).sort(
+                "cost_usd", descending=True
+            )
+            if top.height == 0:
+                st.caption(f"No priced calls with a {who} in this range.")
+                continue
+            links = None
+            if who in FILTER_DIMS:
+                links = [nav.link("calls", filters.with_dim(who, [str(v)])) for v in top[who].to_list()]
+            ui.table(
+                top.select(who, "cost_usd", "calls"),
                 f"top_{who}",
-                empty=f"No calls with a {who} in this range.",
+                units={"cost_usd": "USD", who: "text"},
+                column_config={
+                    who: label,
+                    "cost_usd": "Spend",
+                    "calls": st.column_config.NumberColumn("Calls", format="localized"),
+                },
+                links=links,
+                link_label="Calls",
             )
 
 

@@ -138,10 +138,6 @@ def _figures() -> list[tuple[str, object]]:
             kind = "bar" if stacked else "line"
             fig = charts.series(frame, "v", unit, "t", group="g", kind=kind, stacked=stacked)
             out.append((f"{unit} {scale:g}", fig))
-    for length in (3, 12, 30):
-        names = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz-0123456789"), length)) for _ in range(8)]
-        frame = pl.DataFrame({"who": names, "v": (rng.random(8) * 900).tolist()})
-        out.append((f"ranking {length}", charts.ranking(frame, "who", "v", "USD", "t")))
     return out
 
 

@@ -137,7 +137,7 @@ def test_filters_in_the_url_change_what_is_shown(api: str, store: tuple[str, lis
     assert url(at, "model") == ["claude-sonnet-4"]
 
 
-def test_cost_page_numbers_and_unpriced_models(api: str) -> None:
+def test_cost_page_numbers_and_unpriced_models(api: str, store: tuple[str, list[dict[str, Any]]]) -> None:
     at = app(WINDOW, "views/cost.py")
     want = api_get(api, "/stats", **WINDOW, metrics="cost_usd,cost_per_call,cost_per_1k_tokens,unpriced_call_share")[
         "data"
@@ -148,6 +148,22 @@ def test_cost_page_numbers_and_unpriced_models(api: str) -> None:
     assert shown["Cost per 1k tokens"] == fmt.usd(want["cost_per_1k_tokens"])
     assert shown["Unpriced calls"] == fmt.pct(want["unpriced_call_share"])
     assert fmt.pct(want["unpriced_call_share"]) in at.warning[0].value
+    # the top spenders' tab is open first: the ten users who spent most, each row opening that user's calls
+    spend: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    for row in in_window(store[1]):
+        calls[row["user_id"]] = calls.get(row["user_id"], 0) + 1
+        if row["cost_usd"] is not None:
+            spend[row["user_id"]] = spend.get(row["user_id"], 0.0) + row["cost_usd"]
+    top_users = sorted(spend, key=spend.__getitem__, reverse=True)[:10]
+    users = table(at, "user", "cost_usd")
+    assert list(users["user"]) == top_users
+    assert list(users["cost_usd"]) == [fmt.usd_cell(spend[u]) for u in top_users]
+    assert list(users["calls"]) == [f"{calls[u]:,}" for u in top_users]
+    assert {urlsplit(link).path for link in users.attrs["links"]} == {"calls"}
+    assert [parse_qs(urlsplit(link).query) for link in users.attrs["links"]] == [
+        {**{k: [v] for k, v in WINDOW.items()}, "user": [u]} for u in top_users
+    ]
     # the unpriced models' table is in a tab, asked for and drawn only when chosen
     assert not [f for f in all_tables(at) if "unpriced_calls" in f.columns]
     at.session_state["section"] = "Unpriced calls"

@@ -162,7 +162,6 @@ BUILDERS = {
     ),
     "one line": lambda: charts.series(ONE, "calls", "calls", "Calls"),
     "lines": lambda: charts.lines(ONE, ["calls", "cost_usd"], "calls", "Calls", {"calls": "c"}),
-    "ranking": lambda: charts.ranking(FRAME.head(5), "model", "cost_usd", "USD", "Top"),
     "histogram": lambda: charts.histogram(pl.DataFrame({"lo": [1.0, 10.0], "hi": [10.0, 100.0], "calls": [3, 4]}), "D"),
     "small multiples": lambda: charts.small_multiples(
         FRAME, "model", {"calls": "calls"}, "calls", "Per model", kind="bar"

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from dashboard import charts, margins
-from dashboard.figure import Figure, Scatter, make_subplots
+from dashboard.figure import Bar, Figure, Scatter, make_subplots
 
 
 @pytest.mark.parametrize(
@@ -68,8 +68,10 @@ def test_a_time_chart_gets_room_for_its_labels_and_never_less_than_its_own() -> 
 
 
 def test_category_labels_set_the_left_margin_and_subplots_keep_their_own() -> None:
-    frame = pl.DataFrame({"who": ["x", "a-much-longer-user-name"], "v": [1.0, 2.0]})
-    ranked = margins.start_margin(charts.ranking(frame, "who", "v", "USD", "t"))
+    bars = Figure(Bar(x=[1.0, 2.0], y=["x", "a-much-longer-user-name"], orientation="h"))
+    bars.update_layout(xaxis_title="Spend (USD)")
+    bars.update_yaxes(type="category")
+    ranked = margins.start_margin(bars)
     assert ranked["l"] == pytest.approx(margins.text_px("a-much-longer-user-name") + margins.PAD + margins.SLACK, abs=1)
     assert ranked["b"] == margins.X_TITLE  # one line of amounts and the axis title
     grid = make_subplots(rows=1, cols=2)
