@@ -48,15 +48,19 @@ def render(
     max_height: int | None = None,
     links: Sequence[str] | None = None,
     link_label: str = "Call",
+    link_column: str | None = None,
 ) -> str:
     """`frame` (cells already readable, see dashboard/tables.py) as an HTML table. `column_config`: what
     st.dataframe takes (a label, or a st.column_config.* with label, help, width and a number format); `numeric`:
-    columns that hold numbers, though formatted as text (right-aligned); `links`: one address per row, shown as a
-    first column named `link_label`."""
+    columns that hold numbers, though formatted as text (right-aligned); `links`: one address per row, opened from
+    the text of the row's `link_column` cell, else from an "open" in a first column named `link_label`."""
     config = dict(column_config or {})
     columns = frame.columns
     right = set(numeric) | {c for c, t in frame.schema.items() if t.is_numeric()}
-    head = [f'<th scope="col">{html.escape(link_label)}</th>'] if links is not None else []
+    if link_column is not None and link_column not in columns:
+        raise ValueError(f"link_column {link_column!r} is not a column of the table")
+    extra_column = links is not None and link_column is None
+    head = [f'<th scope="col">{html.escape(link_label)}</th>'] if extra_column else []
     for name in columns:
         title, help_text = _label(name, config.get(name)), _help(config.get(name))
         attrs = f' data-col="{html.escape(name)}"'
@@ -68,14 +72,17 @@ def render(
     wide = {name for name in columns if _width(config.get(name)) == "large"}
     for i, row in enumerate(frame.iter_rows()):
         cells = []
-        if links is not None:
+        if extra_column:
             cells.append(f'<td><a href="{html.escape(links[i])}">open</a></td>')
         for name, value in zip(columns, row, strict=True):
             text = cell_text(value, formats[name])
             classes = " ".join(c for c in ("num" if name in right else "", "wide" if name in wide else "") if c)
             attrs = f' class="{classes}"' if classes else ""
             attrs += f' title="{html.escape(text)}"' if len(text) > LONG_TEXT else ""
-            cells.append(f"<td{attrs}>{html.escape(text)}</td>")
+            shown = html.escape(text)
+            if links is not None and name == link_column:
+                shown = f'<a href="{html.escape(links[i])}">{shown}</a>'
+            cells.append(f"<td{attrs}>{shown}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     if not body:
         span = len(head)

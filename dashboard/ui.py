@@ -235,15 +235,15 @@ def table(
     rows: int | None = None,
     max_rows: int = tables.MAX_ROWS_SHOWN,
     links: Sequence[str] | None = None,
-    link_label: str = "Call",
+    link_column: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """A table as people read it: missing values as a dash (never "None"), the `units` columns formatted by unit
     (dashboard/tables.py), tall enough for `rows` rows (default: all of them, up to a limit).
 
     A table only read is plain HTML (dashboard/static_table.py: no data grid to load, about 0.2 s of a new tab),
-    with `links` (one address per row) as its first column, named `link_label`; one people pick rows from
-    (`on_select`) is st.dataframe, and its selection is returned."""
+    with `links` (one address per row) opened from the row's `link_column` cell, else from a first column; one
+    people pick rows from (`on_select`) is st.dataframe, and its selection is returned."""
     shown = tables.readable(frame, units) if units else frame
     height = tables.height_for(frame.height if rows is None else rows, max_rows)
     if "on_select" not in kwargs:
@@ -255,7 +255,7 @@ def table(
                 numeric=numeric,
                 max_height=height,
                 links=links,
-                link_label=link_label,
+                link_column=link_column,
             )
         )
         return None

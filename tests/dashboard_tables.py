@@ -1,6 +1,6 @@
 """The dashboard's tables read back from an AppTest run, whatever draws them: st.dataframe (tables people pick rows
 from) or plain HTML (dashboard/static_table.py, tables only read). An HTML table comes back as a pandas DataFrame
-of the cell texts a person reads, by column name (its header's data-col); its row links are in `attrs["links"]`."""
+of the cell texts a person reads, by column name (its header's data-col); its rows' links are in `attrs["links"]`."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def parse(body: str) -> pd.DataFrame:
     width = len(parser.columns)
     rows = [r for r in parser.rows if r]
     frame = pd.DataFrame([[text for text, _ in r[-width:]] for r in rows], columns=parser.columns)
-    frame.attrs["links"] = [r[0][1] for r in rows if len(r) > width]  # the first column, when rows link
+    # a row's link: in a first column of its own, or on one of its cells
+    frame.attrs["links"] = [href for r in rows if (href := next((h for _, h in r if h), None))]
     return frame
 
 

@@ -63,7 +63,7 @@ def top_spenders(filters, top_user: pl.DataFrame, top_session: pl.DataFrame, top
                     "calls": st.column_config.NumberColumn("Calls", format="localized"),
                 },
                 links=links,
-                link_label="Calls",
+                link_column=who,
             )
 
 

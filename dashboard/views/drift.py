@@ -211,18 +211,23 @@ found = pending_anomalies.result()
 anomalies = found["anomalies"]
 st.caption(
     "Hours whose spend, calls, p95 latency, error rate or 429 share left their seasonal baseline (same hour of the "
-    "week, robust median and spread), per service and per model, in the last 7 days. Open a row's calls, or pick a "
-    "row below for its series."
+    "week, robust median and spread), per service and per model, in the last 7 days. An hour opens its calls; pick "
+    "a row below for its series."
 )
 if not anomalies:
     st.info("No anomalies in the last 7 days.")
 else:
+    shown = pl.DataFrame(anomalies, infer_schema_length=None).select(ANOMALY_COLUMNS)
     ui.table(
-        pl.DataFrame(anomalies, infer_schema_length=None).select(ANOMALY_COLUMNS),
+        shown.with_columns(pl.Series("hour", [_parse(a["hour"]).strftime("%Y-%m-%d %H:%M") for a in anomalies])),
         "anomaly_table",
-        column_config={"hour": "Hour (UTC)", "score": st.column_config.NumberColumn("Score", format="%.1f")},
+        column_config={
+            "hour": "Hour (UTC)",
+            **{c: c.capitalize() for c in ("scope", "service", "model", "metric", "value", "baseline", "calls")},
+            "score": st.column_config.NumberColumn("Score", format="%.1f"),
+        },
         links=[nav.link("calls", target, **params) for target, params in map(_calls_of, anomalies)],
-        link_label="Calls",
+        link_column="hour",
     )
     picked_row = st.selectbox(
         "Series of", range(len(anomalies)), format_func=lambda i: _anomaly_label(anomalies[i]), key="anomaly_pick"

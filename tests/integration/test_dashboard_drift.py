@@ -175,6 +175,9 @@ def test_recent_anomalies_and_their_calls(api: str, monkeypatch: pytest.MonkeyPa
     assert not page.exception
     shown = table(page, "baseline", "score")
     assert list(shown["score"]) == [f"{a['score']:.1f}" for a in anomalies]
+    assert list(shown["hour"]) == [
+        datetime.fromisoformat(a["hour"].replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M") for a in anomalies
+    ]
     # each row opens the calls of its hour, of its service or model
     assert len(shown.attrs["links"]) == len(anomalies)
     for address, anomaly in zip(shown.attrs["links"], anomalies, strict=True):

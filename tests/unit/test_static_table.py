@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import polars as pl
+import pytest
 import streamlit as st
 
 from dashboard import fmt, static_table, tables
@@ -67,6 +68,13 @@ def test_rows_link_to_their_pages_and_an_empty_table_says_so() -> None:
     links = ["call?trace=ab&span=01", "call?trace=cd&span=02"]
     table = parse(static_table.render(frame, links=links))
     assert table.attrs["links"] == links and table["trace_id"].tolist() == ["ab", "cd"]
+    assert '<th scope="col">Call</th>' in static_table.render(frame, links=links)
+    # or from a cell's own text: no column is added
+    on_cell = static_table.render(frame, links=links, link_column="trace_id")
+    assert '<td><a href="call?trace=cd&amp;span=02">cd</a></td>' in on_cell and ">open<" not in on_cell
+    assert parse(on_cell).attrs["links"] == links and parse(on_cell).columns.tolist() == ["trace_id", "duration_ms"]
+    with pytest.raises(ValueError, match="not a column"):
+        static_table.render(frame, links=links, link_column="span_id")
     empty = static_table.render(frame.head(0))
     assert "No rows." in empty and parse(empty).empty
 
