@@ -222,6 +222,14 @@ def fine_bucket(filters: ViewFilters) -> str:
     return "auto"
 
 
+def stacked_bucket(filters: ViewFilters) -> str:
+    """Buckets for bars stacked by group (spend by model): hours from half a day to two days (where the server's
+    choice would be 15 minutes), so a day is 24 bars, each an hour as the anomaly job's marks are. Eight groups of
+    96 quarter-hour bars were ~770 shapes for the browser to draw in every new tab (~0.05 s)."""
+    start, end = filters.window()
+    return "hour" if 12 <= (end - start).total_seconds() / 3600 <= 48 else "auto"
+
+
 def _hour(row: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(str(row["hour"]).replace("Z", "+00:00"))
 

@@ -136,7 +136,7 @@ loaded = ui.load(
     filters,
     lambda: data.compare(filters, [k.metric for k in KPIS]),
     lambda: month_to_date(filters),
-    lambda: data.stats(filters, ("cost_usd",), group_by=(dim,), bucket="auto", top_groups=8),
+    lambda: data.stats(filters, ("cost_usd",), group_by=(dim,), bucket=ui.stacked_bucket(filters), top_groups=8),
     lambda: data.stats(filters, PER_GROUP, group_by=(dim,), order_by="cost_usd", limit=20),
     lambda: data.stats(
         filters,

@@ -170,6 +170,18 @@ def test_cost_page_numbers_and_unpriced_models(api: str, store: tuple[str, list[
     at.run()
     unpriced = table(at, "unpriced_calls")
     assert list(unpriced["model"]) == ["acme-large"]
+    # Spend per hour, stacked by model: each hour's bars add up to that hour's spend
+    hourly: dict[datetime, float] = {}
+    for row in in_window(store[1]):
+        if row["cost_usd"] is not None:
+            hour = row["start_time"].astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            hourly[hour] = hourly.get(hour, 0.0) + row["cost_usd"]
+    drawn: dict[datetime, float] = {}
+    for trace in figures(at)[0]["data"]:
+        for x, y in zip(trace["x"], trace["y"], strict=True):
+            drawn[datetime.fromisoformat(x)] = drawn.get(datetime.fromisoformat(x), 0.0) + (y or 0.0)
+    assert sorted(drawn) == sorted(hourly) and len(drawn) == 24
+    assert [drawn[h] for h in sorted(hourly)] == pytest.approx([hourly[h] for h in sorted(hourly)])
     # A breakdown by provider: the spend chart has one series per provider that has a price.
     at.segmented_control(key="cost_by").set_value("provider").run()
     figure = figures(at)[0]
