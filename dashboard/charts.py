@@ -336,18 +336,6 @@ def small_multiples(
     return fig
 
 
-def tokens_per_call(frame: pl.DataFrame, title: str) -> Figure:
-    """Mean input and output tokens per call over time: a longer prompt (a release adding context) or longer
-    answers show here before they show in spend."""
-    return lines(
-        frame,
-        ("input_tokens_per_call", "output_tokens_per_call"),
-        "tokens",
-        title,
-        {"input_tokens_per_call": "input", "output_tokens_per_call": "output"},
-    )
-
-
 def has_data(fig: Figure) -> bool:
     """True when some trace has a value to draw."""
     for trace in fig.data:

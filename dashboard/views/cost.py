@@ -146,12 +146,11 @@ loaded = ui.load(
         top_groups=PANELS,
         top_by="cost_usd",
     ),
-    lambda: data.stats(filters, ("input_tokens_per_call", "output_tokens_per_call"), bucket="auto"),
     lambda: data.anomalies(filters),
     *SECTIONS[section].loaders(filters),
 )
 if loaded is not None:
-    kpis, mtd, series, per, per_service, tokens, marks, *section_data = loaded
+    kpis, mtd, series, per, per_service, marks, *section_data = loaded
     row = kpis.row(0, named=True)
     # the four tiles and the month so far in one row (a fifth tile alone on a line reads as a different thing)
     tiles = st.columns(len(KPIS) + 1)
@@ -227,22 +226,18 @@ if loaded is not None:
         "cost_per_call_by_service",
         filters=filters,
     )
-    left, right = st.columns([1, 2])
-    with left:
-        ui.chart(charts.tokens_per_call(tokens, "Tokens per call (all calls)"), "tokens_per_call", filters=filters)
-    with right:
-        ui.chart(
-            charts.small_multiples(
-                per_service,
-                "service",
-                {"input_tokens_per_call": "input", "output_tokens_per_call": "output"},
-                "tokens",
-                "Tokens per call by service (input and output)",
-                order=services,
-            ),
-            "tokens_per_call_by_service",
-            filters=filters,
-        )
+    ui.chart(
+        charts.small_multiples(
+            per_service,
+            "service",
+            {"input_tokens_per_call": "input", "output_tokens_per_call": "output"},
+            "tokens",
+            "Tokens per call by service (input and output)",
+            order=services,
+        ),
+        "tokens_per_call_by_service",
+        filters=filters,
+    )
 
     st.subheader("Top spenders, unpriced calls, other models")
     share = row.get("unpriced_call_share")

@@ -172,7 +172,6 @@ BUILDERS = {
     "small multiples, stacked steps": lambda: charts.small_multiples(
         FRAME, "model", {"calls": "a", "cost_usd": "b"}, "calls", "Steps", kind="steps"
     ),
-    "tokens per call": lambda: charts.tokens_per_call(ONE, "Tokens per call"),
     "empty, with a message": lambda: charts.with_message(charts.series(FRAME.head(0), "calls", "calls", "E"), "None"),
     "anomaly marks": lambda: charts.mark_anomalies(charts.series(FRAME, "calls", "calls", "x"), ANOMALIES, ZONE),
     "one time axis": lambda: charts.time_axis(
