@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboard import data, drift_charts, fmt, nav, sidebar, ui
 from dashboard.drift_charts import METRIC_LABELS
-from dashboard.filters import iso
+from dashboard.filters import ViewFilters, iso
 
 LATEST = "Latest run of the drift job"
 ANOMALY_COLUMNS = ("hour", "scope", "service", "model", "metric", "value", "baseline", "score", "calls")
@@ -68,13 +68,16 @@ def _series_params(focus: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _hour_text(anomaly: dict[str, Any]) -> str:
+    return _parse(anomaly["hour"]).strftime("%Y-%m-%d %H:%M")
+
+
 def _anomaly_label(anomaly: dict[str, Any]) -> str:
     name = anomaly["service"] if anomaly["scope"] == "service" else anomaly["model"]
-    hour = _parse(anomaly["hour"]).strftime("%Y-%m-%d %H:%M")
-    return f"{hour} UTC · {anomaly['scope']} {name} · {anomaly['metric']} (score {anomaly['score']:.1f})"
+    return f"{_hour_text(anomaly)} UTC · {anomaly['scope']} {name} · {anomaly['metric']} (score {anomaly['score']:.1f})"
 
 
-def _calls_of(anomaly: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+def _calls_of(anomaly: dict[str, Any]) -> tuple[ViewFilters, dict[str, str]]:
     """The filters (the anomaly's hour, its service) and Calls page parameters (its model) of an anomaly's calls."""
     link = anomaly["calls_filter"]
     target = filters.with_window(_parse(link["from"]), _parse(link["to"]))
@@ -217,9 +220,10 @@ st.caption(
 if not anomalies:
     st.info("No anomalies in the last 7 days.")
 else:
-    shown = pl.DataFrame(anomalies, infer_schema_length=None).select(ANOMALY_COLUMNS)
     ui.table(
-        shown.with_columns(pl.Series("hour", [_parse(a["hour"]).strftime("%Y-%m-%d %H:%M") for a in anomalies])),
+        pl.DataFrame(anomalies, infer_schema_length=None)
+        .select(ANOMALY_COLUMNS)
+        .with_columns(pl.Series("hour", [_hour_text(a) for a in anomalies])),
         "anomaly_table",
         column_config={
             "hour": "Hour (UTC)",
