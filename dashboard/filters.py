@@ -9,10 +9,12 @@ for the next run, because Streamlit forbids changing a widget's value after the 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PRESETS: dict[str, str] = {
@@ -112,6 +114,11 @@ class ViewFilters:
             return start, end
         end = now or datetime.now(UTC)
         return end - duration(self.range), end
+
+    def scope(self) -> str:
+        """A short name of this view (its range as chosen, not as instants: "last 24 hours" stays one view as the
+        clock moves), for state that belongs to one view, such as a window picked on a chart."""
+        return hashlib.sha1(urlencode(sorted(self.to_query().items()), doseq=True).encode()).hexdigest()[:12]
 
     def with_window(self, start: datetime, end: datetime) -> ViewFilters:
         return replace(self, range="custom", start=iso(start), end=iso(end))

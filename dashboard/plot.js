@@ -34,11 +34,14 @@ export default function (component) {
     div.callscopeRedrawing = true;
     const margin = figure.layout.margin || {};
     const layout = data.key ? { ...figure.layout, margin: window.callscopeMargins.seed(data.key, margin) } : figure.layout;
-    // The box a person drew (plotly keeps it in the drawn layout's "selections") is carried into the new drawing.
-    // Without it, a redraw with a new axis range (the time axis follows the clock in whole minutes) drops the box
-    // and plotly reports a deselect after the drawing is over, so the app would forget the window just picked.
+    // The box a person drew (plotly keeps it in the drawn layout's "selections") is carried into the new drawing
+    // of the same view (scope). Without it, a redraw with a new axis range (the time axis follows the clock in
+    // whole minutes) drops the box and plotly reports a deselect after the drawing is over, so the app would
+    // forget the window just picked. Under other filters the box is dropped, as the app drops the window.
     const drawn = div.layout && div.layout.selections;
-    if (data.select && drawn && drawn.length && !layout.selections) layout.selections = drawn;
+    const sameView = div.callscopeScope === (data.scope || "");
+    if (data.select && sameView && drawn && drawn.length && !layout.selections) layout.selections = drawn;
+    div.callscopeScope = data.scope || "";
     Plotly.react(div, figure.data, layout, data.config).then(() => {
       div.callscopeRedrawing = false;
       if (data.key) window.callscopeMargins.remember(data.key, margin, div._fullLayout);

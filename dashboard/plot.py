@@ -34,9 +34,14 @@ _component = st.components.v2.component(
 )
 
 
-def draw(fig: Figure, key: str, *, select: str | tuple[str, ...] | None = None) -> dict[str, Any] | None:
+def draw(
+    fig: Figure, key: str, *, select: str | tuple[str, ...] | None = None, scope: str = ""
+) -> dict[str, Any] | None:
     """Draw `fig` (its layout gets the dashboard's look); with `select` ("points", "box" or both), return the
-    current selection as st.plotly_chart would."""
+    current selection as st.plotly_chart would.
+
+    A selection belongs to the view it was made in: under another `scope` (e.g. other filters) the chart starts
+    without one, while the same scope keeps it through reruns and redraws (plot.js keeps the drawn box)."""
     modes = (select,) if isinstance(select, str) else tuple(select or ())
     st.session_state[_DRAWN] = st.session_state.get(_DRAWN, 0) + 1
     if "box" in modes:
@@ -44,13 +49,14 @@ def draw(fig: Figure, key: str, *, select: str | tuple[str, ...] | None = None) 
     elif modes:
         fig.update_layout(clickmode="event")
     result = _component(
-        key=key,
+        key=f"{key}_{scope}" if scope else key,
         data={
             "figure": figure_json(fig),
             "config": CONFIG,
             "select": bool(modes),
             "src": _src(),
             "key": key,  # the chart's margins are remembered by it (plotly_loader.js callscopeMargins)
+            "scope": scope,  # a box drawn in another scope is not carried over (plot.js)
         },
         default={"selection": None},
         on_selection_change=lambda: None,

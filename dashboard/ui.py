@@ -208,7 +208,8 @@ def chart(
         start, end = start.replace(second=0, microsecond=0), end.replace(second=0, microsecond=0) + timedelta(minutes=1)
         charts.time_axis(fig, start, end, zone)
         charts.mark_anomalies(fig, [a for a in anomalies if start <= _hour(a) < end], zone)
-    return plot.draw(fig, key, select=select)
+    scope = filters.scope() if select and filters is not None else ""
+    return plot.draw(fig, key, select=select, scope=scope)
 
 
 def fine_bucket(filters: ViewFilters) -> str:

@@ -31,7 +31,7 @@ TITLES = {"overview": "Overview", "cost": "Cost", "latency": "Latency", "errors"
 
 require_chromium()
 
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -192,6 +192,19 @@ def test_box_selection_on_latency_shows_what_changed(stack: UpProcess, page: Pag
     after = page.locator("[data-testid='stCaptionContainer']", has_text="against the same length of time")
     assert after.inner_text() == caption
     assert page.evaluate("() => document.querySelector('.callscope-plot').layout.selections.length") == 1
+
+    # Other filters are another view: the window picked in the last one is dropped, box and all.
+    page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']", has_text="Time range").locator(
+        "input"
+    ).click()
+    page.keyboard.type("Last 7 days")
+    page.locator("[role='option']", has_text="Last 7 days").wait_for()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/latency?range=7d")
+    expect(heading).to_have_count(0, timeout=15_000)  # (the URL changes as the new run starts)
+    wait_rendered(page)
+    assert page.locator(EXCEPTION_BOX).count() == 0
+    assert page.evaluate("() => (document.querySelector('.callscope-plot').layout.selections || []).length") == 0
 
 
 def test_alerts_page_with_a_firing_rule_its_timeline_and_a_preview(stack: UpProcess, page: Page) -> None:

@@ -30,6 +30,24 @@ def test_filters_round_trip_through_the_url() -> None:
     assert ViewFilters.from_query({"range": ["7d"]}).api_params()[0] == ("last", "7d")
 
 
+def test_a_view_is_one_scope_as_the_clock_moves_and_another_with_other_filters() -> None:
+    """A window picked on a chart is kept while the view stays (its scope) and dropped when the filters change."""
+    day = ViewFilters()
+    assert day.scope() == ViewFilters.from_query({}).scope() == ViewFilters.from_query({"range": ["24h"]}).scope()
+    others = [
+        ViewFilters(range="7d"),
+        ViewFilters(tz="Europe/Paris"),
+        ViewFilters(dims={"model": ("a",)}),
+        ViewFilters(dims={"model": ("a", "b")}),
+        ViewFilters(q="timeout"),
+        ViewFilters("custom", "2026-06-02T00:00:00Z", None),
+        ViewFilters("custom", "2026-06-02T00:00:00Z", "2026-06-03T00:00:00Z"),
+    ]
+    scopes = {day.scope(), *(view.scope() for view in others)}
+    assert len(scopes) == len(others) + 1
+    assert all(scope.isalnum() for scope in scopes)  # it goes into a widget key
+
+
 def test_a_chart_selection_becomes_a_time_window() -> None:
     hours = [datetime(2026, 6, 2, h, tzinfo=UTC) for h in range(5)]
     clicked = {"selection": {"points": [{"x": "2026-06-02 03:00", "y": 12}], "box": []}}
