@@ -2,6 +2,8 @@
 // st.plotly_chart loads in every new tab), and reports clicks and box selections back as the "selection" state.
 // dashboard/plot.py puts plotly_loader.js (window.callscopeLoadPlotly, window.callscopeDrawSoon) in front of this
 // module.
+const DOUBLE_CLICK_MS = 350; // plotly counts two clicks within 300 ms as a double-click
+
 function pointsOf(event) {
   return (event && event.points ? event.points : []).map((p) => ({
     x: p.x,
@@ -61,14 +63,28 @@ export default function (component) {
       if (!data.select || div.callscopeBound) return;
       div.callscopeBound = true;
       const report = (selection) => div.callscopeReport("selection", selection);
-      div.on("plotly_click", (e) => report({ points: pointsOf(e), box: [] }));
+      // On a chart that also picks boxes, a double-click clears the selection (plotly's deselect), and its two
+      // clicks must not pick a point: there a click counts once no second click has followed it.
+      const boxes = figure.layout.dragmode === "select";
+      let pendingClick = null;
+      let deselectedAt = 0;
+      div.on("plotly_click", (e) => {
+        const picked = { points: pointsOf(e), box: [] };
+        if (!boxes) return report(picked);
+        if (Date.now() - deselectedAt < DOUBLE_CLICK_MS) return;
+        clearTimeout(pendingClick);
+        pendingClick = setTimeout(() => report(picked), DOUBLE_CLICK_MS);
+      });
       div.on("plotly_selected", (e) => {
         if (!e) return;
         const box = e.range && e.range.x ? [{ x: e.range.x, y: e.range.y }] : [];
         report({ points: pointsOf(e), box });
       });
       div.on("plotly_deselect", () => {
-        if (!div.callscopeRedrawing) report(null);
+        if (div.callscopeRedrawing) return;
+        clearTimeout(pendingClick);
+        deselectedAt = Date.now();
+        report(null);
       });
     });
   }));

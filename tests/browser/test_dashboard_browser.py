@@ -144,6 +144,26 @@ def test_drill_down_chart_to_calls_to_call_to_trace(stack: UpProcess, page: Page
     shot(page, "drill_3_trace")
 
 
+def chart_surface(page: Page) -> dict[str, float]:
+    """Where the page's first chart takes the mouse (its drag surface), scrolled into view."""
+    surface = page.locator(f"{CHART} .nsewdrag").first
+    surface.scroll_into_view_if_needed()
+    box = surface.bounding_box()
+    assert box is not None
+    return box
+
+
+def drag_across(page: Page) -> None:
+    """Drag across the middle of the page's first chart, from 55% to 80% of its width."""
+    box = chart_surface(page)
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.55, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=8)
+    page.mouse.move(box["x"] + box["width"] * 0.8, y, steps=8)
+    page.mouse.up()
+
+
 def test_box_selection_on_latency_shows_what_changed(stack: UpProcess, page: Page) -> None:
     """Dragging across the percentile chart picks a window; the page compares it with the window before it."""
     page.goto(f"{stack.dashboard_url}/latency")
@@ -152,15 +172,7 @@ def test_box_selection_on_latency_shows_what_changed(stack: UpProcess, page: Pag
     # A drag made while the page re-runs (its time axis follows the clock in whole minutes, so a run can redraw
     # the chart under the mouse) is lost with the redraw, as it would be for a person: drag again, at most 3 times.
     for _ in range(3):
-        plot = page.locator(f"{CHART} .nsewdrag").first  # the chart's drag surface
-        box = plot.bounding_box()
-        assert box is not None
-        y = box["y"] + box["height"] / 2
-        page.mouse.move(box["x"] + box["width"] * 0.55, y)
-        page.mouse.down()
-        page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=8)
-        page.mouse.move(box["x"] + box["width"] * 0.8, y, steps=8)
-        page.mouse.up()
+        drag_across(page)
         try:
             heading.wait_for(timeout=15_000)
             break
@@ -192,6 +204,18 @@ def test_box_selection_on_latency_shows_what_changed(stack: UpProcess, page: Pag
     after = page.locator("[data-testid='stCaptionContainer']", has_text="against the same length of time")
     assert after.inner_text() == caption
     assert page.evaluate("() => document.querySelector('.callscope-plot').layout.selections.length") == 1
+
+    # A double-click clears the window and the box (its two clicks pick no bucket).
+    plot = chart_surface(page)  # (choosing the metric scrolled the page down to its picker)
+    page.mouse.dblclick(plot["x"] + plot["width"] * 0.3, plot["y"] + plot["height"] / 2)
+    expect(heading).to_have_count(0, timeout=15_000)
+    wait_rendered(page)
+    page.wait_for_timeout(1_000)  # (a click counted late would come back by now)
+    wait_rendered(page)
+    assert heading.count() == 0
+    assert page.evaluate("() => (document.querySelector('.callscope-plot').layout.selections || []).length") == 0
+    drag_across(page)
+    heading.wait_for(timeout=15_000)
 
     # Other filters are another view: the window picked in the last one is dropped, box and all.
     page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']", has_text="Time range").locator(
