@@ -77,6 +77,7 @@ export default function (component) {
       });
       div.on("plotly_selected", (e) => {
         if (!e) return;
+        clearTimeout(pendingClick); // a box drawn right after a click is what was meant
         const box = e.range && e.range.x ? [{ x: e.range.x, y: e.range.y }] : [];
         report({ points: pointsOf(e), box });
       });
