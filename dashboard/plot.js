@@ -40,10 +40,12 @@ export default function (component) {
     // of the same view (scope). Without it, a redraw with a new axis range (the time axis follows the clock in
     // whole minutes) drops the box and plotly reports a deselect after the drawing is over, so the app would
     // forget the window just picked. Under other filters the box is dropped, as the app drops the window.
+    const scope = data.scope || "";
     const drawn = div.layout && div.layout.selections;
-    const sameView = div.callscopeScope === (data.scope || "");
-    if (data.select && sameView && drawn && drawn.length && !layout.selections) layout.selections = drawn;
-    div.callscopeScope = data.scope || "";
+    if (data.select && div.callscopeScope === scope && drawn && drawn.length && !layout.selections) {
+      layout.selections = drawn;
+    }
+    div.callscopeScope = scope;
     Plotly.react(div, figure.data, layout, data.config).then(() => {
       div.callscopeRedrawing = false;
       if (data.key) window.callscopeMargins.remember(data.key, margin, div._fullLayout);

@@ -164,6 +164,19 @@ def drag_across(page: Page) -> None:
     page.mouse.up()
 
 
+def boxes_drawn(page: Page) -> int:
+    """The selection boxes drawn on the page's first chart (plotly keeps them in its layout)."""
+    return page.evaluate("() => (document.querySelector('.callscope-plot').layout.selections || []).length")
+
+
+def choose(page: Page, widget: str, label: str, option: str) -> None:
+    """Choose `option` in the select box labelled `label` (a combobox: it filters its options as one types)."""
+    page.locator(widget, has_text=label).locator("input").click()
+    page.keyboard.type(option)
+    page.locator("[role='option']", has_text=option).wait_for()
+    page.keyboard.press("Enter")
+
+
 def test_box_selection_on_latency_shows_what_changed(stack: UpProcess, page: Page) -> None:
     """Dragging across the percentile chart picks a window; the page compares it with the window before it."""
     page.goto(f"{stack.dashboard_url}/latency")
@@ -193,17 +206,14 @@ def test_box_selection_on_latency_shows_what_changed(stack: UpProcess, page: Pag
     # the box, and plotly's deselect made the app forget the window.
     minute = datetime.now(UTC).replace(second=0, microsecond=0)
     time.sleep(max(0.0, (minute + timedelta(minutes=1, seconds=1) - datetime.now(UTC)).total_seconds()))
-    page.locator("[data-testid='stSelectbox']", has_text="Attribute the change in").locator("input").click()
-    page.keyboard.type("error_rate")  # the combobox filters its options as one types
-    page.locator("[role='option']", has_text="error_rate").wait_for()
-    page.keyboard.press("Enter")
+    choose(page, "[data-testid='stSelectbox']", "Attribute the change in", "error_rate")
     page.locator("[data-testid='stMarkdownContainer'] strong", has_text="error_rate").wait_for(timeout=15_000)
     wait_rendered(page)
     assert page.locator(EXCEPTION_BOX).count() == 0
     assert heading.count() == 1
     after = page.locator("[data-testid='stCaptionContainer']", has_text="against the same length of time")
     assert after.inner_text() == caption
-    assert page.evaluate("() => document.querySelector('.callscope-plot').layout.selections.length") == 1
+    assert boxes_drawn(page) == 1
 
     # A double-click clears the window and the box (its two clicks pick no bucket).
     plot = chart_surface(page)  # (choosing the metric scrolled the page down to its picker)
@@ -213,22 +223,17 @@ def test_box_selection_on_latency_shows_what_changed(stack: UpProcess, page: Pag
     page.wait_for_timeout(1_000)  # (a click counted late would come back by now)
     wait_rendered(page)
     assert heading.count() == 0
-    assert page.evaluate("() => (document.querySelector('.callscope-plot').layout.selections || []).length") == 0
+    assert boxes_drawn(page) == 0
     drag_across(page)
     heading.wait_for(timeout=15_000)
 
     # Other filters are another view: the window picked in the last one is dropped, box and all.
-    page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']", has_text="Time range").locator(
-        "input"
-    ).click()
-    page.keyboard.type("Last 7 days")
-    page.locator("[role='option']", has_text="Last 7 days").wait_for()
-    page.keyboard.press("Enter")
+    choose(page, "[data-testid='stSidebar'] [data-testid='stSelectbox']", "Time range", "Last 7 days")
     page.wait_for_url("**/latency?range=7d")
     expect(heading).to_have_count(0, timeout=15_000)  # (the URL changes as the new run starts)
     wait_rendered(page)
     assert page.locator(EXCEPTION_BOX).count() == 0
-    assert page.evaluate("() => (document.querySelector('.callscope-plot').layout.selections || []).length") == 0
+    assert boxes_drawn(page) == 0
 
 
 def test_alerts_page_with_a_firing_rule_its_timeline_and_a_preview(stack: UpProcess, page: Page) -> None:
